@@ -1,0 +1,43 @@
+import type { TObject } from '@sinclair/typebox';
+import { EdgeAppSchema } from './edge-app.js';
+import { EdgeNodeSchema } from './edge-node.js';
+import { InstanceSchema } from './instance.js';
+import { NodeUnitSchema } from './node-unit.js';
+
+export type KindName = 'NodeUnit' | 'EdgeNode' | 'EdgeApp' | 'Instance';
+
+export interface KindInfo {
+  kind: KindName;
+  /** The path segment in `/apis/outpost.dev/v1alpha1/{plural}`. */
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  schema: TObject;
+  /** Whether operators may create and update objects of this kind through the API. */
+  operatorWritable: boolean;
+  /** Whether operators may delete objects of this kind. */
+  operatorDeletable: boolean;
+}
+
+export const KINDS: readonly KindInfo[] = [
+  { kind: 'NodeUnit', plural: 'nodeunits', singular: 'nodeunit', shortNames: ['units', 'unit', 'nu'], schema: NodeUnitSchema, operatorWritable: true, operatorDeletable: true },
+  { kind: 'EdgeNode', plural: 'edgenodes', singular: 'edgenode', shortNames: ['nodes', 'node', 'no'], schema: EdgeNodeSchema, operatorWritable: false, operatorDeletable: true },
+  { kind: 'EdgeApp', plural: 'edgeapps', singular: 'edgeapp', shortNames: ['apps', 'app', 'ea'], schema: EdgeAppSchema, operatorWritable: true, operatorDeletable: true },
+  { kind: 'Instance', plural: 'instances', singular: 'instance', shortNames: ['inst', 'instances'], schema: InstanceSchema, operatorWritable: false, operatorDeletable: false },
+];
+
+export function kindInfo(kind: KindName): KindInfo {
+  const info = KINDS.find((k) => k.kind === kind);
+  if (!info) throw new Error(`unregistered kind ${kind}`);
+  return info;
+}
+
+/** Resolves a kind from a user's word: `EdgeApp`, `edgeapps`, `edgeapp`, `apps`, `app`, `ea`. */
+export function resolveKind(word: string): KindInfo | undefined {
+  const w = word.toLowerCase();
+  return KINDS.find((k) => k.kind.toLowerCase() === w || k.plural === w || k.singular === w || k.shortNames.includes(w));
+}
+
+export function isKindName(value: unknown): value is KindName {
+  return typeof value === 'string' && KINDS.some((k) => k.kind === value);
+}

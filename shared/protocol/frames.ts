@@ -1,0 +1,169 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { InstanceStatusSchema } from '../api/instance.js';
+import { NameSchema, type AnyObject } from '../api/meta.js';
+import { OutpostError } from '../errors.js';
+
+/**
+ * The agent <-> hub wire protocol: JSON text frames over one WebSocket per agent, dialled by the
+ * agent to `/agent/v1/connect` with `Authorization: Bearer <node-credential>`.
+ *
+ * Sync: after `hello{appliedRevision}` the hub sends one `sync` with `replace: true` whose `keys`
+ * list the node's whole desired set and whose `objects` hold those changed after appliedRevision;
+ * then a `sync` per change. The agent commits each sync in one transaction, then sends `ack`.
+ * Outbox: the agent sends `report` batches; the hub stores them, then answers `reported{ackSeq}`.
+ */
+export const PROTOCOL_VERSION = 1;
+export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+export const MAX_REPORT_ITEMS = 500;
+
+const Key = Type.Object({ kind: Type.String({ maxLength: 64 }), name: Type.String({ maxLength: 253 }) }, { additionalProperties: false });
+export type ObjectKey = Static<typeof Key>;
+
+// ---- agent -> hub
+
+export const HelloFrame = Type.Object(
+  {
+    type: Type.Literal('hello'),
+    protocol: Type.Integer({ minimum: 1 }),
+    appliedRevision: Type.Integer({ minimum: 0 }),
+    agentVersion: Type.String({ maxLength: 64 }),
+    hostname: Type.Optional(Type.String({ maxLength: 253 })),
+    capacity: Type.Optional(Type.Object({ cpus: Type.Integer({ minimum: 0 }), memoryBytes: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+
+export const AckFrame = Type.Object({ type: Type.Literal('ack'), revision: Type.Integer({ minimum: 0 }) }, { additionalProperties: false });
+
+export const InstanceStatusItem = Type.Object(
+  { seq: Type.Integer({ minimum: 1 }), kind: Type.Literal('instance-status'), body: Type.Object({ name: NameSchema, status: InstanceStatusSchema }, { additionalProperties: false }) },
+  { additionalProperties: false },
+);
+export const NodeStatusItem = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1 }),
+    kind: Type.Literal('node-status'),
+    body: Type.Object(
+      {
+        outboxDepth: Type.Optional(Type.Integer({ minimum: 0 })),
+        instances: Type.Optional(Type.Record(Type.String({ maxLength: 32 }), Type.Integer({ minimum: 0 }))),
+        node: Type.Optional(Type.String({ maxLength: 253 })),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export const EventItem = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1 }),
+    kind: Type.Literal('event'),
+    body: Type.Object(
+      {
+        type: Type.Union([Type.Literal('Normal'), Type.Literal('Warning')]),
+        reason: Type.String({ maxLength: 128 }),
+        message: Type.String({ maxLength: 4096 }),
+        object: Key,
+        time: Type.String({ maxLength: 64 }),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export const ReportItem = Type.Union([InstanceStatusItem, NodeStatusItem, EventItem]);
+export type ReportItem = Static<typeof ReportItem>;
+export type InstanceStatusReport = Static<typeof InstanceStatusItem>;
+export type NodeStatusReport = Static<typeof NodeStatusItem>;
+export type EventReport = Static<typeof EventItem>;
+
+export const ReportFrame = Type.Object(
+  { type: Type.Literal('report'), items: Type.Array(ReportItem, { minItems: 1, maxItems: MAX_REPORT_ITEMS }) },
+  { additionalProperties: false },
+);
+
+export const AgentFrame = Type.Union([HelloFrame, AckFrame, ReportFrame]);
+export type AgentFrame = Static<typeof AgentFrame>;
+export type HelloFrame = Static<typeof HelloFrame>;
+export type ReportFrame = Static<typeof ReportFrame>;
+
+// ---- hub -> agent
+
+export interface WelcomeFrame {
+  type: 'welcome';
+  node: string;
+  unit: string;
+  /** The hub's store revision when the session started. */
+  revision: number;
+}
+
+export interface SyncFrame {
+  type: 'sync';
+  /** The store revision this batch brings the agent to. */
+  revision: number;
+  /** Objects to upsert (full objects, status included). */
+  objects: AnyObject[];
+  /** Objects to delete. */
+  deletes: ObjectKey[];
+  /** When set, the complete desired set after this batch: everything cached and not listed is deleted. */
+  keys?: ObjectKey[];
+}
+
+export interface ReportedFrame {
+  type: 'reported';
+  /** Every outbox row the agent sent with seq <= ackSeq is stored (or rejected, below). */
+  ackSeq: number;
+  rejected: { seq: number; code: string; message: string }[];
+}
+
+export interface ErrorFrame {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+export type HubFrame = WelcomeFrame | SyncFrame | ReportedFrame | ErrorFrame;
+
+/** WebSocket close codes the hub and agent use (4000-4999 are application codes). */
+export const CloseCodes = {
+  PROTOCOL_ERROR: 4400,
+  UNAUTHORIZED: 4401,
+  FORBIDDEN: 4403,
+  REPLACED: 4409,
+  DEADLINE: 4408,
+  SHUTDOWN: 4503,
+} as const;
+
+const agentFrameCheck = TypeCompiler.Compile(AgentFrame);
+
+/** Parses and validates one frame from an agent. Throws PROTOCOL naming what is wrong. */
+export function parseAgentFrame(data: string): AgentFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    throw new OutpostError('PROTOCOL', 'frame is not JSON');
+  }
+  if (!agentFrameCheck.Check(value)) {
+    const type = (value as { type?: unknown } | null)?.type;
+    const first = agentFrameCheck.Errors(value).First();
+    throw new OutpostError('PROTOCOL', `invalid ${typeof type === 'string' ? `"${type.slice(0, 32)}" ` : ''}frame${first ? ` at ${first.path || '/'}: ${first.message}` : ''}`);
+  }
+  return value;
+}
+
+/** Parses a frame from the hub. The agent trusts the hub (pinned) but still refuses garbage. */
+export function parseHubFrame(data: string): HubFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    throw new OutpostError('PROTOCOL', 'hub frame is not JSON');
+  }
+  const type = (value as { type?: unknown } | null)?.type;
+  if (type !== 'welcome' && type !== 'sync' && type !== 'reported' && type !== 'error') {
+    throw new OutpostError('PROTOCOL', `unknown hub frame type ${JSON.stringify(type)}`);
+  }
+  return value as HubFrame;
+}
