@@ -8,9 +8,11 @@ import { OutpostError } from '../errors.js';
  * The agent <-> hub wire protocol: JSON text frames over one WebSocket per agent, dialled by the
  * agent to `/agent/v1/connect` with `Authorization: Bearer <node-credential>`.
  *
- * Sync: after `hello{appliedRevision}` the hub sends one `sync` with `replace: true` whose `keys`
- * list the node's whole desired set and whose `objects` hold those changed after appliedRevision;
- * then a `sync` per change. The agent commits each sync in one transaction, then sends `ack`.
+ * Sync: `hello` lists what the agent's cache holds (kind, name, resourceVersion). The hub answers
+ * with one `sync` whose `keys` list the node's whole desired set, whose `objects` hold the ones the
+ * agent lacks or holds at another resourceVersion, and whose `deletes` name what it must drop;
+ * then one `sync` per relevant change. This digest resync is exact whatever happened meanwhile
+ * (history compacted, hub restored from backup, objects moving in or out of the node's scope). The agent commits each sync in one transaction, then sends `ack`.
  * Outbox: the agent sends `report` batches; the hub stores them, then answers `reported{ackSeq}`.
  */
 export const PROTOCOL_VERSION = 1;
@@ -19,6 +21,11 @@ export const MAX_REPORT_ITEMS = 500;
 
 const Key = Type.Object({ kind: Type.String({ maxLength: 64 }), name: Type.String({ maxLength: 253 }) }, { additionalProperties: false });
 export type ObjectKey = Static<typeof Key>;
+const CachedKey = Type.Object(
+  { kind: Type.String({ maxLength: 64 }), name: Type.String({ maxLength: 253 }), resourceVersion: Type.String({ maxLength: 32 }) },
+  { additionalProperties: false },
+);
+export type CachedKey = Static<typeof CachedKey>;
 
 // ---- agent -> hub
 
@@ -30,6 +37,8 @@ export const HelloFrame = Type.Object(
     agentVersion: Type.String({ maxLength: 64 }),
     hostname: Type.Optional(Type.String({ maxLength: 253 })),
     capacity: Type.Optional(Type.Object({ cpus: Type.Integer({ minimum: 0 }), memoryBytes: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })),
+    /** What the agent's cache holds: the hub sends only objects whose resourceVersion differs. */
+    cached: Type.Array(CachedKey, { maxItems: 50_000 }),
   },
   { additionalProperties: false },
 );

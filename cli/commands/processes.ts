@@ -1,0 +1,73 @@
+import { resolve } from 'node:path';
+import { startAgent } from '../../edge-agent/agent.js';
+import { startHub } from '../../cloud-hub/hub.js';
+import { parseDuration } from '../../shared/duration.js';
+import { OutpostError } from '../../shared/errors.js';
+import { parseLabelPairs } from '../../shared/labels.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
+import { defaultHubDataDir } from '../config.js';
+
+/** `HOST:PORT`, `:PORT` or `PORT`; `[::1]:PORT` for IPv6. */
+export function parseListen(text: string, defaultHost: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(text.trim());
+  const port = Number(m?.[3]);
+  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new OutpostError('BAD_REQUEST', `--listen ${text}: expected HOST:PORT, e.g. 127.0.0.1:7400`);
+  return { host: m[1] ?? (m[2] || defaultHost), port };
+}
+
+/** Stops on SIGINT/SIGTERM (a second signal forces the exit). */
+function onShutdown(log: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal; exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => { log.error({ err }, 'shutdown failed'); process.exit(1); },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+export interface HubFlags { listen: string; data?: string; logLevel: string; readDeadline: string; pingInterval: string }
+
+export async function hubCommand(flags: HubFlags): Promise<void> {
+  const log = createLogger({ name: 'hub', level: flags.logLevel });
+  const { host, port } = parseListen(flags.listen, '127.0.0.1');
+  const hub = await startHub(
+    { dataDir: resolve(flags.data ?? defaultHubDataDir()), host, port, readDeadlineMs: parseDuration(flags.readDeadline, '--read-deadline'), pingIntervalMs: parseDuration(flags.pingInterval, '--ping-interval') },
+    log,
+  );
+  onShutdown(log, () => hub.stop());
+}
+
+export interface AgentFlags {
+  hub: string; name: string; token?: string; data: string; labels?: string; listen: string; logLevel: string;
+  readDeadline: string; backoffMax: string; stopInstancesOnExit?: boolean;
+}
+
+export async function agentCommand(flags: AgentFlags): Promise<void> {
+  const log = createLogger({ name: 'agent', level: flags.logLevel });
+  const { host, port } = parseListen(flags.listen, '127.0.0.1');
+  const controller = new AbortController();
+  onShutdown(log, async () => {
+    controller.abort();
+    await agent?.stop();
+  });
+  let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+  agent = await startAgent(
+    {
+      hubUrl: flags.hub, name: flags.name, dataDir: resolve(flags.data), labels: flags.labels ? parseLabelPairs(flags.labels) : {},
+      localApiHost: host, localApiPort: port, readDeadlineMs: parseDuration(flags.readDeadline, '--read-deadline'),
+      backoffMaxMs: parseDuration(flags.backoffMax, '--backoff-max'), stopInstancesOnExit: flags.stopInstancesOnExit ?? false,
+      ...(flags.token ? { token: flags.token } : {}),
+    },
+    log,
+    controller.signal,
+  );
+}

@@ -1,0 +1,82 @@
+import type { AnyObject, EdgeApp, EdgeNode, Instance, NodeUnit } from '../shared/api/index.js';
+
+/** `3m`, `2h`, `5d` since an ISO time; `-` when unknown. */
+export function age(iso: string | undefined, now = Date.now()): string {
+  if (!iso) return '-';
+  const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('   ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+type Columns = { headers: string[]; row(o: AnyObject): string[] };
+
+const unitCols = (wide: boolean): Columns => ({
+  headers: ['NAME', 'NODES', 'READY', 'DISCONNECTED', 'AGE', ...(wide ? ['DESCRIPTION'] : [])],
+  row: (o) => {
+    const u = o as NodeUnit;
+    const n = u.status?.nodes;
+    return [u.metadata.name, String(n?.total ?? 0), String(n?.ready ?? 0), String(n?.disconnected ?? 0), age(u.metadata.creationTimestamp), ...(wide ? [u.spec?.description ?? ''] : [])];
+  },
+});
+
+const nodeCols = (wide: boolean): Columns => ({
+  headers: ['NAME', 'UNIT', 'PHASE', 'SINCE', 'VERSION', ...(wide ? ['LAST-SEEN', 'REVISION', 'OUTBOX', 'HOSTNAME'] : [])],
+  row: (o) => {
+    const n = o as EdgeNode;
+    const s = n.status;
+    return [
+      n.metadata.name, n.spec.unit, s?.phase ?? 'Pending', age(s?.since), s?.agentVersion ?? '-',
+      ...(wide ? [age(s?.lastSeen), String(s?.appliedRevision ?? '-'), String(s?.outboxDepth ?? '-'), s?.hostname ?? '-'] : []),
+    ];
+  },
+});
+
+const appCols = (wide: boolean): Columns => ({
+  headers: ['NAME', 'READY', 'UNITS', 'AGE', ...(wide ? ['TEMPLATE', 'GENERATION', 'OBSERVED'] : [])],
+  row: (o) => {
+    const a = o as EdgeApp;
+    const units = a.status?.units ?? [];
+    const ready = units.reduce((n, u) => n + u.ready, 0);
+    const desired = units.reduce((n, u) => n + u.desired, 0);
+    const perUnit = units.map((u) => `${u.unit} ${u.ready}/${u.desired}`).join(', ') || '-';
+    return [
+      a.metadata.name, `${ready}/${desired}`, perUnit, age(a.metadata.creationTimestamp),
+      ...(wide ? [a.status?.templateHash ?? '-', String(a.metadata.generation ?? '-'), String(a.status?.observedGeneration ?? '-')] : []),
+    ];
+  },
+});
+
+const instanceCols = (wide: boolean): Columns => ({
+  headers: ['NAME', 'APP', 'UNIT', 'NODE', 'PHASE', 'READY', 'RESTARTS', 'PID', ...(wide ? ['TEMPLATE', 'RUNNING', 'MESSAGE'] : [])],
+  row: (o) => {
+    const i = o as Instance;
+    const s = i.status;
+    return [
+      i.metadata.name, i.spec.app, i.spec.unit, i.spec.node || '<none>', s?.phase ?? 'Pending', s?.ready ? 'yes' : 'no', String(s?.restarts ?? 0), String(s?.pid ?? '-'),
+      ...(wide ? [i.spec.templateHash, s?.templateHash ?? '-', s?.message ?? ''] : []),
+    ];
+  },
+});
+
+export function columnsFor(kind: string, wide: boolean): Columns {
+  switch (kind) {
+    case 'NodeUnit': return unitCols(wide);
+    case 'EdgeNode': return nodeCols(wide);
+    case 'EdgeApp': return appCols(wide);
+    case 'Instance': return instanceCols(wide);
+    default: return { headers: ['NAME'], row: (o) => [o.metadata.name] };
+  }
+}
+
+export function objectTable(kind: string, items: AnyObject[], wide: boolean): string {
+  const cols = columnsFor(kind, wide);
+  return table(cols.headers, items.map((o) => cols.row(o)));
+}

@@ -1,0 +1,104 @@
+import { Command, Option } from 'commander';
+import { isOutpostError } from '../shared/errors.js';
+import { OUTPOST_VERSION } from '../shared/version.js';
+import { HubClient } from './client.js';
+import { resolveConnection } from './config.js';
+import { agentCommand, hubCommand } from './commands/processes.js';
+import { playgroundCommand } from './commands/playground.js';
+import { applyCommand, deleteCommand, describeCommand, eventsCommand, getCommand } from './commands/resources.js';
+import { tokenCreateCommand, tokenDeleteCommand, tokenListCommand } from './commands/tokens.js';
+
+const program = new Command('outpost')
+  .description('Outpost: an edge-cloud orchestrator. Run a hub, join edge agents, deploy apps to node units.')
+  .version(OUTPOST_VERSION)
+  .option('--server <url>', 'hub URL (env OUTPOST_SERVER; default: the local hub)')
+  .option('--token <token>', 'admin token (env OUTPOST_TOKEN; default: the local hub\'s admin-token file)')
+  .showHelpAfterError();
+
+const client = () => new HubClient(resolveConnection(program.opts<{ server?: string; token?: string }>()));
+const print = (text: string): void => { process.stdout.write(`${text}\n`); };
+
+program
+  .command('hub')
+  .description('run the cloud hub (embedded SQLite store)')
+  .option('--listen <host:port>', 'address of the API and agent endpoint', '127.0.0.1:7400')
+  .option('--data <dir>', 'data directory (default $OUTPOST_HUB_DATA or ~/.outpost/hub)')
+  .option('--read-deadline <duration>', 'close an agent session silent for this long', '30s')
+  .option('--ping-interval <duration>', 'WebSocket ping period towards agents', '10s')
+  .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+  .action(hubCommand);
+
+program
+  .command('agent')
+  .description('run an edge agent on this node')
+  .requiredOption('--hub <url>', 'hub URL, e.g. http://hub.example:7400')
+  .requiredOption('--name <name>', 'node name (unique in the hub)')
+  .option('--token <token>', 'join token, needed on the first start only')
+  .requiredOption('--data <dir>', 'data directory: credential, cache, outbox, instance logs')
+  .option('--labels <k=v,...>', 'node labels given at join')
+  .option('--listen <host:port>', 'local API (/healthz, /status, /metrics)', '127.0.0.1:0')
+  .option('--read-deadline <duration>', 'reconnect when the hub is silent for this long', '30s')
+  .option('--backoff-max <duration>', 'upper bound of the reconnect backoff', '30s')
+  .option('--stop-instances-on-exit', 'stop instances when the agent stops (by default they keep running)')
+  .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+  .action(agentCommand);
+
+const token = program.command('token').description('join tokens for edge nodes');
+token
+  .command('create')
+  .description('create a join token for a unit; prints the token')
+  .requiredOption('--unit <unit>', 'the node unit the token joins nodes into')
+  .option('--ttl <duration>', 'validity, e.g. 1h, 24h, 7d, or "never"', '24h')
+  .option('--uses <n>', 'number of joins allowed, or "unlimited"', '1')
+  .option('--description <text>', 'free text shown by token list')
+  .action(async (o: { unit: string; ttl: string; uses: string; description?: string }) => print(await tokenCreateCommand(client(), o)));
+token.command('list').description('list join tokens (never their secrets)').action(async () => print(await tokenListCommand(client())));
+token.command('delete <id>').description('revoke a join token').action(async (id: string) => print(await tokenDeleteCommand(client(), id)));
+
+program
+  .command('apply')
+  .description('create or update objects from YAML/JSON')
+  .requiredOption('-f, --filename <path...>', 'file, directory, or - for stdin')
+  .action(async (o: { filename: string[] }) => print((await applyCommand(client(), o.filename)).join('\n')));
+
+program
+  .command('get <kind> [name]')
+  .description('list objects or show one (kinds: units, nodes, apps, instances)')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'wide', 'json', 'yaml']).default('table'))
+  .option('-l, --selector <selector>', 'label selector, e.g. tier=edge,zone!=eu')
+  .action(async (kind: string, name: string | undefined, o: { output: string; selector?: string }) => print(await getCommand(client(), kind, name, o)));
+
+program
+  .command('describe <kind> <name>')
+  .description('show one object with its instances, nodes and events')
+  .action(async (kind: string, name: string) => print(await describeCommand(client(), kind, name)));
+
+program
+  .command('delete <kind> <name>')
+  .description('delete an object (apps, units; nodes: revokes the node credential)')
+  .action(async (kind: string, name: string) => print(await deleteCommand(client(), kind, name)));
+
+program
+  .command('events')
+  .description('events reported by agents')
+  .option('--node <node>', 'only this node')
+  .option('--object <name>', 'only this object')
+  .action(async (o: { node?: string; object?: string }) => print(await eventsCommand(client(), o)));
+
+program
+  .command('playground')
+  .description('start a local hub, two agents in units site-a and site-b, and the sample app (npm start)')
+  .option('--data <dir>', 'where everything lives (default ./.outpost)')
+  .action(playgroundCommand);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (isOutpostError(err)) {
+    process.stderr.write(`error: ${err.message}\n`);
+    for (const f of err.fields ?? []) process.stderr.write(`  ${f.path}: ${f.message}\n`);
+  } else {
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  }
+  process.exitCode = 1;
+}

@@ -1,0 +1,60 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { API_VERSION, LabelsSchema, NameSchema, UNIT_LABEL, type AnyObject } from '../../shared/api/index.js';
+import { OutpostError, isOutpostError } from '../../shared/errors.js';
+import { fieldErrors } from '../../shared/api/validate.js';
+import type { Logger } from '../../shared/logger.js';
+import type { HubSecrets } from '../auth/hub-secrets.js';
+import type { HubMetrics } from '../metrics.js';
+import type { Store } from '../store/store.js';
+import { readObjectBody, sendJson } from './http.js';
+
+const JoinRequest = TypeCompiler.Compile(
+  Type.Object(
+    { token: Type.String({ maxLength: 256 }), node: NameSchema, labels: Type.Optional(LabelsSchema) },
+    { additionalProperties: false },
+  ),
+);
+
+export interface JoinResponse {
+  node: string;
+  unit: string;
+  credential: string;
+}
+
+/**
+ * `POST /agent/v1/join {token, node, labels}`: checks the join token, creates the EdgeNode in the
+ * token's unit, and returns the node's own credential (shown once; only its hash is kept).
+ */
+export async function handleJoin(deps: { store: Store; secrets: HubSecrets; log: Logger; metrics: HubMetrics }, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readObjectBody(req);
+  if (!JoinRequest.Check(body)) {
+    const fields = fieldErrors(JoinRequest as never, body);
+    throw new OutpostError('INVALID', `join request is invalid: ${fields[0]?.path} ${fields[0]?.message}`, { fields });
+  }
+  let unit: string;
+  try {
+    unit = deps.secrets.checkJoinToken(body.token).unit;
+  } catch (err) {
+    if (isOutpostError(err)) deps.metrics.authFailures.inc({ reason: err.code });
+    throw err;
+  }
+  if (deps.secrets.hasNode(body.node)) {
+    throw new OutpostError('NODE_EXISTS', `node "${body.node}" has already joined; to re-join it, first run \`outpost delete node ${body.node}\``);
+  }
+  const labels = { ...body.labels, [UNIT_LABEL]: unit };
+  const existing = await deps.store.get('EdgeNode', body.node);
+  if (existing && (existing.spec as { unit: string }).unit !== unit) {
+    throw new OutpostError('NODE_EXISTS', `an EdgeNode "${body.node}" exists in another unit; delete it first`);
+  }
+  if (!existing) {
+    const node: AnyObject = { apiVersion: API_VERSION, kind: 'EdgeNode', metadata: { name: body.node, labels }, spec: { unit } };
+    await deps.store.create(node);
+    await deps.store.updateStatus('EdgeNode', body.node, { phase: 'Pending' });
+  }
+  const { credential } = deps.secrets.joinNode(body.token, body.node);
+  deps.log.info({ node: body.node, unit }, 'node joined');
+  const response: JoinResponse = { node: body.node, unit, credential };
+  sendJson(res, 201, response);
+}

@@ -1,0 +1,128 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { API_VERSION, validateObject, type AnyObject, type KindInfo } from '../../shared/api/index.js';
+import { OutpostError } from '../../shared/errors.js';
+import { parseLabelSelector } from '../../shared/labels.js';
+import type { Store, ListOptions } from '../store/store.js';
+import { readObjectBody, sendJson } from './http.js';
+import { streamWatch } from './watch.js';
+
+export interface ResourceDeps {
+  store: Store;
+  /** Called after an EdgeNode is deleted (revokes its credential, closes its session). */
+  onNodeDeleted(name: string): void;
+}
+
+function parseFieldSelector(text: string | null): Record<string, string> | undefined {
+  if (!text) return undefined;
+  const out: Record<string, string> = {};
+  for (const term of text.split(',')) {
+    const m = /^\s*([A-Za-z0-9.]+)\s*==?\s*([^,]*)$/.exec(term);
+    if (!m) throw new OutpostError('BAD_REQUEST', `field selector: cannot parse "${term}" (use path=value, e.g. spec.node=edge-1)`);
+    out[m[1] ?? ''] = (m[2] ?? '').trim();
+  }
+  return out;
+}
+
+export function listOptions(query: URLSearchParams): ListOptions {
+  const opts: ListOptions = {};
+  const ls = query.get('labelSelector');
+  if (ls) opts.labelSelector = parseLabelSelector(ls);
+  const fs = parseFieldSelector(query.get('fieldSelector'));
+  if (fs) opts.fieldSelector = fs;
+  return opts;
+}
+
+/** Strips what clients may not set, and checks the object's kind and name against the path. */
+function bodyObject(value: unknown, info: KindInfo, pathName?: string): AnyObject {
+  const obj = validateObject(value);
+  if (obj.kind !== info.kind) throw new OutpostError('BAD_REQUEST', `body is a ${obj.kind}, but the path is for ${info.plural}`);
+  if (pathName !== undefined && obj.metadata.name !== pathName) {
+    throw new OutpostError('BAD_REQUEST', `metadata.name "${obj.metadata.name}" does not match the name in the path "${pathName}"`);
+  }
+  const { status: _ignored, ...rest } = obj;
+  return rest as AnyObject;
+}
+
+function requireWritable(info: KindInfo): void {
+  if (!info.operatorWritable) throw new OutpostError('METHOD_NOT_ALLOWED', `${info.kind} objects are managed by the hub and cannot be written through the API`);
+}
+
+/** `/apis/outpost.dev/v1alpha1/{plural}[/{name}[/status]]`. */
+export async function handleResource(
+  deps: ResourceDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  info: KindInfo,
+  name: string | undefined,
+  sub: string | undefined,
+  query: URLSearchParams,
+): Promise<void> {
+  const { store } = deps;
+  const method = req.method ?? 'GET';
+  if (sub !== undefined && sub !== 'status') throw new OutpostError('NOT_FOUND', `unknown subresource "${sub}"`);
+
+  if (name === undefined) {
+    if (method === 'GET' && (query.get('watch') === 'true' || query.get('watch') === '1')) {
+      return streamWatch(store, req, res, info, query);
+    }
+    if (method === 'GET') {
+      const list = await store.list(info.kind, listOptions(query));
+      return sendJson(res, 200, { apiVersion: API_VERSION, kind: `${info.kind}List`, metadata: { resourceVersion: String(list.revision) }, items: list.items });
+    }
+    if (method === 'POST') {
+      requireWritable(info);
+      const obj = bodyObject(await readObjectBody(req), info);
+      return sendJson(res, 201, await store.create(obj));
+    }
+    throw new OutpostError('METHOD_NOT_ALLOWED', `${method} is not allowed on a collection`);
+  }
+
+  const notFound = () => new OutpostError('NOT_FOUND', `${info.singular} "${name}" not found`);
+  if (sub === 'status') {
+    if (method === 'GET') {
+      const obj = await store.get(info.kind, name);
+      if (!obj) throw notFound();
+      return sendJson(res, 200, obj);
+    }
+    if (method === 'PUT') {
+      const body = validateObject(await readObjectBody(req));
+      if (body.kind !== info.kind || body.metadata.name !== name) throw new OutpostError('BAD_REQUEST', 'body kind and name must match the path');
+      const opts = body.metadata.resourceVersion ? { resourceVersion: body.metadata.resourceVersion } : {};
+      return sendJson(res, 200, await store.updateStatus(info.kind, name, body.status ?? {}, opts));
+    }
+    throw new OutpostError('METHOD_NOT_ALLOWED', `${method} is not allowed on status`);
+  }
+
+  switch (method) {
+    case 'GET': {
+      const obj = await store.get(info.kind, name);
+      if (!obj) throw notFound();
+      return sendJson(res, 200, obj);
+    }
+    case 'PUT': {
+      // Apply: create when absent, replace spec/labels/annotations when present. A resourceVersion
+      // in the body is a precondition; without one the last writer wins.
+      requireWritable(info);
+      const obj = bodyObject(await readObjectBody(req), info, name);
+      const existing = await store.get(info.kind, name);
+      if (!existing) {
+        if (obj.metadata.resourceVersion) throw notFound();
+        return sendJson(res, 201, await store.create(obj));
+      }
+      const opts = obj.metadata.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {};
+      const updated = await store.update({ ...obj, metadata: { ...obj.metadata, resourceVersion: obj.metadata.resourceVersion ?? existing.metadata.resourceVersion } } as AnyObject, opts);
+      return sendJson(res, 200, updated);
+    }
+    case 'DELETE': {
+      if (!info.operatorDeletable) throw new OutpostError('METHOD_NOT_ALLOWED', `${info.kind} objects are deleted by the hub, not through the API`);
+      const rv = query.get('resourceVersion');
+      const deleted = await store.delete(info.kind, name, rv ? { resourceVersion: rv } : {}).catch((err: unknown) => {
+        throw err instanceof OutpostError && err.code === 'OUTPOST_NOT_FOUND' ? notFound() : err;
+      });
+      if (info.kind === 'EdgeNode') deps.onNodeDeleted(name);
+      return sendJson(res, 200, deleted);
+    }
+    default:
+      throw new OutpostError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${info.plural}/${name}`);
+  }
+}

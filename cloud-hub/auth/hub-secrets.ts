@@ -1,0 +1,135 @@
+import Database from 'better-sqlite3';
+import { OutpostError } from '../../shared/errors.js';
+import { hashSecret, newId, newSecret, secretMatches, splitToken } from '../../shared/secrets.js';
+
+/** A join token as listed (never with its secret). */
+export interface JoinTokenInfo {
+  id: string;
+  unit: string;
+  expiresAt: string | null;
+  usesLeft: number | null;
+  createdAt: string;
+  description: string;
+}
+
+export interface NodeIdentity {
+  node: string;
+  unit: string;
+}
+
+export interface CreateTokenOptions {
+  unit: string;
+  /** Milliseconds until expiry; null for none. */
+  ttlMs: number | null;
+  /** Joins allowed; null for unlimited. */
+  uses: number | null;
+  description?: string;
+}
+
+/**
+ * Join tokens and node credentials, kept in the hub's private SQLite file (never in the object
+ * store, which operators can read). Only SHA-256 hashes of the secrets are stored.
+ */
+export class HubSecrets {
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(path: string, private readonly now: () => number = Date.now) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS join_tokens (
+        id TEXT PRIMARY KEY, hash TEXT NOT NULL, unit TEXT NOT NULL, expires_at INTEGER,
+        uses_left INTEGER, created_at INTEGER NOT NULL, description TEXT NOT NULL DEFAULT '');
+      CREATE TABLE IF NOT EXISTS node_credentials (
+        id TEXT PRIMARY KEY, hash TEXT NOT NULL, node TEXT NOT NULL UNIQUE, unit TEXT NOT NULL,
+        created_at INTEGER NOT NULL);
+    `);
+    this.stmts = {
+      insertToken: this.db.prepare('INSERT INTO join_tokens (id, hash, unit, expires_at, uses_left, created_at, description) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      getToken: this.db.prepare<[string], { id: string; hash: string; unit: string; expires_at: number | null; uses_left: number | null }>('SELECT * FROM join_tokens WHERE id = ?'),
+      useToken: this.db.prepare('UPDATE join_tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left IS NOT NULL'),
+      listTokens: this.db.prepare<[], { id: string; unit: string; expires_at: number | null; uses_left: number | null; created_at: number; description: string }>('SELECT id, unit, expires_at, uses_left, created_at, description FROM join_tokens ORDER BY created_at'),
+      deleteToken: this.db.prepare('DELETE FROM join_tokens WHERE id = ?'),
+      insertCred: this.db.prepare('INSERT INTO node_credentials (id, hash, node, unit, created_at) VALUES (?, ?, ?, ?, ?)'),
+      getCred: this.db.prepare<[string], { hash: string; node: string; unit: string }>('SELECT hash, node, unit FROM node_credentials WHERE id = ?'),
+      credByNode: this.db.prepare<[string], { id: string }>('SELECT id FROM node_credentials WHERE node = ?'),
+      deleteCredByNode: this.db.prepare('DELETE FROM node_credentials WHERE node = ?'),
+    };
+  }
+
+  createJoinToken(options: CreateTokenOptions): { token: string; info: JoinTokenInfo } {
+    const id = newId();
+    const secret = newSecret();
+    const created = this.now();
+    const expires = options.ttlMs === null ? null : created + options.ttlMs;
+    this.stmts.insertToken.run(id, hashSecret(secret), options.unit, expires, options.uses, created, options.description ?? '');
+    return {
+      token: `${id}.${secret}`,
+      info: { id, unit: options.unit, expiresAt: expires === null ? null : new Date(expires).toISOString(), usesLeft: options.uses, createdAt: new Date(created).toISOString(), description: options.description ?? '' },
+    };
+  }
+
+  listJoinTokens(): JoinTokenInfo[] {
+    return this.stmts.listTokens.all().map((r) => ({
+      id: r.id, unit: r.unit, expiresAt: r.expires_at === null ? null : new Date(r.expires_at).toISOString(),
+      usesLeft: r.uses_left, createdAt: new Date(r.created_at).toISOString(), description: r.description,
+    }));
+  }
+
+  deleteJoinToken(id: string): boolean {
+    return this.stmts.deleteToken.run(id).changes > 0;
+  }
+
+  /**
+   * Checks a join token without consuming it. Throws TOKEN_INVALID / TOKEN_EXPIRED / TOKEN_USED_UP.
+   * The caller consumes it with `joinNode` once the node is created.
+   */
+  checkJoinToken(token: string): { id: string; unit: string } {
+    const parts = splitToken(token);
+    const row = parts ? this.stmts.getToken.get(parts.id) : undefined;
+    if (!parts || !row || !secretMatches(parts.secret, row.hash)) throw new OutpostError('TOKEN_INVALID', 'join token is not valid (unknown id or wrong secret)');
+    if (row.expires_at !== null && row.expires_at <= this.now()) {
+      throw new OutpostError('TOKEN_EXPIRED', `join token ${row.id} expired at ${new Date(row.expires_at).toISOString()}; create a new one with \`outpost token create --unit ${row.unit}\``);
+    }
+    if (row.uses_left !== null && row.uses_left <= 0) throw new OutpostError('TOKEN_USED_UP', `join token ${row.id} has no uses left`);
+    return { id: row.id, unit: row.unit };
+  }
+
+  /** Consumes one use of the token and issues the node's credential, atomically. */
+  joinNode(token: string, node: string): { credential: string; unit: string } {
+    return this.db.transaction(() => {
+      const { id, unit } = this.checkJoinToken(token);
+      if (this.stmts.credByNode.get(node)) {
+        throw new OutpostError('NODE_EXISTS', `node "${node}" has already joined; to re-join it, first run \`outpost delete node ${node}\``);
+      }
+      this.stmts.useToken.run(id);
+      const credId = newId();
+      const secret = newSecret();
+      this.stmts.insertCred.run(credId, hashSecret(secret), node, unit, this.now());
+      return { credential: `${credId}.${secret}`, unit };
+    })();
+  }
+
+  /** The node a credential belongs to, or undefined. */
+  authenticateNode(credential: string): NodeIdentity | undefined {
+    const parts = splitToken(credential);
+    const row = parts ? this.stmts.getCred.get(parts.id) : undefined;
+    if (!parts || !row || !secretMatches(parts.secret, row.hash)) return undefined;
+    return { node: row.node, unit: row.unit };
+  }
+
+  hasNode(node: string): boolean {
+    return this.stmts.credByNode.get(node) !== undefined;
+  }
+
+  revokeNode(node: string): void {
+    this.stmts.deleteCredByNode.run(node);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

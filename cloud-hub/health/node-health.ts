@@ -1,0 +1,152 @@
+import type { EdgeNode, EdgeNodeStatus } from '../../shared/api/index.js';
+import { isOutpostError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { HelloFrame } from '../../shared/protocol/frames.js';
+import type { ObjectCache } from '../cache/object-cache.js';
+import type { HubMetrics } from '../metrics.js';
+import type { Store } from '../store/store.js';
+
+export interface NodeHealthOptions {
+  /** Coalesced status writes happen at most this often per node, ms. Default 1000. */
+  flushIntervalMs?: number;
+  /** How often `lastSeen` of a connected node is refreshed in the store, ms. Default 60 000. */
+  lastSeenIntervalMs?: number;
+  /** After a hub start, nodes still recorded Ready without a session for this long become Disconnected. */
+  startupGraceMs?: number;
+}
+
+/**
+ * Owns EdgeNode.status: phase (Ready while a session is live, Disconnected since it closed),
+ * lastSeen, applied revision and what the agent reports. Writes are coalesced per node: liveness
+ * is tracked in memory and written on change and at a slow interval, not on every heartbeat.
+ * A disconnected node keeps its instances: nothing here evicts or reschedules.
+ */
+export class NodeHealth {
+  private readonly pending = new Map<string, Partial<EdgeNodeStatus>>();
+  private readonly lastSeenWritten = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private startupTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly flushIntervalMs: number;
+  private readonly lastSeenIntervalMs: number;
+  private readonly startupGraceMs: number;
+
+  constructor(
+    private readonly deps: { store: Store; cache: ObjectCache; log: Logger; metrics: HubMetrics; now: () => number; isConnected(node: string): boolean },
+    options: NodeHealthOptions = {},
+  ) {
+    this.flushIntervalMs = options.flushIntervalMs ?? 1000;
+    this.lastSeenIntervalMs = options.lastSeenIntervalMs ?? 60_000;
+    this.startupGraceMs = options.startupGraceMs ?? 30_000;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), this.flushIntervalMs);
+    this.timer.unref();
+    this.startupTimer = setTimeout(() => this.markStaleReadyNodes(), this.startupGraceMs);
+    this.startupTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    clearTimeout(this.startupTimer);
+    await this.flush();
+  }
+
+  connected(node: string, hello: HelloFrame): void {
+    const now = new Date(this.deps.now()).toISOString();
+    const patch: Partial<EdgeNodeStatus> = { phase: 'Ready', lastSeen: now, appliedRevision: hello.appliedRevision, agentVersion: hello.agentVersion };
+    if (this.currentPhase(node) !== 'Ready') patch.since = now;
+    if (hello.hostname) patch.hostname = hello.hostname;
+    if (hello.capacity) patch.capacity = hello.capacity;
+    this.patch(node, patch);
+    this.lastSeenWritten.set(node, this.deps.now());
+    void this.flushSoon();
+  }
+
+  disconnected(node: string): void {
+    const now = new Date(this.deps.now()).toISOString();
+    this.patch(node, { phase: 'Disconnected', since: now, lastSeen: now });
+    void this.flushSoon();
+  }
+
+  acked(node: string, revision: number): void {
+    this.patch(node, { appliedRevision: revision });
+  }
+
+  reported(node: string, body: { outboxDepth?: number; instances?: Record<string, number> }): void {
+    const patch: Partial<EdgeNodeStatus> = {};
+    if (body.outboxDepth !== undefined) patch.outboxDepth = body.outboxDepth;
+    if (body.instances !== undefined) patch.instances = body.instances;
+    this.patch(node, patch);
+  }
+
+  /** Writes every pending change now. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.writePending());
+    return this.flushing;
+  }
+
+  private flushSoon(): Promise<void> {
+    return new Promise((resolve) => setImmediate(() => resolve(this.flush())));
+  }
+
+  private currentPhase(node: string): string | undefined {
+    return this.pending.get(node)?.phase ?? (this.deps.cache.get('EdgeNode', node) as EdgeNode | undefined)?.status?.phase;
+  }
+
+  private patch(node: string, patch: Partial<EdgeNodeStatus>): void {
+    this.pending.set(node, { ...this.pending.get(node), ...patch });
+  }
+
+  private tick(): void {
+    const now = this.deps.now();
+    for (const [node, written] of this.lastSeenWritten) {
+      if (!this.deps.isConnected(node)) {
+        this.lastSeenWritten.delete(node);
+      } else if (now - written >= this.lastSeenIntervalMs) {
+        this.lastSeenWritten.set(node, now);
+        this.patch(node, { lastSeen: new Date(now).toISOString() });
+      }
+    }
+    this.updatePhaseGauge();
+    void this.flush();
+  }
+
+  private markStaleReadyNodes(): void {
+    for (const obj of this.deps.cache.list('EdgeNode')) {
+      const node = obj as EdgeNode;
+      if (node.status?.phase === 'Ready' && !this.deps.isConnected(node.metadata.name)) {
+        this.deps.log.info({ node: node.metadata.name }, 'node did not reconnect after hub start; marking Disconnected');
+        this.patch(node.metadata.name, { phase: 'Disconnected', since: node.status.lastSeen ?? new Date(this.deps.now()).toISOString() });
+      }
+    }
+    void this.flush();
+  }
+
+  private updatePhaseGauge(): void {
+    const counts: Record<string, number> = { Pending: 0, Ready: 0, Disconnected: 0 };
+    for (const obj of this.deps.cache.list('EdgeNode')) {
+      const phase = (obj as EdgeNode).status?.phase ?? 'Pending';
+      counts[phase] = (counts[phase] ?? 0) + 1;
+    }
+    for (const [phase, n] of Object.entries(counts)) this.deps.metrics.nodes.set({ phase }, n);
+  }
+
+  private async writePending(): Promise<void> {
+    const batch = [...this.pending.entries()];
+    this.pending.clear();
+    for (const [node, patch] of batch) {
+      const current = this.deps.cache.get('EdgeNode', node) as EdgeNode | undefined;
+      if (!current) continue; // deleted meanwhile
+      const status: EdgeNodeStatus = { phase: 'Pending', ...current.status, ...patch };
+      try {
+        await this.deps.store.updateStatus('EdgeNode', node, status);
+      } catch (err) {
+        if (isOutpostError(err, 'NOT_FOUND')) continue;
+        this.deps.log.error({ err, node }, 'writing node status failed; will retry');
+        this.pending.set(node, { ...patch, ...this.pending.get(node) });
+      }
+    }
+  }
+}

@@ -1,0 +1,127 @@
+import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createRegistry } from '../shared/metrics.js';
+import type { Logger } from '../shared/logger.js';
+import { stopAll, type Component } from '../shared/lifecycle.js';
+import { loadOrCreateAdminToken } from './auth/admin-token.js';
+import { HubSecrets } from './auth/hub-secrets.js';
+import { ObjectCache } from './cache/object-cache.js';
+import { EventLog } from './events/event-log.js';
+import { NodeHealth } from './health/node-health.js';
+import { createHubMetrics } from './metrics.js';
+import { createApiServer } from './api/server.js';
+import { Scheduler } from './scheduler/scheduler.js';
+import { ReportHandler } from './sessions/report-handler.js';
+import { SessionManager } from './sessions/session-manager.js';
+import { SqliteStore } from './store/sqlite-store.js';
+
+/** Everything a hub needs to know; main.ts fills it from flags and environment. */
+export interface HubOptions {
+  dataDir: string;
+  host: string;
+  /** 0 lets the OS choose. */
+  port: number;
+  /** Agent ping period, ms. Default 10 000. */
+  pingIntervalMs?: number;
+  /** A session with no frame or pong for this long is closed, ms. Default 30 000. */
+  readDeadlineMs?: number;
+  /** After a hub start, nodes that do not reconnect within this window become Disconnected, ms. */
+  startupGraceMs?: number;
+}
+
+/** Where a running hub can be found, written to `<data>/hub.json` for the CLI. */
+export interface HubInfo {
+  url: string;
+  pid: number;
+  adminTokenFile: string;
+}
+
+export interface RunningHub {
+  url: string;
+  adminToken: string;
+  adminTokenFile: string;
+  stop(): Promise<void>;
+}
+
+/** Builds and starts a hub. The composition root for the hub process (called by `outpost hub`). */
+export async function startHub(options: HubOptions, log: Logger): Promise<RunningHub> {
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const adminTokenFile = join(options.dataDir, 'admin-token');
+  const adminToken = loadOrCreateAdminToken(adminTokenFile);
+  const registry = createRegistry('outpost_hub');
+  const metrics = createHubMetrics(registry);
+  const store = SqliteStore.open({ path: join(options.dataDir, 'store.db') });
+  const secrets = new HubSecrets(join(options.dataDir, 'hub.db'));
+  const events = new EventLog(join(options.dataDir, 'hub.db'));
+  const cache = new ObjectCache({ store, log: log.child({ component: 'cache' }) });
+  await cache.start();
+
+  let sessions: SessionManager | undefined;
+  const health = new NodeHealth(
+    { store, cache, log: log.child({ component: 'health' }), metrics, now: Date.now, isConnected: (n) => sessions?.isConnected(n) ?? false },
+    options.startupGraceMs === undefined ? {} : { startupGraceMs: options.startupGraceMs },
+  );
+  const reports = new ReportHandler({ store, cache, events, health, log: log.child({ component: 'reports' }), metrics });
+  sessions = new SessionManager(
+    {
+      cache, secrets, log: log.child({ component: 'sessions' }), metrics,
+      hooks: {
+        onHello: (scope, hello) => health.connected(scope.node, hello),
+        onAck: (scope, rev) => health.acked(scope.node, rev),
+        onReport: (scope, items) => reports.handle(scope, items),
+        onDisconnect: (node) => health.disconnected(node),
+      },
+    },
+    { pingIntervalMs: options.pingIntervalMs ?? 10_000, readDeadlineMs: options.readDeadlineMs ?? 30_000, highWaterBytes: 8 * 1024 * 1024 },
+  );
+  const scheduler = new Scheduler({ store, cache, log: log.child({ component: 'scheduler' }), metrics });
+  const server = createApiServer({
+    store, secrets, sessions, events, registry, metrics, log, adminToken,
+    onNodeDeleted: (name) => {
+      secrets.revokeNode(name);
+      sessions?.disconnect(name, 'node deleted');
+    },
+  });
+
+  const components: Component[] = [
+    { name: 'cache', start: async () => {}, stop: () => cache.stop() },
+    { name: 'health', start: async () => health.start(), stop: () => health.stop() },
+    { name: 'sessions', start: async () => sessions.start(), stop: () => sessions.stop() },
+    { name: 'scheduler', start: async () => scheduler.start(), stop: () => scheduler.stop() },
+    {
+      name: 'http',
+      start: () => new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port, options.host, () => resolve());
+      }),
+      stop: () => new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+    },
+  ];
+  for (const c of components) await c.start();
+
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  const infoFile = join(options.dataDir, 'hub.json');
+  const info: HubInfo = { url, pid: process.pid, adminTokenFile };
+  writeFileSync(infoFile, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+  log.info({ url, dataDir: options.dataDir }, 'hub listening');
+
+  return {
+    url,
+    adminToken,
+    adminTokenFile,
+    async stop() {
+      log.info('hub stopping');
+      await stopAll(components, 10_000, (name, err) => log.error({ err, component: name }, 'stop failed'));
+      rmSync(infoFile, { force: true });
+      await store.close();
+      secrets.close();
+      events.close();
+    },
+  };
+}

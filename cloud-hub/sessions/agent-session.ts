@@ -1,0 +1,204 @@
+import type { WebSocket, RawData } from 'ws';
+import type { AnyObject } from '../../shared/api/index.js';
+import { isOutpostError, OutpostError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { CloseCodes, PROTOCOL_VERSION, parseAgentFrame, type AgentFrame, type HelloFrame, type HubFrame, type ObjectKey, type ReportItem } from '../../shared/protocol/frames.js';
+import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
+import type { HubMetrics } from '../metrics.js';
+import { desiredSet, inScope, keyOf, onlyStatusChanged, type NodeScope } from './scope.js';
+
+export interface SessionOptions {
+  /** WebSocket ping period, ms. */
+  pingIntervalMs: number;
+  /** Close the session when nothing (frame or pong) arrived for this long, ms. */
+  readDeadlineMs: number;
+  /** Above this many buffered bytes the session stops streaming and resyncs once drained. */
+  highWaterBytes: number;
+}
+
+export interface SessionHooks {
+  /** The hello was accepted; the node is live. */
+  onHello(scope: NodeScope, hello: HelloFrame): void;
+  onAck(scope: NodeScope, revision: number): void;
+  /** Stores a batch of outbox items; resolves with the highest seq handled and the refused ones. */
+  onReport(scope: NodeScope, items: ReportItem[]): Promise<{ rejected: { seq: number; code: string; message: string }[] }>;
+  onClose(session: AgentSession): void;
+}
+
+const keyString = (k: ObjectKey) => `${k.kind}/${k.name}`;
+
+/** One agent's WebSocket session: sync down, outbox up, liveness both ways. */
+export class AgentSession {
+  state: 'awaiting-hello' | 'live' | 'closed' = 'awaiting-hello';
+  /** What the agent holds (or will once in-flight frames land): key -> resourceVersion. */
+  private readonly sent = new Map<string, { key: ObjectKey; rv: string }>();
+  private sentRevision = 0;
+  ackedRevision = 0;
+  private lastHeard: number;
+  private readonly timer: NodeJS.Timeout;
+  private resyncNeeded = false;
+  private reportChain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly deps: { ws: WebSocket; scope: NodeScope; cache: ObjectCache; hooks: SessionHooks; log: Logger; metrics: HubMetrics; now: () => number },
+    private readonly options: SessionOptions,
+  ) {
+    this.lastHeard = deps.now();
+    deps.ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    deps.ws.on('pong', () => { this.lastHeard = deps.now(); });
+    deps.ws.on('close', () => this.closed());
+    deps.ws.on('error', (err) => deps.log.debug({ err }, 'session socket error'));
+    this.timer = setInterval(() => this.tick(), Math.min(options.pingIntervalMs, 1000));
+    this.timer.unref();
+  }
+
+  get scope(): NodeScope {
+    return this.deps.scope;
+  }
+
+  get revisionsBehind(): number {
+    return Math.max(0, this.sentRevision - this.ackedRevision);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.deps.ws.close(code, reason);
+    // A peer that never answers the close handshake must not hold the socket open.
+    setTimeout(() => this.deps.ws.terminate(), 2000).unref();
+  }
+
+  /** Routes one cache change to this session (the manager calls it only for plausible ones). */
+  handleChange(event: CacheEvent): void {
+    if (this.state !== 'live') return;
+    const { cache, scope } = this.deps;
+    if (event.object.kind === 'NodeUnit') {
+      // Unit labels decide which apps select the unit: recompute the whole set.
+      this.resync();
+      return;
+    }
+    const newIn = event.type !== 'DELETED' && inScope(event.object, scope, cache);
+    const oldIn = event.oldObject !== undefined && inScope(event.oldObject, scope, cache);
+    if (newIn) {
+      if (oldIn && onlyStatusChanged(event.oldObject, event.object)) return;
+      this.sendSync({ revision: event.revision, objects: [event.object], deletes: [] });
+    } else if (oldIn || this.sent.has(keyString(keyOf(event.object)))) {
+      this.sendSync({ revision: event.revision, objects: [], deletes: [keyOf(event.object)] });
+    }
+  }
+
+  /** Sends the difference between what the agent holds and its desired set. */
+  resync(): void {
+    const { cache, scope } = this.deps;
+    const set = desiredSet(scope, cache);
+    const want = new Map(set.map((o) => [keyString(keyOf(o)), o]));
+    const objects: AnyObject[] = set.filter((o) => this.sent.get(keyString(keyOf(o)))?.rv !== o.metadata.resourceVersion);
+    const deletes = [...this.sent.entries()].filter(([k]) => !want.has(k)).map(([, v]) => v.key);
+    this.sendSync({ revision: cache.revision, objects, deletes, keys: set.map(keyOf) });
+  }
+
+  private sendSync(batch: { revision: number; objects: AnyObject[]; deletes: ObjectKey[]; keys?: ObjectKey[] }): void {
+    if (this.deps.ws.bufferedAmount > this.options.highWaterBytes) {
+      // Never queue unbounded data for a slow agent: drop the delta, resync once drained.
+      if (!this.resyncNeeded) this.deps.metrics.resyncs.inc();
+      this.resyncNeeded = true;
+      return;
+    }
+    for (const o of batch.objects) this.sent.set(keyString(keyOf(o)), { key: keyOf(o), rv: o.metadata.resourceVersion ?? '' });
+    for (const d of batch.deletes) this.sent.delete(keyString(d));
+    this.sentRevision = Math.max(this.sentRevision, batch.revision);
+    this.deps.metrics.syncObjects.inc(batch.objects.length);
+    this.send({ type: 'sync', ...batch });
+  }
+
+  private send(frame: HubFrame): void {
+    if (this.state === 'closed' || this.deps.ws.readyState !== this.deps.ws.OPEN) return;
+    this.deps.metrics.framesOut.inc({ type: frame.type });
+    this.deps.ws.send(JSON.stringify(frame));
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    this.lastHeard = this.deps.now();
+    let frame: AgentFrame;
+    try {
+      if (isBinary) throw new OutpostError('PROTOCOL', 'binary frames are not part of the protocol');
+      frame = parseAgentFrame(data.toString());
+    } catch (err) {
+      this.protocolError(err);
+      return;
+    }
+    this.deps.metrics.framesIn.inc({ type: frame.type });
+    if (this.state === 'awaiting-hello' && frame.type !== 'hello') return this.protocolError(new OutpostError('PROTOCOL', `expected hello, got ${frame.type}`));
+    switch (frame.type) {
+      case 'hello':
+        return this.onHello(frame);
+      case 'ack':
+        this.ackedRevision = Math.min(frame.revision, this.sentRevision);
+        this.deps.hooks.onAck(this.deps.scope, this.ackedRevision);
+        return;
+      case 'report':
+        return this.onReport(frame.items);
+    }
+  }
+
+  private onHello(hello: HelloFrame): void {
+    if (this.state !== 'awaiting-hello') return this.protocolError(new OutpostError('PROTOCOL', 'duplicate hello'));
+    if (hello.protocol !== PROTOCOL_VERSION) return this.protocolError(new OutpostError('PROTOCOL', `protocol ${hello.protocol} not supported (hub speaks ${PROTOCOL_VERSION})`));
+    this.state = 'live';
+    for (const c of hello.cached) this.sent.set(keyString(c), { key: { kind: c.kind, name: c.name }, rv: c.resourceVersion });
+    this.ackedRevision = hello.appliedRevision;
+    const { node, unit } = this.deps.scope;
+    this.send({ type: 'welcome', node, unit, revision: this.deps.cache.revision });
+    this.resync();
+    this.deps.hooks.onHello(this.deps.scope, hello);
+  }
+
+  private onReport(items: ReportItem[]): void {
+    // Batches are handled one at a time, in order: an ack always covers everything before it.
+    this.reportChain = this.reportChain.then(async () => {
+      try {
+        const { rejected } = await this.deps.hooks.onReport(this.deps.scope, items);
+        const ackSeq = Math.max(...items.map((i) => i.seq));
+        this.send({ type: 'reported', ackSeq, rejected });
+      } catch (err) {
+        // Not stored: no ack. The agent re-sends after reconnecting.
+        this.deps.log.error({ err }, 'storing report failed; closing session so the agent retries');
+        this.close(1011, 'report not stored');
+      }
+    });
+  }
+
+  private protocolError(err: unknown): void {
+    const message = isOutpostError(err) ? err.message : 'invalid frame';
+    this.deps.metrics.protocolErrors.inc();
+    this.deps.log.warn({ message }, 'protocol error from agent; closing session');
+    this.send({ type: 'error', code: isOutpostError(err) ? err.code : 'OUTPOST_PROTOCOL', message });
+    this.close(CloseCodes.PROTOCOL_ERROR, message.slice(0, 120));
+  }
+
+  private tick(): void {
+    if (this.state === 'closed') return;
+    if (this.deps.now() - this.lastHeard > this.options.readDeadlineMs) {
+      this.deps.log.warn({ deadlineMs: this.options.readDeadlineMs }, 'agent missed its read deadline; terminating session');
+      this.deps.ws.terminate();
+      return;
+    }
+    if (this.resyncNeeded && this.deps.ws.bufferedAmount <= this.options.highWaterBytes / 2) {
+      this.resyncNeeded = false;
+      this.resync();
+    }
+    this.pingCountdown -= Math.min(this.options.pingIntervalMs, 1000);
+    if (this.pingCountdown <= 0) {
+      this.pingCountdown = this.options.pingIntervalMs;
+      if (this.deps.ws.readyState === this.deps.ws.OPEN) this.deps.ws.ping();
+    }
+  }
+
+  private pingCountdown = 0;
+
+  private closed(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearInterval(this.timer);
+    this.deps.hooks.onClose(this);
+  }
+}

@@ -1,0 +1,70 @@
+import type { Instance } from '../../shared/api/index.js';
+import { isOutpostError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { ReportItem } from '../../shared/protocol/frames.js';
+import type { ObjectCache } from '../cache/object-cache.js';
+import type { EventLog, HubEvent } from '../events/event-log.js';
+import type { NodeHealth } from '../health/node-health.js';
+import type { HubMetrics } from '../metrics.js';
+import type { Store } from '../store/store.js';
+import type { NodeScope } from './scope.js';
+
+type Rejection = { seq: number; code: string; message: string };
+
+/**
+ * Stores one outbox batch from an agent. Node authorization for writes: a node may write the
+ * status of instances placed on it, its own node status and events about its own objects;
+ * anything else is refused (and acknowledged as refused, so the agent's outbox drains).
+ * Statuses are idempotent (latest wins) and events are unique per (node, seq), so a batch
+ * re-sent after a lost acknowledgement is stored once.
+ */
+export class ReportHandler {
+  constructor(private readonly deps: { store: Store; cache: ObjectCache; events: EventLog; health: NodeHealth; log: Logger; metrics: HubMetrics }) {}
+
+  async handle(scope: NodeScope, items: ReportItem[]): Promise<{ rejected: Rejection[] }> {
+    const rejected: Rejection[] = [];
+    const events: HubEvent[] = [];
+    const reject = (item: ReportItem, code: string, message: string) => {
+      rejected.push({ seq: item.seq, code, message });
+      this.deps.metrics.reportsRejected.inc({ kind: item.kind, code });
+      this.deps.log.warn({ node: scope.node, seq: item.seq, kind: item.kind, code, reason: message }, 'report item refused');
+    };
+    for (const item of items) {
+      switch (item.kind) {
+        case 'instance-status': {
+          const inst = this.deps.cache.get('Instance', item.body.name) as Instance | undefined;
+          if (!inst) { reject(item, 'OUTPOST_NOT_FOUND', `instance ${item.body.name} does not exist`); break; }
+          if (inst.spec.node !== scope.node) { reject(item, 'OUTPOST_FORBIDDEN', `instance ${item.body.name} is not placed on node ${scope.node}`); break; }
+          try {
+            await this.deps.store.updateStatus('Instance', inst.metadata.name, { ...item.body.status, node: scope.node });
+            this.deps.metrics.reportsStored.inc({ kind: item.kind });
+          } catch (err) {
+            if (!isOutpostError(err)) throw err; // storage failure: no ack, the agent retries
+            reject(item, err.code, err.message);
+          }
+          break;
+        }
+        case 'node-status':
+          if (item.body.node !== undefined && item.body.node !== scope.node) { reject(item, 'OUTPOST_FORBIDDEN', `node ${scope.node} may not write the status of node ${item.body.node}`); break; }
+          this.deps.health.reported(scope.node, item.body);
+          this.deps.metrics.reportsStored.inc({ kind: item.kind });
+          break;
+        case 'event': {
+          const { object } = item.body;
+          const own =
+            (object.kind === 'EdgeNode' && object.name === scope.node) ||
+            (object.kind === 'Instance' && (this.deps.cache.get('Instance', object.name) as Instance | undefined)?.spec.node === scope.node) ||
+            (object.kind === 'Instance' && !this.deps.cache.get('Instance', object.name)); // events about a just-deleted instance of its own
+          if (!own) { reject(item, 'OUTPOST_FORBIDDEN', `node ${scope.node} may not report events about ${object.kind} ${object.name}`); break; }
+          events.push({ node: scope.node, seq: item.seq, ...item.body });
+          break;
+        }
+      }
+    }
+    if (events.length > 0) {
+      this.deps.events.append(events);
+      this.deps.metrics.reportsStored.inc({ kind: 'event' }, events.length);
+    }
+    return { rejected };
+  }
+}

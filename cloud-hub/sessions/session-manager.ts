@@ -1,0 +1,137 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { EdgeApp, NodeUnit } from '../../shared/api/index.js';
+import type { Logger } from '../../shared/logger.js';
+import { CloseCodes, MAX_FRAME_BYTES } from '../../shared/protocol/frames.js';
+import type { HubSecrets } from '../auth/hub-secrets.js';
+import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
+import type { HubMetrics } from '../metrics.js';
+import { AgentSession, type SessionHooks, type SessionOptions } from './agent-session.js';
+import { appSelectsUnit } from './scope.js';
+
+export interface SessionManagerDeps {
+  cache: ObjectCache;
+  secrets: HubSecrets;
+  hooks: Omit<SessionHooks, 'onClose'> & { onDisconnect(node: string): void };
+  log: Logger;
+  metrics: HubMetrics;
+  now?: () => number;
+}
+
+/** Accepts agent WebSockets, authenticates them, and routes cache changes to the right sessions. */
+export class SessionManager {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  private readonly sessions = new Map<string, AgentSession>();
+  private readonly byUnit = new Map<string, Set<AgentSession>>();
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly deps: SessionManagerDeps, private readonly options: SessionOptions) {}
+
+  start(): void {
+    this.unsubscribe = this.deps.cache.onChange((e) => this.route(e));
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    for (const s of this.sessions.values()) s.close(CloseCodes.SHUTDOWN, 'hub shutting down');
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  get count(): number {
+    return this.sessions.size;
+  }
+
+  isConnected(node: string): boolean {
+    return this.sessions.has(node);
+  }
+
+  /** Sum of revisions not yet acknowledged, over all sessions. */
+  revisionsBehind(): number {
+    let sum = 0;
+    for (const s of this.sessions.values()) sum += s.revisionsBehind;
+    return sum;
+  }
+
+  /** Called by the HTTP server for `GET /agent/v1/connect` upgrades. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const auth = req.headers.authorization ?? '';
+    const credential = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    const identity = credential ? this.deps.secrets.authenticateNode(credential) : undefined;
+    if (!identity || !this.deps.cache.get('EdgeNode', identity.node)) {
+      this.deps.metrics.authFailures.inc({ reason: identity ? 'node-deleted' : 'bad-credential' });
+      const body = JSON.stringify({
+        code: 'OUTPOST_UNAUTHORIZED',
+        message: identity ? `node ${identity.node} was deleted; join it again with a new token` : 'node credential is not valid',
+      });
+      socket.end(`HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const log = this.deps.log.child({ node: identity.node, unit: identity.unit });
+      const previous = this.sessions.get(identity.node);
+      if (previous) {
+        log.info('replacing previous session of this node');
+        this.detach(previous);
+        previous.close(CloseCodes.REPLACED, 'replaced by a newer session');
+      }
+      const session = new AgentSession(
+        {
+          ws, scope: identity, cache: this.deps.cache, log, metrics: this.deps.metrics, now: this.deps.now ?? Date.now,
+          hooks: { ...this.deps.hooks, onClose: (s) => this.onSessionClosed(s) },
+        },
+        this.options,
+      );
+      this.sessions.set(identity.node, session);
+      let unitSet = this.byUnit.get(identity.unit);
+      if (!unitSet) this.byUnit.set(identity.unit, (unitSet = new Set()));
+      unitSet.add(session);
+      this.deps.metrics.sessions.set(this.sessions.size);
+      this.deps.metrics.sessionsOpened.inc();
+      log.info('agent session opened');
+    });
+  }
+
+  /** Closes a node's session (node deleted). */
+  disconnect(node: string, reason: string): void {
+    this.sessions.get(node)?.close(CloseCodes.FORBIDDEN, reason);
+  }
+
+  private onSessionClosed(session: AgentSession): void {
+    if (this.sessions.get(session.scope.node) !== session) return; // replaced: the new one owns the node
+    this.detach(session);
+    this.deps.log.info({ node: session.scope.node }, 'agent session closed');
+    this.deps.hooks.onDisconnect(session.scope.node);
+  }
+
+  private detach(session: AgentSession): void {
+    if (this.sessions.get(session.scope.node) === session) this.sessions.delete(session.scope.node);
+    this.byUnit.get(session.scope.unit)?.delete(session);
+    this.deps.metrics.sessions.set(this.sessions.size);
+  }
+
+  private route(event: CacheEvent): void {
+    const { object, oldObject } = event;
+    switch (object.kind) {
+      case 'Instance': {
+        const nodes = new Set([(object.spec as { node: string }).node, (oldObject?.spec as { node?: string } | undefined)?.node]);
+        for (const n of nodes) if (n) this.sessions.get(n)?.handleChange(event);
+        return;
+      }
+      case 'NodeUnit':
+        for (const s of this.byUnit.get(object.metadata.name) ?? []) s.handleChange(event);
+        return;
+      case 'EdgeApp':
+        for (const [unitName, set] of this.byUnit) {
+          if (set.size === 0) continue;
+          const unit = this.deps.cache.get('NodeUnit', unitName) as NodeUnit | undefined;
+          const selects = appSelectsUnit(object as EdgeApp, unitName, unit) || (oldObject !== undefined && appSelectsUnit(oldObject as EdgeApp, unitName, unit));
+          if (selects) for (const s of set) s.handleChange(event);
+        }
+        return;
+      case 'EdgeNode':
+        if (event.type === 'DELETED') this.disconnect(object.metadata.name, 'node deleted');
+        return;
+    }
+  }
+}

@@ -1,0 +1,170 @@
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { InstanceStatus } from '../shared/api/index.js';
+import { Backoff } from '../shared/backoff.js';
+import { sleep } from '../shared/clock.js';
+import { isOutpostError, OutpostError } from '../shared/errors.js';
+import { stopAll, type Component } from '../shared/lifecycle.js';
+import type { Logger } from '../shared/logger.js';
+import { createRegistry } from '../shared/metrics.js';
+import { openAgentDatabase } from './cache/database.js';
+import { DesiredCache } from './cache/desired-cache.js';
+import { Outbox } from './cache/outbox.js';
+import { HubLink, type LinkState } from './link/hub-link.js';
+import { joinHub, readCredential, writeCredential, type NodeCredential } from './link/join.js';
+import { createLocalApi } from './local-api/server.js';
+import { createAgentMetrics } from './metrics.js';
+import { ProcessRuntime } from './runtime/process-runtime.js';
+
+export interface AgentOptions {
+  hubUrl: string;
+  name: string;
+  /** Needed only for the first start; later starts use the stored node credential. */
+  token?: string;
+  dataDir: string;
+  labels: Record<string, string>;
+  /** host:port of the local API (/healthz, /status, /metrics); port 0 = any. */
+  localApiHost: string;
+  localApiPort: number;
+  readDeadlineMs?: number;
+  /** Upper bound of the reconnect backoff, ms. Default 30 000. */
+  backoffMaxMs?: number;
+  /** Seconds between node status reports. Default 30. */
+  nodeStatusIntervalMs?: number;
+  /** Stop instances when the agent stops (playground); by default they outlive the agent. */
+  stopInstancesOnExit?: boolean;
+}
+
+export interface RunningAgent {
+  node: string;
+  unit: string;
+  localApiUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Joins once if needed, then with or without the hub: cache -> runtime, outbox -> hub. */
+export async function startAgent(options: AgentOptions, log: Logger, signal?: AbortSignal): Promise<RunningAgent> {
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const cred = await ensureCredential(options, log, signal);
+  const nodeLog = log.child({ node: cred.node, unit: cred.unit });
+  const db = openAgentDatabase(join(options.dataDir, 'cache.db'), nodeLog);
+  const cache = new DesiredCache(db);
+  const outbox = new Outbox(db);
+  const registry = createRegistry('outpost_agent', { node: cred.node });
+  const metrics = createAgentMetrics(registry);
+  const runtime = new ProcessRuntime(
+    { db, log: nodeLog.child({ component: 'runtime' }) },
+    { logDir: join(options.dataDir, 'logs'), workDir: join(options.dataDir, 'work'), baseEnv: { OUTPOST_NODE: cred.node, OUTPOST_UNIT: cred.unit } },
+  );
+
+  const reconcile = () => {
+    runtime.reconcile(cache.instances().map((i) => ({ name: i.metadata.name, template: i.spec.template, templateHash: i.spec.templateHash })));
+  };
+  const templateHashes = () => new Map(cache.instances().map((i) => [i.metadata.name, i.spec.templateHash]));
+  runtime.onStatus((name: string, status: InstanceStatus) => {
+    if (!templateHashes().has(name)) return; // removed: the hub deleted it already
+    outbox.put('instance-status', { name, status: { ...status, node: cred.node } }, `instance/${name}`);
+  });
+  runtime.onEvent((e) => {
+    if (e.reason === 'Started' && (runtime.statuses().get(e.instance)?.restarts ?? 0) > 0) metrics.instanceRestarts.inc();
+    outbox.put('event', { type: e.type, reason: e.reason, message: e.message.slice(0, 4000), object: { kind: 'Instance', name: e.instance }, time: new Date().toISOString() });
+  });
+
+  const link = new HubLink(
+    {
+      cache, outbox, log: nodeLog.child({ component: 'link' }),
+      onDesiredChanged: () => { metrics.appliedRevision.set(cache.appliedRevision()); reconcile(); },
+      onStateChange: (s: LinkState) => { metrics.connected.set(s.connected ? 1 : 0); if (s.connected) metrics.reconnects.inc(); },
+    },
+    { hubUrl: cred.hub, credential: cred.credential, readDeadlineMs: options.readDeadlineMs ?? 30_000, backoff: { maxMs: options.backoffMaxMs ?? 30_000 } },
+  );
+
+  const phaseCounts = () => {
+    const counts: Record<string, number> = {};
+    for (const s of runtime.statuses().values()) counts[s.phase] = (counts[s.phase] ?? 0) + 1;
+    return counts;
+  };
+  let lastNodeReport = '';
+  const reportNode = () => {
+    const body = { instances: phaseCounts(), outboxDepth: outbox.depth() };
+    metrics.outboxDepth.set(body.outboxDepth);
+    metrics.outboxDropped.set(outbox.droppedEvents());
+    for (const [phase, n] of Object.entries(body.instances)) metrics.instances.set({ phase }, n);
+    const text = JSON.stringify(body.instances);
+    if (text !== lastNodeReport) {
+      lastNodeReport = text;
+      outbox.put('node-status', body, 'node');
+    }
+  };
+  let nodeTimer: NodeJS.Timeout | undefined;
+
+  const status = () => {
+    const s = link.state;
+    return {
+      node: cred.node,
+      unit: cred.unit,
+      hub: cred.hub,
+      cloud: s.connected ? `connected since ${new Date(s.since).toISOString()}` : `disconnected since ${new Date(s.since).toISOString()}`,
+      cloudError: s.connected ? undefined : s.lastError,
+      appliedRevision: cache.appliedRevision(),
+      outboxDepth: outbox.depth(),
+      instances: Object.fromEntries(runtime.statuses()),
+    };
+  };
+  const localApi = createLocalApi({ registry, status });
+
+  const components: Component[] = [
+    // Offline first: instances start from the cache before the hub is even dialled.
+    { name: 'runtime', start: async () => { await runtime.start(); reconcile(); }, stop: async () => { if (options.stopInstancesOnExit) await runtime.stopAllInstances(); await runtime.stop(); } },
+    { name: 'node-status', start: async () => { reportNode(); nodeTimer = setInterval(reportNode, options.nodeStatusIntervalMs ?? 5_000); nodeTimer.unref(); }, stop: async () => clearInterval(nodeTimer) },
+    { name: 'link', start: async () => link.start(), stop: () => link.stop() },
+    {
+      name: 'local-api',
+      start: () => new Promise<void>((resolve, reject) => { localApi.once('error', reject); localApi.listen(options.localApiPort, options.localApiHost, () => resolve()); }),
+      stop: () => new Promise<void>((resolve) => { localApi.close(() => resolve()); localApi.closeAllConnections(); }),
+    },
+  ];
+  for (const c of components) await c.start();
+  const addr = localApi.address() as AddressInfo;
+  const localApiUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  nodeLog.info({ localApi: localApiUrl, dataDir: options.dataDir, cachedInstances: cache.instances().length }, 'agent running');
+
+  return {
+    node: cred.node,
+    unit: cred.unit,
+    localApiUrl,
+    async stop() {
+      await stopAll(components, 30_000, (name, err) => nodeLog.error({ err, component: name }, 'stop failed'));
+      db.close();
+    },
+  };
+}
+
+/** Returns the stored credential, or joins with the token (retrying while the hub is unreachable). */
+async function ensureCredential(options: AgentOptions, log: Logger, signal?: AbortSignal): Promise<NodeCredential> {
+  const path = join(options.dataDir, 'credential.json');
+  const stored = readCredential(path);
+  if (stored) {
+    if (stored.node !== options.name) {
+      throw new OutpostError('BAD_REQUEST', `data dir ${options.dataDir} belongs to node "${stored.node}", not "${options.name}"; use another --data directory`);
+    }
+    // --hub may change (hub moved); the credential stays valid.
+    return { ...stored, hub: options.hubUrl || stored.hub };
+  }
+  if (!options.token) throw new OutpostError('BAD_REQUEST', `node "${options.name}" has not joined yet: pass --token (create one with \`outpost token create --unit UNIT\`)`);
+  const backoff = new Backoff({ maxMs: options.backoffMaxMs ?? 30_000 });
+  for (;;) {
+    try {
+      const cred = await joinHub(options.hubUrl, options.token, options.name, options.labels, signal);
+      writeCredential(path, cred);
+      log.info({ node: cred.node, unit: cred.unit }, 'joined the hub; node credential stored');
+      return cred;
+    } catch (err) {
+      if (!isOutpostError(err, 'UNAVAILABLE')) throw err;
+      const delay = backoff.next();
+      log.warn({ reason: err.message, retryInMs: delay }, 'cannot join yet; retrying');
+      await sleep(delay, signal);
+    }
+  }
+}

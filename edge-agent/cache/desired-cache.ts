@@ -1,0 +1,64 @@
+import type Database from 'better-sqlite3';
+import type { AnyObject, Instance } from '../../shared/api/index.js';
+import type { CachedKey, SyncFrame } from '../../shared/protocol/frames.js';
+
+/**
+ * The agent's copy of its desired set and the revision it has applied. A sync batch is committed
+ * in one transaction before it is acknowledged; applying the same batch twice changes nothing.
+ */
+export class DesiredCache {
+  private readonly stmts;
+
+  constructor(private readonly db: Database.Database) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS desired_objects (kind TEXT NOT NULL, name TEXT NOT NULL, resource_version TEXT NOT NULL,
+        json TEXT NOT NULL, PRIMARY KEY (kind, name));
+      CREATE TABLE IF NOT EXISTS agent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    `);
+    this.stmts = {
+      upsert: db.prepare('INSERT INTO desired_objects (kind, name, resource_version, json) VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET resource_version = excluded.resource_version, json = excluded.json'),
+      delete: db.prepare('DELETE FROM desired_objects WHERE kind = ? AND name = ?'),
+      keys: db.prepare<[], { kind: string; name: string; resource_version: string }>('SELECT kind, name, resource_version FROM desired_objects'),
+      byKind: db.prepare<[string], { json: string }>('SELECT json FROM desired_objects WHERE kind = ? ORDER BY name'),
+      getMeta: db.prepare<[string], { value: string }>('SELECT value FROM agent_meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO agent_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    };
+  }
+
+  appliedRevision(): number {
+    return Number(this.stmts.getMeta.get('applied_revision')?.value ?? 0);
+  }
+
+  cachedKeys(): CachedKey[] {
+    return this.stmts.keys.all().map((r) => ({ kind: r.kind, name: r.name, resourceVersion: r.resource_version }));
+  }
+
+  list<T extends AnyObject>(kind: string): T[] {
+    return this.stmts.byKind.all(kind).map((r) => JSON.parse(r.json) as T);
+  }
+
+  instances(): Instance[] {
+    return this.list<Instance>('Instance');
+  }
+
+  /** Commits one sync batch atomically. */
+  apply(frame: SyncFrame): void {
+    this.db.transaction(() => {
+      for (const o of frame.objects) this.stmts.upsert.run(o.kind, o.metadata.name, o.metadata.resourceVersion ?? '', JSON.stringify(o));
+      for (const d of frame.deletes) this.stmts.delete.run(d.kind, d.name);
+      if (frame.keys) {
+        const keep = new Set(frame.keys.map((k) => `${k.kind}/${k.name}`));
+        for (const k of this.stmts.keys.all()) if (!keep.has(`${k.kind}/${k.name}`)) this.stmts.delete.run(k.kind, k.name);
+      }
+      if (frame.revision > this.appliedRevision()) this.stmts.setMeta.run('applied_revision', String(frame.revision));
+    })();
+  }
+
+  getMeta(key: string): string | undefined {
+    return this.stmts.getMeta.get(key)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.stmts.setMeta.run(key, value);
+  }
+}

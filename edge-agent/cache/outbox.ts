@@ -1,0 +1,81 @@
+import type Database from 'better-sqlite3';
+import type { ReportItem } from '../../shared/protocol/frames.js';
+
+export type OutboxKind = ReportItem['kind'];
+
+export interface OutboxOptions {
+  /** Events kept while the hub is unreachable; the oldest beyond this are dropped and counted. Default 10 000. */
+  maxEvents?: number;
+}
+
+/**
+ * Everything the agent sends up is first written here with a sequence number, then sent in
+ * batches; rows are deleted only after the hub acknowledged having stored them. Status rows are
+ * coalesced per key (only the newest status of an object is worth sending); events are kept in
+ * order up to a budget, and what the budget drops is counted, never silently lost.
+ * AUTOINCREMENT: sequence numbers are never reused, which the hub's de-duplication relies on.
+ */
+export class Outbox {
+  private readonly stmts;
+  private readonly maxEvents: number;
+  private readonly listeners = new Set<() => void>();
+  private dropped = 0;
+
+  constructor(private readonly db: Database.Database, options: OutboxOptions = {}) {
+    this.maxEvents = options.maxEvents ?? 10_000;
+    const fresh = !db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").get();
+    db.exec(`CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+      coalesce_key TEXT UNIQUE, body TEXT NOT NULL)`);
+    if (fresh) {
+      // The hub de-duplicates events by (node, seq). A cache file that is recreated (corrupt file
+      // moved aside, data dir wiped) must not restart at 1, so a new outbox starts at the current
+      // time in microseconds: later than any seq an earlier file of this node could have used.
+      db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)").run(Date.now() * 1000);
+    }
+    this.stmts = {
+      deleteKey: db.prepare('DELETE FROM outbox WHERE coalesce_key = ?'),
+      insert: db.prepare('INSERT INTO outbox (kind, coalesce_key, body) VALUES (?, ?, ?)'),
+      batch: db.prepare<[number, number], { seq: number; kind: OutboxKind; body: string }>('SELECT seq, kind, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
+      ack: db.prepare('DELETE FROM outbox WHERE seq <= ?'),
+      depth: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM outbox'),
+      eventCount: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM outbox WHERE kind = 'event'"),
+      dropOldestEvents: db.prepare("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE kind = 'event' ORDER BY seq LIMIT ?)"),
+    };
+  }
+
+  /** Queues one item durably. With `key`, replaces any queued item of the same key. */
+  put(kind: OutboxKind, body: unknown, key?: string): void {
+    this.db.transaction(() => {
+      if (key !== undefined) this.stmts.deleteKey.run(key);
+      this.stmts.insert.run(kind, key ?? null, JSON.stringify(body));
+      if (kind === 'event') {
+        const over = this.stmts.eventCount.get()!.n - this.maxEvents;
+        if (over > 0) this.dropped += this.stmts.dropOldestEvents.run(over).changes;
+      }
+    })();
+    for (const l of this.listeners) l();
+  }
+
+  /** The oldest rows after `afterSeq`, as report items. */
+  batch(limit: number, afterSeq = 0): ReportItem[] {
+    return this.stmts.batch.all(afterSeq, limit).map((r) => ({ seq: r.seq, kind: r.kind, body: JSON.parse(r.body) as never }) as ReportItem);
+  }
+
+  /** The hub stored every row up to ackSeq: delete them. */
+  ack(ackSeq: number): void {
+    this.stmts.ack.run(ackSeq);
+  }
+
+  depth(): number {
+    return this.stmts.depth.get()!.n;
+  }
+
+  /** Events dropped by the budget since the agent started. */
+  droppedEvents(): number {
+    return this.dropped;
+  }
+
+  onPut(listener: () => void): void {
+    this.listeners.add(listener);
+  }
+}

@@ -1,0 +1,200 @@
+import { hostname, cpus, totalmem } from 'node:os';
+import WebSocket from 'ws';
+import { Backoff, type BackoffOptions } from '../../shared/backoff.js';
+import type { Logger } from '../../shared/logger.js';
+import { MAX_FRAME_BYTES, MAX_REPORT_ITEMS, PROTOCOL_VERSION, parseHubFrame, type HelloFrame, type HubFrame, type SyncFrame } from '../../shared/protocol/frames.js';
+import { OUTPOST_VERSION } from '../../shared/version.js';
+import type { DesiredCache } from '../cache/desired-cache.js';
+import type { Outbox } from '../cache/outbox.js';
+
+export interface HubLinkOptions {
+  /** Hub base URL, http(s)://host:port. */
+  hubUrl: string;
+  credential: string;
+  /** Close and reconnect when nothing arrived from the hub for this long, ms. Default 30 000. */
+  readDeadlineMs?: number;
+  /** Reconnect backoff (full jitter). Default 500 ms doubling up to 30 s. */
+  backoff?: BackoffOptions;
+  /** Outbox rows per report frame. Default 200. */
+  reportBatch?: number;
+}
+
+export type LinkState = { connected: true; since: number } | { connected: false; since: number; lastError?: string };
+
+export interface HubLinkDeps {
+  cache: DesiredCache;
+  outbox: Outbox;
+  log: Logger;
+  /** Called after a sync batch is committed. */
+  onDesiredChanged(): void;
+  onStateChange?(state: LinkState): void;
+}
+
+/**
+ * The agent's WebSocket to the hub: dials, says hello with what its cache holds, commits each
+ * sync batch before acknowledging it, drains the outbox one batch at a time, and reconnects with
+ * exponential backoff and full jitter. Offline is normal: nothing here blocks the agent.
+ */
+export class HubLink {
+  private ws: WebSocket | undefined;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private inflightSeq: number | undefined;
+  private readonly backoff: Backoff;
+  private linkState: LinkState = { connected: false, since: Date.now() };
+  private readonly readDeadlineMs: number;
+
+  constructor(private readonly deps: HubLinkDeps, private readonly options: HubLinkOptions) {
+    this.backoff = new Backoff(options.backoff);
+    this.readDeadlineMs = options.readDeadlineMs ?? 30_000;
+    deps.outbox.onPut(() => this.flushOutbox());
+  }
+
+  get state(): LinkState {
+    return this.linkState;
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.deadlineTimer);
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      ws.once('close', () => resolve());
+      ws.close(1001, 'agent stopping');
+      setTimeout(() => { ws.terminate(); resolve(); }, 2000).unref();
+    });
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const url = `${this.options.hubUrl.replace(/^http/, 'ws').replace(/\/$/, '')}/agent/v1/connect`;
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${this.options.credential}` }, handshakeTimeout: 10_000, maxPayload: MAX_FRAME_BYTES });
+    this.ws = ws;
+    this.inflightSeq = undefined;
+    let failure: string | undefined;
+    ws.on('unexpected-response', (_req, res) => {
+      failure = `hub refused the connection: HTTP ${res.statusCode}`;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString().slice(0, 500);
+        this.deps.log.error({ status: res.statusCode, body: text }, 'hub refused the agent connection (is the node credential still valid?)');
+      });
+      ws.terminate();
+    });
+    ws.on('open', () => {
+      this.touch();
+      this.send(this.hello());
+    });
+    ws.on('message', (data, isBinary) => {
+      this.touch();
+      if (isBinary) return this.protocolError('binary frame from hub');
+      let frame: HubFrame;
+      try {
+        frame = parseHubFrame(data.toString());
+      } catch (err) {
+        return this.protocolError((err as Error).message);
+      }
+      this.handle(frame);
+    });
+    ws.on('ping', () => this.touch());
+    ws.on('error', (err) => { failure = err.message; });
+    ws.on('close', (code, reason) => {
+      clearTimeout(this.deadlineTimer);
+      if (this.ws !== ws) return;
+      this.ws = undefined;
+      const lastError = failure ?? `closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`;
+      if (this.linkState.connected) this.setState({ connected: false, since: Date.now(), lastError });
+      else this.linkState = { ...this.linkState, lastError };
+      if (this.stopped) return;
+      const delay = this.backoff.next();
+      this.deps.log.info({ reason: lastError, retryInMs: delay }, 'hub link down; reconnecting');
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  private hello(): HelloFrame {
+    return {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      appliedRevision: this.deps.cache.appliedRevision(),
+      agentVersion: OUTPOST_VERSION,
+      hostname: hostname().slice(0, 253),
+      capacity: { cpus: cpus().length, memoryBytes: totalmem() },
+      cached: this.deps.cache.cachedKeys(),
+    };
+  }
+
+  private handle(frame: HubFrame): void {
+    switch (frame.type) {
+      case 'welcome':
+        this.backoff.reset();
+        this.setState({ connected: true, since: Date.now() });
+        this.deps.log.info({ node: frame.node, unit: frame.unit, hubRevision: frame.revision }, 'connected to hub');
+        this.flushOutbox();
+        return;
+      case 'sync':
+        return this.applySync(frame);
+      case 'reported':
+        this.deps.outbox.ack(frame.ackSeq);
+        for (const r of frame.rejected) this.deps.log.warn({ seq: r.seq, code: r.code, reason: r.message }, 'hub refused a report item; dropped');
+        if (this.inflightSeq !== undefined && frame.ackSeq >= this.inflightSeq) this.inflightSeq = undefined;
+        this.flushOutbox();
+        return;
+      case 'error':
+        this.deps.log.error({ code: frame.code, reason: frame.message }, 'hub reported an error');
+        return;
+    }
+  }
+
+  private applySync(frame: SyncFrame): void {
+    try {
+      this.deps.cache.apply(frame); // committed (fsync) before the ack below
+    } catch (err) {
+      this.deps.log.error({ err }, 'could not commit sync batch; reconnecting to get it again');
+      this.ws?.terminate();
+      return;
+    }
+    this.send({ type: 'ack', revision: frame.revision });
+    this.deps.onDesiredChanged();
+  }
+
+  private flushOutbox(): void {
+    if (!this.linkState.connected || this.inflightSeq !== undefined || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    const items = this.deps.outbox.batch(Math.min(this.options.reportBatch ?? 200, MAX_REPORT_ITEMS));
+    if (items.length === 0) return;
+    this.inflightSeq = Math.max(...items.map((i) => i.seq));
+    this.send({ type: 'report', items });
+  }
+
+  private send(frame: object): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  }
+
+  private touch(): void {
+    clearTimeout(this.deadlineTimer);
+    const ws = this.ws;
+    this.deadlineTimer = setTimeout(() => {
+      this.deps.log.warn({ deadlineMs: this.readDeadlineMs }, 'nothing heard from the hub within the read deadline; reconnecting');
+      ws?.terminate();
+    }, this.readDeadlineMs);
+    this.deadlineTimer.unref();
+  }
+
+  private protocolError(message: string): void {
+    this.deps.log.error({ reason: message }, 'invalid frame from hub; reconnecting');
+    this.ws?.terminate();
+  }
+
+  private setState(state: LinkState): void {
+    this.linkState = state;
+    this.deps.onStateChange?.(state);
+  }
+}

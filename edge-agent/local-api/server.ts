@@ -1,0 +1,29 @@
+import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
+
+export interface LocalApiDeps {
+  registry: Registry;
+  /** The document served at /status (and summarised at /healthz). */
+  status(): Record<string, unknown>;
+}
+
+/** The agent's HTTP endpoint on the node: /healthz, /status, /metrics. Works with the cloud gone. */
+export function createLocalApi(deps: LocalApiDeps): Server {
+  return createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://agent').pathname;
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (path === '/healthz') return json(200, { status: 'ok', cloud: deps.status().cloud });
+    if (path === '/status') return json(200, deps.status());
+    if (path === '/metrics') {
+      deps.registry.metrics().then(
+        (text) => { res.writeHead(200, { 'Content-Type': deps.registry.contentType }); res.end(text); },
+        () => json(500, { code: 'OUTPOST_INTERNAL', message: 'metrics failed' }),
+      );
+      return;
+    }
+    json(404, { code: 'OUTPOST_NOT_FOUND', message: `no such path ${path}` });
+  });
+}
