@@ -26,8 +26,9 @@ export interface Connection {
  * playground's ./.outpost/hub, or ~/.outpost/hub).
  */
 export function resolveConnection(flags: { server?: string; token?: string }): Connection {
-  const server = flags.server ?? process.env.OUTPOST_SERVER;
-  const token = flags.token ?? process.env.OUTPOST_TOKEN;
+  // Empty values count as unset.
+  const server = flags.server || process.env.OUTPOST_SERVER || undefined;
+  const token = flags.token || process.env.OUTPOST_TOKEN || undefined;
   if (server && token) return { server, token, source: flags.server ? '--server/--token' : 'OUTPOST_SERVER/OUTPOST_TOKEN' };
   const candidates = [process.env.OUTPOST_HUB_DATA, join(playgroundDir(), 'hub'), join(homedir(), '.outpost', 'hub')].filter((d): d is string => !!d);
   for (const dir of candidates) {

@@ -13,6 +13,7 @@ const program = new Command('outpost')
   .version(OUTPOST_VERSION)
   .option('--server <url>', 'hub URL (env OUTPOST_SERVER; default: the local hub)')
   .option('--token <token>', 'admin token (env OUTPOST_TOKEN; default: the local hub\'s admin-token file)')
+  .enablePositionalOptions()
   .showHelpAfterError();
 
 const client = () => new HubClient(resolveConnection(program.opts<{ server?: string; token?: string }>()));

@@ -54,7 +54,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   const registry = createRegistry('outpost_agent', { node: cred.node });
   const metrics = createAgentMetrics(registry);
   const runtime = new ProcessRuntime(
-    { db, log: nodeLog.child({ component: 'runtime' }) },
+    { db, log: nodeLog },
     { logDir: join(options.dataDir, 'logs'), workDir: join(options.dataDir, 'work'), baseEnv: { OUTPOST_NODE: cred.node, OUTPOST_UNIT: cred.unit } },
   );
 
