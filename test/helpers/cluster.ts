@@ -147,3 +147,20 @@ export function killGroup(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void
     // already gone
   }
 }
+
+/**
+ * Runs the CLI asynchronously (a hub in this same process must keep serving while it runs).
+ * `env` is merged over this process's environment.
+ */
+export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('close', (code) => { clearTimeout(timer); resolveRun({ code, stdout, stderr }); });
+    child.stdin.end(input ?? '');
+  });
+}

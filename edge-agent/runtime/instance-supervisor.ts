@@ -1,0 +1,313 @@
+import { join } from 'node:path';
+import type { ProcessTemplate } from '../../shared/api/edge-app.js';
+import type { InstanceStatus } from '../../shared/api/instance.js';
+import type { Clock, Timer } from '../../shared/clock.js';
+import type { Logger } from '../../shared/logger.js';
+import { InstanceLogFiles } from './log-files.js';
+import { InstanceProcess, type ProcessExit } from './instance-process.js';
+import { checkProcess } from './proc-stat.js';
+import { exitedStatus, parsePersisted, pendingStatus, runningStatus, toRow } from './instance-record.js';
+import { backoffDelay, describeExit, formatDelay, shouldRestart, succeeded, type ExitInfo } from './restart-policy.js';
+import type { InstanceRow, RuntimeStateStore } from './runtime-state.js';
+import { describeStop, killGroupLeftovers, type TerminateOutcome } from './terminate.js';
+import type { DesiredInstance, RuntimeEvent, RuntimeSettings } from './types.js';
+
+export interface SupervisorDeps {
+  store: RuntimeStateStore;
+  log: Logger;
+  clock: Clock;
+  settings: RuntimeSettings;
+  /** Whether /proc is there (pid + start time identify a process) or only kill(pid, 0). */
+  procFs: boolean;
+  onStatus: (name: string, status: InstanceStatus) => void;
+  onEvent: (event: RuntimeEvent) => void;
+  onRemoved: (name: string) => void;
+}
+
+/**
+ * pending: no process, start when desired. starting: spawn failed, its 'error' is due next tick.
+ * running: a process runs (a child of ours, or adopted). stopping: SIGTERM/SIGKILL in progress.
+ * exited: the last process ended (`lastExit`); restart per policy after back-off, or terminal.
+ */
+type State = 'pending' | 'starting' | 'running' | 'stopping' | 'exited' | 'removed';
+
+/**
+ * Runs one instance: at most one process at a time, restarted per policy with crash-loop back-off,
+ * replaced when its template hash changes, stopped when removed. Every transition ends in
+ * `converge()`, which compares what runs with `desired` and takes the next step.
+ */
+export class InstanceSupervisor {
+  readonly name: string;
+  readonly logs: InstanceLogFiles;
+  private readonly log: Logger;
+  private spec: { template: ProcessTemplate; templateHash: string };
+  /** undefined: restored from the database and not yet confirmed by a reconcile; null: remove. */
+  private desired: DesiredInstance | null | undefined;
+  private state: State = 'pending';
+  private proc: InstanceProcess | null = null;
+  private lastExit: ExitInfo | null = null;
+  /** Consecutive short-lived runs: the exponent of the back-off. */
+  private crashes = 0;
+  private restarts = 0;
+  private backoffTimer: Timer | null = null;
+  private restartDue = false;
+  private stopAbort: AbortController | null = null;
+  private detached = false;
+  private current: InstanceStatus | undefined;
+  private readonly removed: Promise<void>;
+  private resolveRemoved: () => void = () => undefined;
+
+  private constructor(
+    private readonly deps: SupervisorDeps,
+    name: string,
+    spec: { template: ProcessTemplate; templateHash: string },
+  ) {
+    this.name = name;
+    this.spec = spec;
+    this.log = deps.log.child({ instance: name });
+    const { settings } = deps;
+    this.logs = new InstanceLogFiles(join(settings.logDir, name), settings.logMaxBytes, settings.logFiles);
+    this.removed = new Promise((resolve) => (this.resolveRemoved = resolve));
+  }
+
+  /** A new instance; it starts on the first `setDesired`. */
+  static create(deps: SupervisorDeps, desired: DesiredInstance): InstanceSupervisor {
+    const sup = new InstanceSupervisor(deps, desired.name, { template: desired.template, templateHash: desired.templateHash });
+    sup.setStatus(pendingStatus(sup.base));
+    return sup;
+  }
+
+  /** An instance recorded by an earlier agent: adopts its process if that still runs (same pid and start time). */
+  static restore(deps: SupervisorDeps, row: InstanceRow): InstanceSupervisor {
+    const template = JSON.parse(row.template_json) as ProcessTemplate;
+    const sup = new InstanceSupervisor(deps, row.name, { template, templateHash: row.template_hash });
+    const persisted = parsePersisted(row.state_json);
+    sup.restarts = row.restarts;
+    sup.crashes = persisted.crashes ?? 0;
+    if (row.pid !== null) {
+      const liveness = checkProcess(row.pid, row.start_time, deps.procFs);
+      if (liveness === 'alive') {
+        const p = InstanceProcess.adopt({ pid: row.pid, startTime: row.start_time, startedAt: row.started_at }, deps);
+        sup.track(p);
+        sup.state = 'running';
+        sup.setStatus(runningStatus(sup.base, p));
+        sup.event('Normal', 'Adopted', `adopted running pid ${row.pid} (started ${p.startedAt})`);
+        return sup;
+      }
+      if (liveness === 'gone') killGroupLeftovers(row.pid);
+      sup.lastExit = { code: null, signal: null, message: 'exited while the agent was down (exit code unknown)' };
+      sup.state = 'exited';
+      sup.event('Warning', 'Exited', `pid ${row.pid} ${sup.lastExit.message}`);
+      sup.setStatus(exitedStatus(sup.base, sup.lastExit));
+    } else if (persisted.lastExit) {
+      sup.lastExit = persisted.lastExit;
+      sup.state = 'exited';
+      sup.setStatus(exitedStatus(sup.base, sup.lastExit));
+    } else {
+      sup.setStatus(pendingStatus(sup.base));
+    }
+    return sup;
+  }
+
+  /** The instance as the agent wants it, or null to stop and forget it. */
+  setDesired(desired: DesiredInstance | null): void {
+    this.desired = desired;
+    this.converge();
+  }
+
+  status(): InstanceStatus {
+    return { ...(this.current ?? pendingStatus(this.base)) };
+  }
+
+  /** Resolves once the instance is stopped and its row deleted. */
+  whenRemoved(): Promise<void> {
+    return this.removed;
+  }
+
+  /** Periodic work: liveness of an adopted process (no 'exit' event for it) and the log size. */
+  poll(): void {
+    if (this.detached) return;
+    if (this.state === 'running') this.proc?.poll();
+    if (this.logs.rotateIfNeeded()) this.event('Normal', 'LogRotated', `rotated ${this.logs.current}`);
+  }
+
+  /** Stops supervising: timers, listeners and any stop in progress. The process keeps running. */
+  detach(): void {
+    this.detached = true;
+    this.clearBackoff();
+    this.stopAbort?.abort();
+    this.proc?.detach();
+  }
+
+  private converge(): void {
+    if (this.detached || this.state === 'stopping' || this.state === 'starting' || this.state === 'removed') return;
+    const want = this.desired;
+    if (want === undefined) return;
+    if (want === null) {
+      if (this.proc) return this.beginStop('removed');
+      return this.remove();
+    }
+    if (want.templateHash !== this.spec.templateHash) {
+      // Never two processes of one instance: the old one is gone before the new one starts.
+      if (this.proc) return this.beginStop('replaced');
+      this.clearBackoff();
+      const old = this.spec.templateHash;
+      this.spec = { template: want.template, templateHash: want.templateHash };
+      this.restarts = 0;
+      this.crashes = 0;
+      this.lastExit = null;
+      this.state = 'pending';
+      this.event('Normal', 'Replaced', `template ${old} replaced by ${want.templateHash}`);
+      return this.spawn();
+    }
+    this.spec = { template: want.template, templateHash: want.templateHash };
+    if (this.state === 'running') return;
+    if (this.state === 'pending') return this.spawn();
+    const exit = this.lastExit;
+    if (!exit || !shouldRestart(this.spec.template.restartPolicy, exit)) return;
+    if (this.restartDue) {
+      this.restartDue = false;
+      this.restarts++;
+      return this.spawn();
+    }
+    if (this.backoffTimer === null) this.armBackoff(exit);
+  }
+
+  private spawn(): void {
+    const { template } = this.spec;
+    const { settings } = this.deps;
+    this.state = 'starting';
+    const p = InstanceProcess.spawn(
+      { template, defaultCwd: join(settings.workDir, this.name), openLog: () => this.logs.openAppend(), baseEnv: settings.baseEnv, defaultPath: settings.defaultPath },
+      this.deps,
+      (message) => this.safe(() => this.startFailed(message)),
+    );
+    if (!p) return;
+    this.track(p);
+    this.state = 'running';
+    this.setStatus(runningStatus(this.base, p)); // writes the row with pid and start time
+    this.event('Normal', 'Started', `started pid ${p.pid}: ${template.command}`);
+  }
+
+  private startFailed(message: string): void {
+    if (this.detached) return;
+    this.state = 'exited';
+    this.lastExit = { code: null, signal: null, message, failedStart: true };
+    this.event('Warning', 'FailedStart', message);
+    this.setStatus(exitedStatus(this.base, this.lastExit));
+    this.converge();
+  }
+
+  private track(p: InstanceProcess): void {
+    this.proc = p;
+    p.onExit((exit) => this.safe(() => this.onProcessExit(p, exit)));
+  }
+
+  private onProcessExit(p: InstanceProcess, { code, signal }: ProcessExit): void {
+    if (this.proc !== p || this.detached) return;
+    this.proc = null;
+    if (this.state === 'stopping') return; // the stop in progress waits for the whole group
+    p.killLeftovers();
+    if (this.deps.clock.now() - p.startedAtMs >= this.deps.settings.backoffResetAfterMs) this.crashes = 0;
+    const exit: ExitInfo = { code, signal, message: describeExit(code, signal) };
+    this.lastExit = exit;
+    this.state = 'exited';
+    this.event(succeeded(exit) ? 'Normal' : 'Warning', 'Exited', `pid ${p.pid} ${exit.message}`);
+    this.setStatus(exitedStatus(this.base, exit));
+    this.converge();
+  }
+
+  private armBackoff(exit: ExitInfo): void {
+    const { backoffInitialMs, backoffMaxMs } = this.deps.settings;
+    const delay = backoffDelay(this.crashes, backoffInitialMs, backoffMaxMs);
+    this.crashes++;
+    const timer = this.deps.clock.setTimeout(() => {
+      this.safe(() => {
+        if (this.backoffTimer !== timer) return;
+        this.backoffTimer = null;
+        this.restartDue = true;
+        this.converge();
+      });
+    }, delay);
+    timer.unref?.();
+    this.backoffTimer = timer;
+    const message = `${exit.message}; back-off restarting, next in ${formatDelay(delay)}`;
+    this.event('Warning', 'BackOff', message);
+    this.setStatus(exitedStatus(this.base, exit, message));
+  }
+
+  private clearBackoff(): void {
+    if (this.backoffTimer !== null) this.deps.clock.clearTimeout(this.backoffTimer);
+    this.backoffTimer = null;
+    this.restartDue = false;
+  }
+
+  /** Asynchronous: SIGTERM, grace, SIGKILL; `converge()` again once the whole group is gone. */
+  private beginStop(reason: 'removed' | 'replaced'): void {
+    const p = this.proc;
+    if (!p) return;
+    this.state = 'stopping';
+    this.clearBackoff();
+    const graceMs = (this.spec.template.terminationGracePeriodSeconds ?? 10) * 1000;
+    const message = reason === 'removed' ? 'stopping: removed from this node' : 'stopping: template changed';
+    this.setStatus(runningStatus(this.base, p, message));
+    const abort = new AbortController();
+    this.stopAbort = abort;
+    p.terminate(graceMs, this.deps.clock, abort.signal).then(
+      (outcome) => this.safe(() => this.finishStop(p, outcome, graceMs)),
+      (err: unknown) => this.log.error({ err, pid: p.pid }, 'stopping the instance failed'),
+    );
+  }
+
+  private finishStop(p: InstanceProcess, outcome: TerminateOutcome, graceMs: number): void {
+    this.stopAbort = null;
+    if (outcome === 'aborted' || this.detached) return;
+    if (outcome === 'stuck') this.log.error({ pid: p.pid }, 'process group survived SIGKILL');
+    const [type, reason] = outcome === 'exited' ? (['Normal', 'Stopped'] as const) : (['Warning', 'Killed'] as const);
+    this.event(type, reason, describeStop(outcome, p.pid, graceMs));
+    this.proc = null;
+    this.lastExit = null;
+    this.state = 'pending';
+    this.converge();
+  }
+
+  private remove(): void {
+    this.clearBackoff();
+    this.state = 'removed';
+    this.deps.store.delete(this.name);
+    this.event('Normal', 'Removed', 'instance removed from this node');
+    this.deps.onRemoved(this.name);
+    this.resolveRemoved();
+  }
+
+  private get base(): { restarts: number; templateHash: string } {
+    return { restarts: this.restarts, templateHash: this.spec.templateHash };
+  }
+
+  /** Persists the instance, then tells listeners if the status changed. */
+  private setStatus(next: InstanceStatus): void {
+    const changed = JSON.stringify(next) !== JSON.stringify(this.current);
+    this.current = next;
+    this.save();
+    if (changed) this.deps.onStatus(this.name, { ...next });
+  }
+
+  private save(): void {
+    if (this.state === 'removed') return;
+    const persisted = { lastExit: this.lastExit, crashes: this.crashes, ...(this.current ? { status: this.current } : {}) };
+    this.deps.store.save(toRow({ name: this.name, ...this.spec, restarts: this.restarts, proc: this.proc, persisted }));
+  }
+
+  private event(type: RuntimeEvent['type'], reason: string, message: string): void {
+    this.deps.onEvent({ type, reason, message, instance: this.name });
+  }
+
+  /** Timers and child events call in here: nothing may throw out of them. */
+  private safe(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err }, 'instance supervision failed');
+    }
+  }
+}

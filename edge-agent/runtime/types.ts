@@ -1,0 +1,71 @@
+import type { Database } from 'better-sqlite3';
+import type { ProcessTemplate } from '../../shared/api/edge-app.js';
+import type { Clock } from '../../shared/clock.js';
+import type { Logger } from '../../shared/logger.js';
+
+/** One instance the node must run: its name (unique on the node), template and template hash. */
+export interface DesiredInstance {
+  name: string;
+  template: ProcessTemplate;
+  /** Hash of `template`; a change replaces the running process. */
+  templateHash: string;
+}
+
+/** Something that happened to an instance, for the agent's event outbox. */
+export interface RuntimeEvent {
+  type: 'Normal' | 'Warning';
+  /** PascalCase: Started, Exited, FailedStart, BackOff, Adopted, Stopped, Killed, Replaced, Removed, LogRotated. */
+  reason: string;
+  message: string;
+  instance: string;
+}
+
+export interface ProcessRuntimeOptions {
+  /** Directory of instance logs: `<logDir>/<instance>/current.log` plus rotated `current.log.N`. */
+  logDir: string;
+  /**
+   * Parent of the default working directories: an instance without `workingDir` runs in
+   * `<workDir>/<instance>` (created on start). Default `<dirname(logDir)>/instances`.
+   */
+  workDir?: string;
+  /** Bytes of a log file before it is rotated; default 10 MiB. */
+  logMaxBytes?: number;
+  /** Rotated log files kept per instance (`current.log.1` .. `.N`); default 3. */
+  logFiles?: number;
+  /**
+   * Crash-loop backoff: the n-th consecutive restart waits min(maxMs, initialMs * 2^(n-1)).
+   * The count resets when a process ran at least `resetAfterMs`. Defaults 1 s, 5 min, 60 s.
+   */
+  restartBackoff?: { initialMs?: number; maxMs?: number; resetAfterMs?: number };
+  /** Liveness poll of adopted processes and log-size check, in ms; default 1000. */
+  pollIntervalMs?: number;
+  /** Environment given to every instance underneath its template env (e.g. OUTPOST_INSTANCE, OUTPOST_NODE). */
+  baseEnv?: Record<string, string>;
+  /**
+   * PATH given to an instance when neither `baseEnv` nor its template env sets one, so that a bare
+   * command name such as `sleep` resolves. Default: the agent's own PATH. Nothing else of the
+   * agent's environment reaches an instance (it may hold the node credential).
+   */
+  defaultPath?: string;
+}
+
+export interface ProcessRuntimeDeps {
+  /** The agent's SQLite database; the runtime owns the `runtime_instances` table. */
+  db: Database;
+  log: Logger;
+  clock?: Clock;
+}
+
+/** Options with every default applied. */
+export interface RuntimeSettings {
+  logDir: string;
+  workDir: string;
+  logMaxBytes: number;
+  logFiles: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  backoffResetAfterMs: number;
+  pollIntervalMs: number;
+  baseEnv: Record<string, string>;
+  defaultPath: string | undefined;
+}
