@@ -34,7 +34,9 @@ export async function playgroundCommand(o: { data?: string }): Promise<void> {
   const children: { name: string; child: ChildProcess }[] = [];
   const start = (name: string, args: string[]) => {
     const out = openSync(join(logs, `${name}.log`), 'a');
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', out, out] });
+    // Own process group: a terminal's Ctrl-C reaches only the playground, which then stops the
+    // agents (and their instances) before the hub, in order, instead of everything at once.
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', out, out], detached: true });
     children.push({ name, child });
     child.on('exit', (code, signal) => {
       if (!stopping) {
