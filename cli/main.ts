@@ -8,6 +8,8 @@ import { playgroundCommand } from './commands/playground.js';
 import { applyCommand, deleteCommand, describeCommand, eventsCommand, getCommand } from './commands/resources.js';
 import { tokenCreateCommand, tokenDeleteCommand, tokenListCommand } from './commands/tokens.js';
 
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
 const program = new Command('outpost')
   .description('Outpost: an edge-cloud orchestrator. Run a hub, join edge agents, deploy apps to node units.')
   .version(OUTPOST_VERSION)
@@ -26,7 +28,7 @@ program
   .option('--data <dir>', 'data directory (default $OUTPOST_HUB_DATA or ~/.outpost/hub)')
   .option('--read-deadline <duration>', 'close an agent session silent for this long', '30s')
   .option('--ping-interval <duration>', 'WebSocket ping period towards agents', '10s')
-  .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+  .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .action(hubCommand);
 
 program
@@ -41,7 +43,7 @@ program
   .option('--read-deadline <duration>', 'reconnect when the hub is silent for this long', '30s')
   .option('--backoff-max <duration>', 'upper bound of the reconnect backoff', '30s')
   .option('--stop-instances-on-exit', 'stop instances when the agent stops (by default they keep running)')
-  .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+  .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .action(agentCommand);
 
 const token = program.command('token').description('join tokens for edge nodes');

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createRegistry } from '../shared/metrics.js';
 import type { Logger } from '../shared/logger.js';
-import { stopAll, type Component } from '../shared/lifecycle.js';
+import { startAll, stopAll, type Component } from '../shared/lifecycle.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { loadOrCreateAdminToken } from './auth/admin-token.js';
 import { HubSecrets } from './auth/hub-secrets.js';
 import { ObjectCache } from './cache/object-cache.js';
@@ -47,6 +48,16 @@ export interface RunningHub {
 /** Builds and starts a hub. The composition root for the hub process (called by `outpost hub`). */
 export async function startHub(options: HubOptions, log: Logger): Promise<RunningHub> {
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const lock = lockDataDir(join(options.dataDir, 'hub.lock'));
+  try {
+    return await buildHub(options, log, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function buildHub(options: HubOptions, log: Logger, lock: { release(): void }): Promise<RunningHub> {
   const adminTokenFile = join(options.dataDir, 'admin-token');
   const adminToken = loadOrCreateAdminToken(adminTokenFile);
   const registry = createRegistry('outpost_hub');
@@ -69,7 +80,7 @@ export async function startHub(options: HubOptions, log: Logger): Promise<Runnin
       hooks: {
         onHello: (scope, hello) => health.connected(scope.node, hello),
         onAck: (scope, rev) => health.acked(scope.node, rev),
-        onReport: (scope, items) => reports.handle(scope, items),
+        onReport: (scope, items, session) => reports.handle(scope, items, session),
         onDisconnect: (node) => health.disconnected(node),
       },
     },
@@ -95,13 +106,26 @@ export async function startHub(options: HubOptions, log: Logger): Promise<Runnin
         server.once('error', reject);
         server.listen(options.port, options.host, () => resolve());
       }),
-      stop: () => new Promise<void>((resolve) => {
-        server.close(() => resolve());
+      // Stop accepting and drop idle HTTP connections; agent WebSockets are closed by the
+      // sessions component right after, so do not wait for them here.
+      stop: async () => {
+        server.close();
         server.closeAllConnections();
-      }),
+      },
     },
   ];
-  for (const c of components) await c.start();
+  const onStopError = (name: string, err: unknown) => log.error({ err, component: name }, 'stop failed');
+  const closeFiles = async () => {
+    await store.close();
+    secrets.close();
+    events.close();
+  };
+  try {
+    await startAll(components, 10_000, onStopError);
+  } catch (err) {
+    await closeFiles();
+    throw err;
+  }
 
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -117,11 +141,10 @@ export async function startHub(options: HubOptions, log: Logger): Promise<Runnin
     adminTokenFile,
     async stop() {
       log.info('hub stopping');
-      await stopAll(components, 10_000, (name, err) => log.error({ err, component: name }, 'stop failed'));
+      await stopAll(components, 10_000, onStopError);
       rmSync(infoFile, { force: true });
-      await store.close();
-      secrets.close();
-      events.close();
+      await closeFiles();
+      lock.release();
     },
   };
 }

@@ -5,7 +5,7 @@ import type { InstanceStatus } from '../shared/api/index.js';
 import { Backoff } from '../shared/backoff.js';
 import { sleep } from '../shared/clock.js';
 import { isOutpostError, OutpostError } from '../shared/errors.js';
-import { stopAll, type Component } from '../shared/lifecycle.js';
+import { startAll, stopAll, type Component } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/logger.js';
 import { createRegistry } from '../shared/metrics.js';
 import { openAgentDatabase } from './cache/database.js';
@@ -30,7 +30,7 @@ export interface AgentOptions {
   readDeadlineMs?: number;
   /** Upper bound of the reconnect backoff, ms. Default 30 000. */
   backoffMaxMs?: number;
-  /** Seconds between node status reports. Default 30. */
+  /** How often the node status is checked and, when changed, reported, ms. Default 5 000. */
   nodeStatusIntervalMs?: number;
   /** Stop instances when the agent stops (playground); by default they outlive the agent. */
   stopInstancesOnExit?: boolean;
@@ -49,12 +49,15 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   const cred = await ensureCredential(options, log, signal);
   const nodeLog = log.child({ node: cred.node, unit: cred.unit });
   const db = openAgentDatabase(join(options.dataDir, 'cache.db'), nodeLog);
+  // Runtime records (pids of running instances) live in their own file: if the cache file is
+  // ever unreadable and moved aside, the agent still knows, and re-adopts, what it runs.
+  const runtimeDb = openAgentDatabase(join(options.dataDir, 'runtime.db'), nodeLog);
   const cache = new DesiredCache(db);
   const outbox = new Outbox(db);
   const registry = createRegistry('outpost_agent', { node: cred.node });
   const metrics = createAgentMetrics(registry);
   const runtime = new ProcessRuntime(
-    { db, log: nodeLog },
+    { db: runtimeDb, log: nodeLog },
     { logDir: join(options.dataDir, 'logs'), workDir: join(options.dataDir, 'work'), baseEnv: { OUTPOST_NODE: cred.node, OUTPOST_UNIT: cred.unit } },
   );
 
@@ -64,11 +67,12 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   const templateHashes = () => new Map(cache.instances().map((i) => [i.metadata.name, i.spec.templateHash]));
   runtime.onStatus((name: string, status: InstanceStatus) => {
     if (!templateHashes().has(name)) return; // removed: the hub deleted it already
-    outbox.put('instance-status', { name, status: { ...status, node: cred.node } }, `instance/${name}`);
+    const message = status.message === undefined ? {} : { message: status.message.slice(0, 4000) };
+    outbox.put('instance-status', { name, status: { ...status, ...message, node: cred.node } }, `instance/${name}`);
   });
   runtime.onEvent((e) => {
     if (e.reason === 'Started' && (runtime.statuses().get(e.instance)?.restarts ?? 0) > 0) metrics.instanceRestarts.inc();
-    outbox.put('event', { type: e.type, reason: e.reason, message: e.message.slice(0, 4000), object: { kind: 'Instance', name: e.instance }, time: new Date().toISOString() });
+    outbox.put('event', { type: e.type, reason: e.reason.slice(0, 128), message: e.message.slice(0, 4000), object: { kind: 'Instance', name: e.instance }, time: new Date().toISOString() });
   });
 
   const link = new HubLink(
@@ -87,11 +91,14 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   };
   let lastNodeReport = '';
   const reportNode = () => {
-    const body = { instances: phaseCounts(), outboxDepth: outbox.depth() };
+    const body = { instances: phaseCounts(), outboxDepth: outbox.depth(), droppedEvents: outbox.droppedEvents() };
     metrics.outboxDepth.set(body.outboxDepth);
-    metrics.outboxDropped.set(outbox.droppedEvents());
+    metrics.outboxDropped.set(body.droppedEvents);
+    metrics.instances.reset();
     for (const [phase, n] of Object.entries(body.instances)) metrics.instances.set({ phase }, n);
-    const text = JSON.stringify(body.instances);
+    // Queued only on change (a queued node status replaces the previous one, so the depth it
+    // reports does not move by queueing it).
+    const text = JSON.stringify(body);
     if (text !== lastNodeReport) {
       lastNodeReport = text;
       outbox.put('node-status', body, 'node');
@@ -115,17 +122,24 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   const localApi = createLocalApi({ registry, status });
 
   const components: Component[] = [
-    // Offline first: instances start from the cache before the hub is even dialled.
-    { name: 'runtime', start: async () => { await runtime.start(); reconcile(); }, stop: async () => { if (options.stopInstancesOnExit) await runtime.stopAllInstances(); await runtime.stop(); } },
-    { name: 'node-status', start: async () => { reportNode(); nodeTimer = setInterval(reportNode, options.nodeStatusIntervalMs ?? 5_000); nodeTimer.unref(); }, stop: async () => clearInterval(nodeTimer) },
-    { name: 'link', start: async () => link.start(), stop: () => link.stop() },
     {
       name: 'local-api',
       start: () => new Promise<void>((resolve, reject) => { localApi.once('error', reject); localApi.listen(options.localApiPort, options.localApiHost, () => resolve()); }),
       stop: () => new Promise<void>((resolve) => { localApi.close(() => resolve()); localApi.closeAllConnections(); }),
     },
+    // Offline first: instances start from the cache before the hub is even dialled.
+    { name: 'runtime', start: async () => { await runtime.start(); reconcile(); }, stop: async () => { if (options.stopInstancesOnExit) await runtime.stopAllInstances(); await runtime.stop(); } },
+    { name: 'node-status', start: async () => { reportNode(); nodeTimer = setInterval(reportNode, options.nodeStatusIntervalMs ?? 5_000); nodeTimer.unref(); }, stop: async () => clearInterval(nodeTimer) },
+    { name: 'link', start: async () => link.start(), stop: () => link.stop() },
   ];
-  for (const c of components) await c.start();
+  const onStopError = (name: string, err: unknown) => nodeLog.error({ err, component: name }, 'stop failed');
+  try {
+    await startAll(components, 30_000, onStopError);
+  } catch (err) {
+    db.close();
+    runtimeDb.close();
+    throw err;
+  }
   const addr = localApi.address() as AddressInfo;
   const localApiUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   nodeLog.info({ localApi: localApiUrl, dataDir: options.dataDir, cachedInstances: cache.instances().length }, 'agent running');
@@ -135,8 +149,9 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     unit: cred.unit,
     localApiUrl,
     async stop() {
-      await stopAll(components, 30_000, (name, err) => nodeLog.error({ err, component: name }, 'stop failed'));
+      await stopAll(components, 30_000, onStopError);
       db.close();
+      runtimeDb.close();
     },
   };
 }

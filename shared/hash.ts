@@ -17,3 +17,19 @@ export function shortHash(value: unknown): string {
 export function deepEqual(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }
+
+const digests = new WeakMap<object, string>();
+
+/**
+ * Digest of what an agent needs of an object: identity, labels, annotations and spec. Status and
+ * resourceVersion are left out (a status change is nothing to send down), and so is anything a
+ * restored hub could reuse: two objects with the same digest have the same content.
+ */
+export function objectDigest(obj: { kind: string; metadata: { name: string; uid?: string; generation?: number; labels?: unknown; annotations?: unknown }; spec?: unknown }): string {
+  const cached = digests.get(obj);
+  if (cached) return cached;
+  const m = obj.metadata;
+  const d = shortHash({ k: obj.kind, n: m.name, u: m.uid ?? '', g: m.generation ?? 0, l: m.labels ?? {}, a: m.annotations ?? {}, s: obj.spec ?? null });
+  digests.set(obj, d);
+  return d;
+}

@@ -25,3 +25,20 @@ export async function stopAll(components: Component[], graceMs: number, onError:
     }
   }
 }
+
+/**
+ * Starts components in order. If one fails, those already started are stopped (in reverse) and
+ * the error is rethrown, so a failed start leaves nothing running behind it.
+ */
+export async function startAll(components: Component[], graceMs: number, onError: (name: string, err: unknown) => void): Promise<void> {
+  const started: Component[] = [];
+  for (const c of components) {
+    try {
+      await c.start();
+      started.push(c);
+    } catch (err) {
+      await stopAll(started, graceMs, onError);
+      throw err;
+    }
+  }
+}

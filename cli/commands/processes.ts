@@ -9,7 +9,8 @@ import { defaultHubDataDir } from '../config.js';
 
 /** `HOST:PORT`, `:PORT` or `PORT`; `[::1]:PORT` for IPv6. */
 export function parseListen(text: string, defaultHost: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(text.trim());
+  const t = text.trim();
+  const m = /^\d+$/.test(t) ? [t, undefined, '', t] : /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(t);
   const port = Number(m?.[3]);
   if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new OutpostError('BAD_REQUEST', `--listen ${text}: expected HOST:PORT, e.g. 127.0.0.1:7400`);
   return { host: m[1] ?? (m[2] || defaultHost), port };

@@ -44,7 +44,12 @@ export function createApiServer(deps: ApiDeps): Server {
       });
   });
   server.on('upgrade', (req, socket, head) => {
-    const path = new URL(req.url ?? '/', 'http://hub').pathname;
+    let path: string;
+    try {
+      path = new URL(req.url ?? '/', 'http://hub').pathname;
+    } catch {
+      path = '';
+    }
     if (path !== '/agent/v1/connect') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;

@@ -13,7 +13,7 @@ const CreateToken = TypeCompiler.Compile(
   Type.Object(
     {
       unit: NameSchema,
-      /** Duration such as 24h; "0" or omitted = 24h; "never" = no expiry. */
+      /** Duration such as 24h (default 24h); "never" = no expiry. */
       ttl: Type.Optional(Type.String({ maxLength: 32 })),
       uses: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),
       description: Type.Optional(Type.String({ maxLength: 256 })),

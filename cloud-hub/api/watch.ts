@@ -5,6 +5,9 @@ import { matchesRequirements } from '../../shared/labels.js';
 import type { Store, WatchEvent } from '../store/store.js';
 import { listOptions } from './resources.js';
 
+/** Bytes a watch may have waiting for its client before the hub ends it. */
+const MAX_WATCH_BUFFER = 16 * 1024 * 1024;
+
 function matchesFields(obj: unknown, fields: Record<string, string> | undefined): boolean {
   if (!fields) return true;
   return Object.entries(fields).every(([path, want]) => {
@@ -24,10 +27,33 @@ export async function streamWatch(store: Store, req: IncomingMessage, res: Serve
   const rvParam = query.get('resourceVersion');
   if (rvParam !== null && !/^\d+$/.test(rvParam)) throw new OutpostError('BAD_REQUEST', `resourceVersion "${rvParam}" is not a number`);
   const controller = new AbortController();
-  const write = (e: { type: string; object: unknown }) => {
-    if (!matchesRequirements((e.object as { metadata?: { labels?: Record<string, string> } }).metadata?.labels, opts.labelSelector ?? [])) return;
-    if (!matchesFields(e.object, opts.fieldSelector)) return;
-    res.write(`${JSON.stringify(e)}\n`);
+  const matches = (o: unknown) => matchesRequirements((o as { metadata?: { labels?: Record<string, string> } }).metadata?.labels, opts.labelSelector ?? []) && matchesFields(o, opts.fieldSelector);
+  // With a selector, an object that stops matching is DELETED for this watcher and one that
+  // starts matching is ADDED, as Kubernetes does; otherwise clients keep stale objects.
+  // `matched` holds the names this watcher currently shows, for the objects it has seen at all;
+  // an object first seen in a resumed watch keeps the store's event type.
+  const matched = new Set<string>();
+  const seen = new Set<string>();
+  const write = (e: WatchEvent) => {
+    const name = e.object.metadata.name;
+    const now = e.type !== 'DELETED' && matches(e.object);
+    // Unseen: after a list, it was not shown; when resuming, assume the client has it if it matches.
+    const was = seen.has(name) ? matched.has(name) : rvParam !== null && e.type !== 'ADDED' && matches(e.object);
+    seen.add(name);
+    let type: string | undefined;
+    if (now) type = was ? 'MODIFIED' : 'ADDED';
+    else if (was) type = 'DELETED';
+    if (now) matched.add(name);
+    else matched.delete(name);
+    if (e.type === 'DELETED') seen.delete(name);
+    if (!type) return;
+    if (res.writableLength > MAX_WATCH_BUFFER) {
+      // A client that does not read must not grow the hub's memory: end its watch; it re-lists.
+      end();
+      res.destroy();
+      return;
+    }
+    res.write(`${JSON.stringify({ type, object: e.object })}\n`);
   };
   let from: number;
   const initial: WatchEvent[] = [];
@@ -37,6 +63,10 @@ export async function streamWatch(store: Store, req: IncomingMessage, res: Serve
     for (const o of list.items) initial.push({ type: 'ADDED', object: o, revision: Number(o.metadata.resourceVersion) });
   } else {
     from = Number(rvParam);
+    const current = await store.currentRevision();
+    if (from > current) {
+      throw new OutpostError('BAD_REQUEST', `resourceVersion ${from} is newer than the hub's current revision ${current} (was the hub restored from a backup?); list again and watch from the list's resourceVersion`);
+    }
   }
   // Subscribing first makes a too-old revision fail as an HTTP 410 before any byte is sent.
   const buffered: WatchEvent[] = [];
@@ -47,13 +77,13 @@ export async function streamWatch(store: Store, req: IncomingMessage, res: Serve
   });
   res.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
   headerSent = true;
-  for (const e of [...initial, ...buffered]) write(e);
   const heartbeat = setInterval(() => res.write('\n'), 15_000);
-  const end = () => {
+  for (const e of [...initial, ...buffered]) write(e);
+  function end(): void {
     clearInterval(heartbeat);
     watcher.stop();
     controller.abort();
-  };
+  }
   req.on('close', end);
   res.on('close', end);
 }

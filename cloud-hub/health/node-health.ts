@@ -74,9 +74,10 @@ export class NodeHealth {
     this.patch(node, { appliedRevision: revision });
   }
 
-  reported(node: string, body: { outboxDepth?: number; instances?: Record<string, number> }): void {
+  reported(node: string, body: { outboxDepth?: number; droppedEvents?: number; instances?: Record<string, number> }): void {
     const patch: Partial<EdgeNodeStatus> = {};
     if (body.outboxDepth !== undefined) patch.outboxDepth = body.outboxDepth;
+    if (body.droppedEvents !== undefined) patch.droppedEvents = body.droppedEvents;
     if (body.instances !== undefined) patch.instances = body.instances;
     this.patch(node, patch);
   }

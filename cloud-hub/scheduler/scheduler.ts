@@ -80,8 +80,9 @@ export class Scheduler {
     try {
       await this.reconcile();
     } catch (err) {
-      this.deps.log.error({ err }, 'scheduler pass failed; retrying');
-      this.again = true;
+      // A store failure: retry, but slowly (a tight loop would only burn the CPU it needs).
+      this.deps.log.error({ err }, 'scheduler pass failed; retrying in 1 s');
+      setTimeout(() => this.trigger(), 1000).unref();
     }
   }
 
@@ -96,6 +97,7 @@ export class Scheduler {
     for (const i of instances) if (i.spec.node) bump(totalLoad, i.spec.node);
 
     const wanted = new Set<string>();
+    const instancesByName = new Map(instances.map((i) => [i.metadata.name, i]));
     for (const app of apps) {
       const hash = shortHash(app.spec.template);
       const replicas = app.spec.replicasPerUnit ?? 1;
@@ -103,6 +105,7 @@ export class Scheduler {
       const mine = new Map(instances.filter((i) => i.spec.app === app.metadata.name).map((i) => [i.metadata.name, i]));
       for (const i of mine.values()) if (i.spec.node) bump(appLoad, i.spec.node);
       const unitStatuses: UnitAppStatus[] = [];
+      const problems: string[] = [];
       for (const [unitName, unit] of [...units].sort(([a], [b]) => a.localeCompare(b))) {
         if (!appSelectsUnit(app, unitName, unit)) continue;
         const ready = nodes.filter((n) => n.spec.unit === unitName && n.status?.phase === 'Ready');
@@ -110,6 +113,12 @@ export class Scheduler {
         for (let index = 0; index < replicas; index++) {
           const name = instanceName(app.metadata.name, unitName, index);
           wanted.add(name);
+          const taken = instancesByName.get(name);
+          if (taken && taken.spec.app !== app.metadata.name) {
+            // `${app}-${unit}-${i}` can collide (app "web" in unit "eu-x" vs app "web-eu" in unit "x").
+            problems.push(`instance name ${name} is taken by app ${taken.spec.app}; rename this app or the unit`);
+            continue;
+          }
           const existing = mine.get(name);
           let node = existing?.spec.node ?? '';
           if (node && nodeByName.get(node)?.spec.unit !== unitName) {
@@ -122,7 +131,8 @@ export class Scheduler {
             if (node) { bump(appLoad, node); bump(totalLoad, node); }
           }
           const spec: InstanceSpec = { app: app.metadata.name, unit: unitName, node, index, template: app.spec.template, templateHash: hash };
-          await this.writeInstance(existing, name, spec);
+          const problem = await this.writeInstance(existing, name, spec);
+          if (problem) { problems.push(problem); continue; }
           if (node) counts.scheduled++;
           const st = existing?.status;
           if (existing && existing.spec.node === node && st?.templateHash === hash) {
@@ -132,7 +142,7 @@ export class Scheduler {
         }
         unitStatuses.push(counts);
       }
-      const status: EdgeAppStatus = { observedGeneration: app.metadata.generation ?? 0, templateHash: hash, units: unitStatuses };
+      const status: EdgeAppStatus = { observedGeneration: app.metadata.generation ?? 0, templateHash: hash, units: unitStatuses, ...(problems.length ? { message: problems.slice(0, 5).join('; ').slice(0, 4000) } : {}) };
       if (!deepEqual(app.status, status)) await this.ignoreGone(this.deps.store.updateStatus('EdgeApp', app.metadata.name, status));
     }
     for (const i of instances) {
@@ -145,15 +155,26 @@ export class Scheduler {
     }
   }
 
-  private async writeInstance(existing: Instance | undefined, name: string, spec: InstanceSpec): Promise<void> {
-    if (existing && deepEqual(existing.spec, spec)) return;
-    if (!existing) {
-      const obj: AnyObject = { apiVersion: API_VERSION, kind: 'Instance', metadata: { name }, spec };
-      await this.ignoreGone(this.deps.store.create(obj));
-      this.deps.log.info({ instance: name, node: spec.node || null }, 'instance created');
-    } else {
-      await this.ignoreGone(this.deps.store.update({ ...existing, spec }, { resourceVersion: existing.metadata.resourceVersion ?? '' }));
-      if (existing.spec.node !== spec.node) this.deps.log.info({ instance: name, from: existing.spec.node, to: spec.node }, 'instance placed');
+  /** Creates or updates one instance; returns a problem to show in the app's status, if any. */
+  private async writeInstance(existing: Instance | undefined, name: string, spec: InstanceSpec): Promise<string | undefined> {
+    if (existing && deepEqual(existing.spec, spec)) return undefined;
+    try {
+      if (!existing) {
+        const obj: AnyObject = { apiVersion: API_VERSION, kind: 'Instance', metadata: { name }, spec };
+        await this.ignoreGone(this.deps.store.create(obj));
+        this.deps.log.info({ instance: name, node: spec.node || null }, 'instance created');
+      } else {
+        const updated = await this.ignoreGone(this.deps.store.update({ ...existing, spec }, { resourceVersion: existing.metadata.resourceVersion ?? '' }));
+        if (updated && existing.spec.node !== spec.node) {
+          this.deps.log.info({ instance: name, from: existing.spec.node, to: spec.node }, 'instance placed');
+          // The status came from the old node: it says nothing about the new one.
+          await this.ignoreGone(this.deps.store.updateStatus('Instance', name, { phase: 'Pending', ready: false, restarts: 0 }));
+        }
+      }
+      return undefined;
+    } catch (err) {
+      if (isOutpostError(err, 'INVALID')) return `cannot create instance ${name.slice(0, 80)}: ${err.message}`;
+      throw err;
     }
   }
 
@@ -162,7 +183,7 @@ export class Scheduler {
     try {
       return await p;
     } catch (err) {
-      if (isOutpostError(err, 'NOT_FOUND') || isOutpostError(err, 'CONFLICT') || isOutpostError(err, 'ALREADY_EXISTS')) {
+      if (isOutpostError(err, 'NOT_FOUND') || isOutpostError(err, 'CONFLICT')) {
         this.again = true;
         return undefined;
       }

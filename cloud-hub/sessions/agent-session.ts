@@ -2,10 +2,31 @@ import type { WebSocket, RawData } from 'ws';
 import type { AnyObject } from '../../shared/api/index.js';
 import { isOutpostError, OutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { CloseCodes, PROTOCOL_VERSION, parseAgentFrame, type AgentFrame, type HelloFrame, type HubFrame, type ObjectKey, type ReportItem } from '../../shared/protocol/frames.js';
+import { CloseCodes, PROTOCOL_VERSION, parseAgentFrame, reportItemProblem, type AgentFrame, type HelloFrame, type HubFrame, type ObjectKey, type RawReportItem, type ReportItem } from '../../shared/protocol/frames.js';
+import { objectDigest } from '../../shared/hash.js';
 import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
 import type { HubMetrics } from '../metrics.js';
-import { desiredSet, inScope, keyOf, onlyStatusChanged, type NodeScope } from './scope.js';
+import { desiredSet, inScope, keyOf, onlyStatusChanged, projectForNode, type NodeScope } from './scope.js';
+
+/** Target size of one sync frame; well under MAX_FRAME_BYTES so one object more never overflows. */
+const SYNC_CHUNK_BYTES = 1024 * 1024;
+
+function chunkBySize(objects: AnyObject[], limit: number): AnyObject[][] {
+  const chunks: AnyObject[][] = [[]];
+  let size = 0;
+  for (const o of objects) {
+    const n = JSON.stringify(o).length;
+    const current = chunks[chunks.length - 1] ?? [];
+    if (current.length > 0 && size + n > limit) {
+      chunks.push([o]);
+      size = n;
+    } else {
+      current.push(o);
+      size += n;
+    }
+  }
+  return chunks;
+}
 
 export interface SessionOptions {
   /** WebSocket ping period, ms. */
@@ -21,7 +42,7 @@ export interface SessionHooks {
   onHello(scope: NodeScope, hello: HelloFrame): void;
   onAck(scope: NodeScope, revision: number): void;
   /** Stores a batch of outbox items; resolves with the highest seq handled and the refused ones. */
-  onReport(scope: NodeScope, items: ReportItem[]): Promise<{ rejected: { seq: number; code: string; message: string }[] }>;
+  onReport(scope: NodeScope, items: ReportItem[], session: AgentSession): Promise<{ rejected: { seq: number; code: string; message: string }[] }>;
   onClose(session: AgentSession): void;
 }
 
@@ -31,7 +52,9 @@ const keyString = (k: ObjectKey) => `${k.kind}/${k.name}`;
 export class AgentSession {
   state: 'awaiting-hello' | 'live' | 'closed' = 'awaiting-hello';
   /** What the agent holds (or will once in-flight frames land): key -> resourceVersion. */
-  private readonly sent = new Map<string, { key: ObjectKey; rv: string }>();
+  private readonly sent = new Map<string, { key: ObjectKey; digest: string }>();
+  /** Instances this node held during this session: it may still report events about them. */
+  private readonly instancesSeen = new Set<string>();
   private sentRevision = 0;
   ackedRevision = 0;
   private lastHeard: number;
@@ -60,9 +83,14 @@ export class AgentSession {
     return Math.max(0, this.sentRevision - this.ackedRevision);
   }
 
+  /** `reason` must be short ASCII (WebSocket limits it to 123 bytes): never echo peer input in it. */
   close(code: number, reason: string): void {
     if (this.state === 'closed') return;
-    this.deps.ws.close(code, reason);
+    try {
+      this.deps.ws.close(code, Buffer.byteLength(reason) <= 123 ? reason : 'closing');
+    } catch {
+      this.deps.ws.terminate();
+    }
     // A peer that never answers the close handshake must not hold the socket open.
     setTimeout(() => this.deps.ws.terminate(), 2000).unref();
   }
@@ -73,37 +101,54 @@ export class AgentSession {
     const { cache, scope } = this.deps;
     if (event.object.kind === 'NodeUnit') {
       // Unit labels decide which apps select the unit: recompute the whole set.
-      this.resync();
+      if (!onlyStatusChanged(event.oldObject, event.object)) this.resync();
       return;
     }
     const newIn = event.type !== 'DELETED' && inScope(event.object, scope, cache);
     const oldIn = event.oldObject !== undefined && inScope(event.oldObject, scope, cache);
     if (newIn) {
       if (oldIn && onlyStatusChanged(event.oldObject, event.object)) return;
-      this.sendSync({ revision: event.revision, objects: [event.object], deletes: [] });
+      this.sendSync({ revision: event.revision, objects: [projectForNode(event.object, scope)], deletes: [] });
     } else if (oldIn || this.sent.has(keyString(keyOf(event.object)))) {
       this.sendSync({ revision: event.revision, objects: [], deletes: [keyOf(event.object)] });
     }
   }
 
-  /** Sends the difference between what the agent holds and its desired set. */
+  /**
+   * Sends the difference between what the agent holds and its desired set, compared by content
+   * digest (not revision: a hub restored from a backup reuses revision numbers). Large
+   * differences go in several frames under the frame limit; only the last carries `keys` and
+   * the new revision, so an ack never covers a part not yet received.
+   */
   resync(): void {
     const { cache, scope } = this.deps;
-    const set = desiredSet(scope, cache);
+    const set = desiredSet(scope, cache).map((o) => projectForNode(o, scope));
     const want = new Map(set.map((o) => [keyString(keyOf(o)), o]));
-    const objects: AnyObject[] = set.filter((o) => this.sent.get(keyString(keyOf(o)))?.rv !== o.metadata.resourceVersion);
+    const objects: AnyObject[] = set.filter((o) => this.sent.get(keyString(keyOf(o)))?.digest !== objectDigest(o));
     const deletes = [...this.sent.entries()].filter(([k]) => !want.has(k)).map(([, v]) => v.key);
-    this.sendSync({ revision: cache.revision, objects, deletes, keys: set.map(keyOf) });
+    this.resyncNeeded = false;
+    const chunks = chunkBySize(objects, SYNC_CHUNK_BYTES);
+    chunks.forEach((chunk, i) => {
+      const last = i === chunks.length - 1;
+      this.sendSync(
+        last ? { revision: cache.revision, objects: chunk, deletes, keys: set.map(keyOf) } : { revision: this.ackedRevision, objects: chunk, deletes: [] },
+        { force: true },
+      );
+    });
   }
 
-  private sendSync(batch: { revision: number; objects: AnyObject[]; deletes: ObjectKey[]; keys?: ObjectKey[] }): void {
-    if (this.deps.ws.bufferedAmount > this.options.highWaterBytes) {
-      // Never queue unbounded data for a slow agent: drop the delta, resync once drained.
+  private sendSync(batch: { revision: number; objects: AnyObject[]; deletes: ObjectKey[]; keys?: ObjectKey[] }, opts: { force?: boolean } = {}): void {
+    // Never queue unbounded data for a slow agent: past the high-water mark, drop deltas (all of
+    // them, so that no later ack can cover a dropped one) and resync once drained.
+    if (!opts.force && (this.resyncNeeded || this.deps.ws.bufferedAmount > this.options.highWaterBytes)) {
       if (!this.resyncNeeded) this.deps.metrics.resyncs.inc();
       this.resyncNeeded = true;
       return;
     }
-    for (const o of batch.objects) this.sent.set(keyString(keyOf(o)), { key: keyOf(o), rv: o.metadata.resourceVersion ?? '' });
+    for (const o of batch.objects) {
+      this.sent.set(keyString(keyOf(o)), { key: keyOf(o), digest: objectDigest(o) });
+      if (o.kind === 'Instance' && this.instancesSeen.size < 100_000) this.instancesSeen.add(o.metadata.name);
+    }
     for (const d of batch.deletes) this.sent.delete(keyString(d));
     this.sentRevision = Math.max(this.sentRevision, batch.revision);
     this.deps.metrics.syncObjects.inc(batch.objects.length);
@@ -144,7 +189,10 @@ export class AgentSession {
     if (this.state !== 'awaiting-hello') return this.protocolError(new OutpostError('PROTOCOL', 'duplicate hello'));
     if (hello.protocol !== PROTOCOL_VERSION) return this.protocolError(new OutpostError('PROTOCOL', `protocol ${hello.protocol} not supported (hub speaks ${PROTOCOL_VERSION})`));
     this.state = 'live';
-    for (const c of hello.cached) this.sent.set(keyString(c), { key: { kind: c.kind, name: c.name }, rv: c.resourceVersion });
+    for (const c of hello.cached) {
+      this.sent.set(keyString(c), { key: { kind: c.kind, name: c.name }, digest: c.digest });
+      if (c.kind === 'Instance') this.instancesSeen.add(c.name);
+    }
     this.ackedRevision = hello.appliedRevision;
     const { node, unit } = this.deps.scope;
     this.send({ type: 'welcome', node, unit, revision: this.deps.cache.revision });
@@ -152,13 +200,26 @@ export class AgentSession {
     this.deps.hooks.onHello(this.deps.scope, hello);
   }
 
-  private onReport(items: ReportItem[]): void {
-    // Batches are handled one at a time, in order: an ack always covers everything before it.
+  /** Whether this node held the instance during this session (events about it are its own). */
+  heldInstance(name: string): boolean {
+    return this.instancesSeen.has(name);
+  }
+
+  private onReport(raw: RawReportItem[]): void {
+    // Items are checked one by one: one bad row is refused (and acknowledged as refused), it
+    // never blocks the rows behind it. Batches are handled in order, so an ack covers all before it.
+    const ackSeq = Math.max(...raw.map((i) => i.seq));
+    const invalid: { seq: number; code: string; message: string }[] = [];
+    const items: ReportItem[] = [];
+    for (const r of raw) {
+      const problem = reportItemProblem(r);
+      if (problem) invalid.push({ seq: r.seq, code: 'OUTPOST_INVALID', message: problem });
+      else items.push(r as ReportItem);
+    }
     this.reportChain = this.reportChain.then(async () => {
       try {
-        const { rejected } = await this.deps.hooks.onReport(this.deps.scope, items);
-        const ackSeq = Math.max(...items.map((i) => i.seq));
-        this.send({ type: 'reported', ackSeq, rejected });
+        const { rejected } = items.length > 0 ? await this.deps.hooks.onReport(this.deps.scope, items, this) : { rejected: [] };
+        this.send({ type: 'reported', ackSeq, rejected: [...invalid, ...rejected] });
       } catch (err) {
         // Not stored: no ack. The agent re-sends after reconnecting.
         this.deps.log.error({ err }, 'storing report failed; closing session so the agent retries');
@@ -172,7 +233,7 @@ export class AgentSession {
     this.deps.metrics.protocolErrors.inc();
     this.deps.log.warn({ message }, 'protocol error from agent; closing session');
     this.send({ type: 'error', code: isOutpostError(err) ? err.code : 'OUTPOST_PROTOCOL', message });
-    this.close(CloseCodes.PROTOCOL_ERROR, message.slice(0, 120));
+    this.close(CloseCodes.PROTOCOL_ERROR, 'protocol error');
   }
 
   private tick(): void {
@@ -195,9 +256,18 @@ export class AgentSession {
 
   private pingCountdown = 0;
 
+  /** Whether the session got as far as a hello (a node that never did was never live). */
+  wasLive = false;
+
+  private resolveClosed: () => void = () => undefined;
+  /** Settles once the socket is closed. */
+  readonly closedPromise = new Promise<void>((resolve) => { this.resolveClosed = resolve; });
+
   private closed(): void {
     if (this.state === 'closed') return;
+    this.wasLive = this.state === 'live';
     this.state = 'closed';
+    this.resolveClosed();
     clearInterval(this.timer);
     this.deps.hooks.onClose(this);
   }

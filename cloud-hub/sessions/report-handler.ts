@@ -21,7 +21,7 @@ type Rejection = { seq: number; code: string; message: string };
 export class ReportHandler {
   constructor(private readonly deps: { store: Store; cache: ObjectCache; events: EventLog; health: NodeHealth; log: Logger; metrics: HubMetrics }) {}
 
-  async handle(scope: NodeScope, items: ReportItem[]): Promise<{ rejected: Rejection[] }> {
+  async handle(scope: NodeScope, items: ReportItem[], session?: { heldInstance(name: string): boolean }): Promise<{ rejected: Rejection[] }> {
     const rejected: Rejection[] = [];
     const events: HubEvent[] = [];
     const reject = (item: ReportItem, code: string, message: string) => {
@@ -54,7 +54,8 @@ export class ReportHandler {
           const own =
             (object.kind === 'EdgeNode' && object.name === scope.node) ||
             (object.kind === 'Instance' && (this.deps.cache.get('Instance', object.name) as Instance | undefined)?.spec.node === scope.node) ||
-            (object.kind === 'Instance' && !this.deps.cache.get('Instance', object.name)); // events about a just-deleted instance of its own
+            // An instance deleted meanwhile: only if this node held it during this session.
+            (object.kind === 'Instance' && !this.deps.cache.get('Instance', object.name) && session?.heldInstance(object.name) === true);
           if (!own) { reject(item, 'OUTPOST_FORBIDDEN', `node ${scope.node} may not report events about ${object.kind} ${object.name}`); break; }
           events.push({ node: scope.node, seq: item.seq, ...item.body });
           break;
@@ -65,6 +66,8 @@ export class ReportHandler {
       this.deps.events.append(events);
       this.deps.metrics.reportsStored.inc({ kind: 'event' }, events.length);
     }
+    // Acknowledge only what is stored: node status is coalesced in memory, so write it now.
+    if (items.some((i) => i.kind === 'node-status')) await this.deps.health.flush();
     return { rejected };
   }
 }

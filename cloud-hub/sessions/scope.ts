@@ -34,6 +34,18 @@ export function inScope(obj: AnyObject, scope: NodeScope, cache: ObjectCache): b
   }
 }
 
+/**
+ * What a node is shown of an object: an EdgeApp without the names and status of other units
+ * (a node learns nothing about sites other than its own). Other kinds are sent as they are.
+ */
+export function projectForNode(obj: AnyObject, scope: NodeScope): AnyObject {
+  if (obj.kind !== 'EdgeApp') return obj;
+  const app = obj as EdgeApp;
+  const spec = { ...app.spec, units: { ...app.spec.units, ...(app.spec.units.names ? { names: app.spec.units.names.filter((n) => n === scope.unit) } : {}) } };
+  const status = app.status ? { ...app.status, ...(app.status.units ? { units: app.status.units.filter((u) => u.unit === scope.unit) } : {}) } : undefined;
+  return { ...app, spec, ...(status ? { status } : {}) } as AnyObject;
+}
+
 /** The node's whole desired set, from the cache. */
 export function desiredSet(scope: NodeScope, cache: ObjectCache): AnyObject[] {
   const out: AnyObject[] = [];

@@ -34,7 +34,10 @@ export class SessionManager {
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
-    for (const s of this.sessions.values()) s.close(CloseCodes.SHUTDOWN, 'hub shutting down');
+    const open = [...this.sessions.values()];
+    for (const s of open) s.close(CloseCodes.SHUTDOWN, 'hub shutting down');
+    // close() terminates a peer that does not answer within 2 s, so this wait is bounded.
+    await Promise.all(open.map((s) => s.closedPromise));
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
@@ -101,7 +104,8 @@ export class SessionManager {
     if (this.sessions.get(session.scope.node) !== session) return; // replaced: the new one owns the node
     this.detach(session);
     this.deps.log.info({ node: session.scope.node }, 'agent session closed');
-    this.deps.hooks.onDisconnect(session.scope.node);
+    // A session that never said hello never made the node Ready: nothing to undo.
+    if (session.wasLive) this.deps.hooks.onDisconnect(session.scope.node);
   }
 
   private detach(session: AgentSession): void {

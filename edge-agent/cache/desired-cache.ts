@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { AnyObject, Instance } from '../../shared/api/index.js';
+import { objectDigest } from '../../shared/hash.js';
 import type { CachedKey, SyncFrame } from '../../shared/protocol/frames.js';
 
 /**
@@ -11,14 +12,14 @@ export class DesiredCache {
 
   constructor(private readonly db: Database.Database) {
     db.exec(`
-      CREATE TABLE IF NOT EXISTS desired_objects (kind TEXT NOT NULL, name TEXT NOT NULL, resource_version TEXT NOT NULL,
+      CREATE TABLE IF NOT EXISTS desired_objects (kind TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL,
         json TEXT NOT NULL, PRIMARY KEY (kind, name));
       CREATE TABLE IF NOT EXISTS agent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `);
     this.stmts = {
-      upsert: db.prepare('INSERT INTO desired_objects (kind, name, resource_version, json) VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET resource_version = excluded.resource_version, json = excluded.json'),
+      upsert: db.prepare('INSERT INTO desired_objects (kind, name, digest, json) VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET digest = excluded.digest, json = excluded.json'),
       delete: db.prepare('DELETE FROM desired_objects WHERE kind = ? AND name = ?'),
-      keys: db.prepare<[], { kind: string; name: string; resource_version: string }>('SELECT kind, name, resource_version FROM desired_objects'),
+      keys: db.prepare<[], { kind: string; name: string; digest: string }>('SELECT kind, name, digest FROM desired_objects'),
       byKind: db.prepare<[string], { json: string }>('SELECT json FROM desired_objects WHERE kind = ? ORDER BY name'),
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM agent_meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO agent_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
@@ -30,7 +31,7 @@ export class DesiredCache {
   }
 
   cachedKeys(): CachedKey[] {
-    return this.stmts.keys.all().map((r) => ({ kind: r.kind, name: r.name, resourceVersion: r.resource_version }));
+    return this.stmts.keys.all().map((r) => ({ kind: r.kind, name: r.name, digest: r.digest }));
   }
 
   list<T extends AnyObject>(kind: string): T[] {
@@ -44,7 +45,7 @@ export class DesiredCache {
   /** Commits one sync batch atomically. */
   apply(frame: SyncFrame): void {
     this.db.transaction(() => {
-      for (const o of frame.objects) this.stmts.upsert.run(o.kind, o.metadata.name, o.metadata.resourceVersion ?? '', JSON.stringify(o));
+      for (const o of frame.objects) this.stmts.upsert.run(o.kind, o.metadata.name, objectDigest(o), JSON.stringify(o));
       for (const d of frame.deletes) this.stmts.delete.run(d.kind, d.name);
       if (frame.keys) {
         const keep = new Set(frame.keys.map((k) => `${k.kind}/${k.name}`));

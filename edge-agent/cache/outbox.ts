@@ -19,7 +19,6 @@ export class Outbox {
   private readonly stmts;
   private readonly maxEvents: number;
   private readonly listeners = new Set<() => void>();
-  private dropped = 0;
 
   constructor(private readonly db: Database.Database, options: OutboxOptions = {}) {
     this.maxEvents = options.maxEvents ?? 10_000;
@@ -32,7 +31,10 @@ export class Outbox {
       // time in microseconds: later than any seq an earlier file of this node could have used.
       db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)").run(Date.now() * 1000);
     }
+    db.exec('CREATE TABLE IF NOT EXISTS outbox_stats (key TEXT PRIMARY KEY, value INTEGER NOT NULL)');
     this.stmts = {
+      addDropped: db.prepare("INSERT INTO outbox_stats (key, value) VALUES ('dropped_events', ?) ON CONFLICT (key) DO UPDATE SET value = value + excluded.value"),
+      getDropped: db.prepare<[], { value: number }>("SELECT value FROM outbox_stats WHERE key = 'dropped_events'"),
       deleteKey: db.prepare('DELETE FROM outbox WHERE coalesce_key = ?'),
       insert: db.prepare('INSERT INTO outbox (kind, coalesce_key, body) VALUES (?, ?, ?)'),
       batch: db.prepare<[number, number], { seq: number; kind: OutboxKind; body: string }>('SELECT seq, kind, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
@@ -50,7 +52,7 @@ export class Outbox {
       this.stmts.insert.run(kind, key ?? null, JSON.stringify(body));
       if (kind === 'event') {
         const over = this.stmts.eventCount.get()!.n - this.maxEvents;
-        if (over > 0) this.dropped += this.stmts.dropOldestEvents.run(over).changes;
+        if (over > 0) this.stmts.addDropped.run(this.stmts.dropOldestEvents.run(over).changes);
       }
     })();
     for (const l of this.listeners) l();
@@ -70,9 +72,9 @@ export class Outbox {
     return this.stmts.depth.get()!.n;
   }
 
-  /** Events dropped by the budget since the agent started. */
+  /** Events the budget has dropped, ever (kept in the file, reported to the hub in node status). */
   droppedEvents(): number {
-    return this.dropped;
+    return this.stmts.getDropped.get()?.value ?? 0;
   }
 
   onPut(listener: () => void): void {

@@ -7,6 +7,9 @@ import { OUTPOST_VERSION } from '../../shared/version.js';
 import type { DesiredCache } from '../cache/desired-cache.js';
 import type { Outbox } from '../cache/outbox.js';
 
+/** A session that lasted this long resets the reconnect backoff. */
+const HEALTHY_SESSION_MS = 10_000;
+
 export interface HubLinkOptions {
   /** Hub base URL, http(s)://host:port. */
   hubUrl: string;
@@ -44,6 +47,7 @@ export class HubLink {
   private readonly backoff: Backoff;
   private linkState: LinkState = { connected: false, since: Date.now() };
   private readonly readDeadlineMs: number;
+  private healthyTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: HubLinkDeps, private readonly options: HubLinkOptions) {
     this.backoff = new Backoff(options.backoff);
@@ -62,6 +66,7 @@ export class HubLink {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.healthyTimer);
     clearTimeout(this.deadlineTimer);
     const ws = this.ws;
     if (!ws || ws.readyState === WebSocket.CLOSED) return;
@@ -85,9 +90,18 @@ export class HubLink {
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString().slice(0, 500);
-        this.deps.log.error({ status: res.statusCode, body: text }, 'hub refused the agent connection (is the node credential still valid?)');
+        let reason = text;
+        try {
+          reason = (JSON.parse(text) as { message?: string }).message ?? text;
+        } catch {
+          // not JSON: keep the text
+        }
+        failure = `hub refused the connection: HTTP ${res.statusCode}: ${reason}`;
+        if (!this.linkState.connected) this.linkState = { ...this.linkState, lastError: failure };
+        this.deps.log.error({ status: res.statusCode, reason }, 'hub refused the agent connection');
+        ws.terminate();
       });
-      ws.terminate();
+      res.on('error', () => ws.terminate());
     });
     ws.on('open', () => {
       this.touch();
@@ -102,12 +116,19 @@ export class HubLink {
       } catch (err) {
         return this.protocolError((err as Error).message);
       }
-      this.handle(frame);
+      try {
+        this.handle(frame);
+      } catch (err) {
+        // E.g. the disk is full: drop the link (nothing was acknowledged) and retry later.
+        this.deps.log.error({ err, frame: frame.type }, 'handling a hub frame failed; reconnecting');
+        ws.terminate();
+      }
     });
     ws.on('ping', () => this.touch());
     ws.on('error', (err) => { failure = err.message; });
     ws.on('close', (code, reason) => {
       clearTimeout(this.deadlineTimer);
+      clearTimeout(this.healthyTimer);
       if (this.ws !== ws) return;
       this.ws = undefined;
       const lastError = failure ?? `closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`;
@@ -135,7 +156,11 @@ export class HubLink {
   private handle(frame: HubFrame): void {
     switch (frame.type) {
       case 'welcome':
-        this.backoff.reset();
+        // Reset the backoff only once the session proved healthy, so that a hub that accepts
+        // and then drops every session is not hammered at the initial delay.
+        clearTimeout(this.healthyTimer);
+        this.healthyTimer = setTimeout(() => this.backoff.reset(), HEALTHY_SESSION_MS);
+        this.healthyTimer.unref();
         this.setState({ connected: true, since: Date.now() });
         this.deps.log.info({ node: frame.node, unit: frame.unit, hubRevision: frame.revision }, 'connected to hub');
         this.flushOutbox();

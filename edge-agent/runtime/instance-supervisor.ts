@@ -178,7 +178,7 @@ export class InstanceSupervisor {
     const { settings } = this.deps;
     this.state = 'starting';
     const p = InstanceProcess.spawn(
-      { template, defaultCwd: join(settings.workDir, this.name), openLog: () => this.logs.openAppend(), baseEnv: settings.baseEnv, defaultPath: settings.defaultPath },
+      { template, defaultCwd: join(settings.workDir, this.name), openLog: () => this.logs.openAppend(), baseEnv: { ...settings.baseEnv, OUTPOST_INSTANCE: this.name }, defaultPath: settings.defaultPath },
       this.deps,
       (message) => this.safe(() => this.startFailed(message)),
     );

@@ -25,7 +25,7 @@ export interface ProcessRuntimeOptions {
   logDir: string;
   /**
    * Parent of the default working directories: an instance without `workingDir` runs in
-   * `<workDir>/<instance>` (created on start). Default `<dirname(logDir)>/instances`.
+   * `<workDir>/<instance>` (created on start). Default `<dirname(logDir)>/instances` (the agent passes `<data>/work`).
    */
   workDir?: string;
   /** Bytes of a log file before it is rotated; default 10 MiB. */
@@ -39,7 +39,7 @@ export interface ProcessRuntimeOptions {
   restartBackoff?: { initialMs?: number; maxMs?: number; resetAfterMs?: number };
   /** Liveness poll of adopted processes and log-size check, in ms; default 1000. */
   pollIntervalMs?: number;
-  /** Environment given to every instance underneath its template env (e.g. OUTPOST_INSTANCE, OUTPOST_NODE). */
+  /** Environment given to every instance underneath its template env (the agent sets OUTPOST_NODE, OUTPOST_UNIT; the runtime adds OUTPOST_INSTANCE). */
   baseEnv?: Record<string, string>;
   /**
    * PATH given to an instance when neither `baseEnv` nor its template env sets one, so that a bare

@@ -9,7 +9,7 @@ export const ProcessTemplateSchema = Type.Object(
   {
     command: Type.String({ minLength: 1, maxLength: 4096 }),
     args: Type.Optional(Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 1024 })),
-    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 }), Type.String({ maxLength: 65536 }))),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 }), Type.String({ maxLength: 65536 }), { additionalProperties: false })),
     workingDir: Type.Optional(Type.String({ maxLength: 4096 })),
     /** Default Always. */
     restartPolicy: Type.Optional(RestartPolicySchema),
@@ -57,6 +57,8 @@ export const EdgeAppStatusSchema = Type.Object(
     observedGeneration: Type.Optional(Type.Integer()),
     templateHash: Type.Optional(Type.String()),
     units: Type.Optional(Type.Array(UnitAppStatusSchema)),
+    /** Why some instances could not be created (name collisions, invalid names). */
+    message: Type.Optional(Type.String({ maxLength: 4096 })),
   },
   { additionalProperties: false },
 );

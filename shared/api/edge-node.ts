@@ -23,6 +23,8 @@ export const EdgeNodeStatusSchema = Type.Object(
     ),
     /** Rows waiting in the agent's outbox when it last reported. */
     outboxDepth: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** Events the agent's outbox budget dropped while the hub was unreachable (ever). */
+    droppedEvents: Type.Optional(Type.Integer({ minimum: 0 })),
     /** Instances the agent runs, by phase. */
     instances: Type.Optional(Type.Record(Type.String(), Type.Integer({ minimum: 0 }))),
   },

@@ -12,8 +12,10 @@ export const NameSchema = Type.String({
 });
 
 const LabelKey = '^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$';
-export const LabelsSchema = Type.Record(Type.String({ pattern: LabelKey, maxLength: 317 }), Type.String({ pattern: '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$', maxLength: 63 }));
-export const AnnotationsSchema = Type.Record(Type.String({ pattern: LabelKey, maxLength: 317 }), Type.String({ maxLength: 65536 }));
+// additionalProperties: false makes keys that break the key pattern errors (TypeBox records
+// otherwise accept them unchecked).
+export const LabelsSchema = Type.Record(Type.String({ pattern: LabelKey, maxLength: 317 }), Type.String({ pattern: '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$', maxLength: 63 }), { additionalProperties: false });
+export const AnnotationsSchema = Type.Record(Type.String({ pattern: LabelKey, maxLength: 317 }), Type.String({ maxLength: 65536 }), { additionalProperties: false });
 
 export const ObjectMetaSchema = Type.Object(
   {

@@ -7,6 +7,14 @@ import { KINDS, isKindName, kindInfo, type KindName } from './kinds.js';
 const MAX_FIELD_ERRORS = 20;
 const compiled = new Map<KindName, TypeCheck<TObject>>(KINDS.map((k) => [k.kind, TypeCompiler.Compile(k.schema)]));
 
+/** TypeBox's wording, made specific where it is vague. */
+function readableMessage(message: string, schema: unknown): string {
+  const anyOf = (schema as { anyOf?: { const?: unknown }[] }).anyOf;
+  if (anyOf && anyOf.every((s) => s.const !== undefined)) return `expected one of: ${anyOf.map((s) => String(s.const)).join(', ')}`;
+  if (message === 'Unexpected property') return 'not allowed here (an unknown field, or a key that breaks the naming rules)';
+  return message;
+}
+
 /** Field errors of `value` against `check`, deduplicated by path (unions report once per branch). */
 export function fieldErrors(check: TypeCheck<TObject>, value: unknown): FieldError[] {
   const out: FieldError[] = [];
@@ -15,7 +23,7 @@ export function fieldErrors(check: TypeCheck<TObject>, value: unknown): FieldErr
     const path = e.path === '' ? '/' : e.path;
     if (seen.has(path)) continue;
     seen.add(path);
-    out.push({ path, message: e.message });
+    out.push({ path, message: readableMessage(e.message, e.schema) });
     if (out.length >= MAX_FIELD_ERRORS) break;
   }
   return out;

@@ -22,7 +22,12 @@ export const MAX_REPORT_ITEMS = 500;
 const Key = Type.Object({ kind: Type.String({ maxLength: 64 }), name: Type.String({ maxLength: 253 }) }, { additionalProperties: false });
 export type ObjectKey = Static<typeof Key>;
 const CachedKey = Type.Object(
-  { kind: Type.String({ maxLength: 64 }), name: Type.String({ maxLength: 253 }), resourceVersion: Type.String({ maxLength: 32 }) },
+  {
+    kind: Type.String({ maxLength: 64 }),
+    name: Type.String({ maxLength: 253 }),
+    /** `objectDigest` of the cached object (shared/hash.ts). */
+    digest: Type.String({ maxLength: 64 }),
+  },
   { additionalProperties: false },
 );
 export type CachedKey = Static<typeof CachedKey>;
@@ -56,6 +61,7 @@ export const NodeStatusItem = Type.Object(
     body: Type.Object(
       {
         outboxDepth: Type.Optional(Type.Integer({ minimum: 0 })),
+        droppedEvents: Type.Optional(Type.Integer({ minimum: 0 })),
         instances: Type.Optional(Type.Record(Type.String({ maxLength: 32 }), Type.Integer({ minimum: 0 }))),
         node: Type.Optional(Type.String({ maxLength: 253 })),
       },
@@ -87,8 +93,12 @@ export type InstanceStatusReport = Static<typeof InstanceStatusItem>;
 export type NodeStatusReport = Static<typeof NodeStatusItem>;
 export type EventReport = Static<typeof EventItem>;
 
+/** The frame checks only each item's envelope; items are validated one by one (reportItemProblem). */
+export const RawReportItem = Type.Object({ seq: Type.Integer({ minimum: 1 }), kind: Type.String({ maxLength: 64 }), body: Type.Unknown() });
+export type RawReportItem = Static<typeof RawReportItem>;
+
 export const ReportFrame = Type.Object(
-  { type: Type.Literal('report'), items: Type.Array(ReportItem, { minItems: 1, maxItems: MAX_REPORT_ITEMS }) },
+  { type: Type.Literal('report'), items: Type.Array(RawReportItem, { minItems: 1, maxItems: MAX_REPORT_ITEMS }) },
   { additionalProperties: false },
 );
 
@@ -145,6 +155,14 @@ export const CloseCodes = {
 } as const;
 
 const agentFrameCheck = TypeCompiler.Compile(AgentFrame);
+const reportItemCheck = TypeCompiler.Compile(ReportItem);
+
+/** Why one outbox item is invalid, or undefined when it is valid. */
+export function reportItemProblem(item: RawReportItem): string | undefined {
+  if (reportItemCheck.Check(item)) return undefined;
+  const first = reportItemCheck.Errors(item).First();
+  return `invalid ${item.kind.slice(0, 32)} item${first ? ` at ${first.path || '/'}: ${first.message}` : ''}`;
+}
 
 /** Parses and validates one frame from an agent. Throws PROTOCOL naming what is wrong. */
 export function parseAgentFrame(data: string): AgentFrame {

@@ -91,6 +91,39 @@ describe('hub API', () => {
     assert.equal(res.status, 401, 'a deleted token no longer joins');
   });
 
+  test('watch with a selector: an object that stops matching is DELETED, one that starts is ADDED', async () => {
+    await h.api('PUT', `${API}/nodeunits/sel-1`, nodeUnit('sel-1', { labels: { env: 'prod' } }));
+    const w = readWatch(`${h.hub.url}${API}/nodeunits?watch=true&labelSelector=env%3Dprod`, h.hub.adminToken, (n) => n.includes('ADDED sel-2'));
+    await new Promise((r) => setTimeout(r, 100));
+    await h.api('PUT', `${API}/nodeunits/sel-1`, nodeUnit('sel-1', { labels: { env: 'dev' } }));
+    await h.api('PUT', `${API}/nodeunits/sel-2`, nodeUnit('sel-2', { labels: { env: 'dev' } }));
+    await h.api('PUT', `${API}/nodeunits/sel-2`, nodeUnit('sel-2', { labels: { env: 'prod' } }));
+    const events = (await w).events.map((e) => `${e.type} ${e.object.metadata.name}`);
+    // (MODIFIED events come from the hub writing unit status; they are allowed while it matches.)
+    assert.deepEqual(events.filter((e) => e.includes('sel-') && !e.startsWith('MODIFIED')), ['ADDED sel-1', 'DELETED sel-1', 'ADDED sel-2']);
+    assert.ok(!events.slice(events.indexOf('DELETED sel-1')).includes('MODIFIED sel-1'), 'nothing about sel-1 once it left the selector');
+    const future = await h.api<{ message: string }>('GET', `${API}/nodeunits?watch=true&resourceVersion=999999`);
+    assert.equal(future.status, 400);
+    assert.match(future.body.message, /newer than the hub's current revision/);
+  });
+
+  test('garbage on the agent endpoint and a second hub on the same data dir are refused; the hub keeps running', async () => {
+    const { connect } = await import('node:net');
+    const port = Number(new URL(h.hub.url).port);
+    const reply = await new Promise<string>((resolve) => {
+      const sock = connect(port, '127.0.0.1', () => sock.write('GET //[ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
+      let data = '';
+      sock.on('data', (d) => { data += d.toString(); });
+      sock.on('close', () => resolve(data));
+      sock.on('error', () => resolve(data));
+    });
+    assert.match(reply, /404/);
+    assert.equal((await fetch(`${h.hub.url}/healthz`)).status, 200, 'still serving');
+    const { startHub } = await import('../../cloud-hub/hub.js');
+    const { silentLogger } = await import('../../shared/logger.js');
+    await assert.rejects(startHub({ dataDir: join(h.dir, 'hub'), host: '127.0.0.1', port: 0 }, silentLogger()), /another hub \(pid \d+\) is using this data directory/);
+  });
+
   test('metrics and health', async () => {
     await h.api('POST', `${API}/edgeapps`, edgeApp('m', { units: ['site-a'] }));
     const health = await fetch(`${h.hub.url}/healthz`);

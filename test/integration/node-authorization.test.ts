@@ -57,7 +57,7 @@ describe('node authorization', () => {
     // Claiming to cache B's objects does not make the hub send or keep them.
     a.ws.terminate();
     const a2 = await connectRaw(h.hub.url, credA);
-    a2.hello({ cached: [{ kind: 'Instance', name: 'b-app-site-b-0', resourceVersion: '1' }, { kind: 'NodeUnit', name: 'site-b', resourceVersion: '1' }] });
+    a2.hello({ cached: [{ kind: 'Instance', name: 'b-app-site-b-0', digest: 'x' }, { kind: 'NodeUnit', name: 'site-b', digest: 'y' }] });
     const resync = await a2.next(isSync);
     assert.deepEqual(resync.deletes.map((d) => d.name).sort(), ['b-app-site-b-0', 'site-b'], 'told to drop what is not its own');
     assert.ok(!resync.objects.some((o) => o.metadata.name.startsWith('b-app')));
@@ -104,7 +104,7 @@ describe('node authorization', () => {
   });
 
   test('a garbage frame closes that session only; the hub keeps serving node B', async () => {
-    for (const garbage of ['not json', '{"type":"hello"}', JSON.stringify({ type: 'report', items: [{ seq: 1, kind: 'node-status', body: { outboxDepth: 'lots' } }] }), JSON.stringify({ type: 'delete-everything' })]) {
+    for (const garbage of ['not json', '{"type":"hello"}', JSON.stringify({ type: 'report', items: [{ seq: 'one', kind: 'node-status', body: {} }] }), JSON.stringify({ type: 'delete-everything' }), JSON.stringify({ type: '€'.repeat(40) })]) {
       const a = await connectRaw(h.hub.url, credA);
       if (!garbage.includes('hello')) a.hello();
       a.send(garbage);
@@ -113,6 +113,16 @@ describe('node authorization', () => {
       const err = a.frames.find(isError);
       assert.equal(err?.code, 'OUTPOST_PROTOCOL');
     }
+    // One invalid item in a valid report is refused on its own; the session and the rest go on.
+    const a = await connectRaw(h.hub.url, credA);
+    a.hello();
+    a.send({ type: 'report', items: [{ seq: 7, kind: 'node-status', body: { outboxDepth: 'lots' } }, { seq: 8, kind: 'node-status', body: { outboxDepth: 3 } }] });
+    const reported = await a.next(isReported);
+    assert.equal(reported.ackSeq, 8);
+    assert.deepEqual(reported.rejected.map((r) => [r.seq, r.code]), [[7, 'OUTPOST_INVALID']]);
+    assert.equal((await h.api<EdgeNode>('GET', `${API}/edgenodes/node-a`)).body.status?.outboxDepth, 3, 'stored before the ack');
+    assert.equal(a.closed, undefined);
+    a.ws.terminate();
     assert.equal(b.closed, undefined, 'node B still connected');
     const n = b.frames.length;
     await h.api('PUT', `${API}/edgeapps/b-app`, edgeApp('b-app', { units: ['site-b'], template: { command: 'sleep', args: ['99'] } }));

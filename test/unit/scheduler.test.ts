@@ -9,11 +9,13 @@ import { silentLogger } from '../../shared/logger.js';
 import { createRegistry } from '../../shared/metrics.js';
 import { edgeApp, edgeNode, nodeUnit } from '../helpers/objects.js';
 import { waitFor } from '../helpers/wait.js';
+import type { Registry } from 'prom-client';
 
 describe('scheduler', () => {
   let store: SqliteStore;
   let cache: ObjectCache;
   let scheduler: Scheduler;
+  let registry: Registry;
   const placement = () => Object.fromEntries((cache.list('Instance') as Instance[]).map((i) => [i.metadata.name, i.spec.node]));
   const setPhase = (node: string, phase: 'Ready' | 'Disconnected') => store.updateStatus('EdgeNode', node, { phase });
   const settle = async () => { await new Promise((r) => setTimeout(r, 30)); await scheduler.idle(); };
@@ -22,7 +24,8 @@ describe('scheduler', () => {
     store = SqliteStore.open({ path: ':memory:' });
     cache = new ObjectCache({ store, log: silentLogger() });
     await cache.start();
-    scheduler = new Scheduler({ store, cache, log: silentLogger(), metrics: createHubMetrics(createRegistry('t')) }, { debounceMs: 5 });
+    registry = createRegistry('t');
+    scheduler = new Scheduler({ store, cache, log: silentLogger(), metrics: createHubMetrics(registry) }, { debounceMs: 5 });
     scheduler.start();
     for (const u of ['site-a', 'site-b']) await store.create(nodeUnit(u, { labels: { tier: u === 'site-a' ? 'shop' : 'tower' } }));
     for (const [n, u] of [['a1', 'site-a'], ['a2', 'site-a'], ['a3', 'site-a'], ['b1', 'site-b']] as const) {
@@ -59,6 +62,27 @@ describe('scheduler', () => {
     await store.delete('EdgeNode', victim);
     await waitFor(() => placement()['web-site-a-0'] !== victim, { message: 'rescheduled off the deleted node' });
     assert.notEqual(placement()['web-site-a-0'], '');
+    await scheduler.stop();
+    await store.close();
+  });
+
+  test('colliding instance names are reported in the app status, without a retry loop', async () => {
+    await store.create(nodeUnit('eu-shop'));
+    await store.create(nodeUnit('shop'));
+    await store.create(edgeNode('e1', { unit: 'eu-shop' }));
+    await setPhase('e1', 'Ready');
+    await store.create(edgeApp('web', { units: ['eu-shop'] })); // web-eu-shop-0
+    await settle();
+    await store.create(edgeApp('web-eu', { units: ['shop'] })); // web-eu-shop-0 as well
+    await settle();
+    const app = cache.get('EdgeApp', 'web-eu') as EdgeApp;
+    assert.match(app.status?.message ?? '', /instance name web-eu-shop-0 is taken by app web/);
+    assert.equal((cache.get('Instance', 'web-eu-shop-0') as Instance).spec.app, 'web');
+    assert.deepEqual(app.status?.units?.map((u) => u.scheduled), [0]);
+    const runs = async () => (await registry.getSingleMetric('outpost_hub_scheduler_runs_total')?.get())?.values[0]?.value ?? 0;
+    const before = await runs();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok((await runs()) - before <= 1, 'no spinning');
     await scheduler.stop();
     await store.close();
   });

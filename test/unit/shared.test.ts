@@ -22,6 +22,14 @@ test('validation names every failing field path', () => {
   assert.throws(() => validateObject({ ...edgeApp('x'), apiVersion: 'v1' }), (e) => isOutpostError(e, 'INVALID') && e.fields?.[0]?.path === '/apiVersion');
   assert.throws(() => validateObject({ ...edgeApp('x'), kind: 'Pod' }), (e) => isOutpostError(e, 'UNKNOWN_KIND') && /Pod/.test(e.message));
   assert.throws(() => validateObject([1]), (e) => isOutpostError(e, 'BAD_REQUEST'));
+  const badKeys = edgeApp('x', { labels: { 'bad key!': 'v' }, template: { command: 'sh', env: { '1BAD': 'x' }, restartPolicy: 'Sometimes' as never } });
+  assert.throws(() => validateObject(badKeys), (e) => {
+    const byPath = Object.fromEntries((isOutpostError(e) ? e.fields ?? [] : []).map((f) => [f.path, f.message]));
+    assert.ok(byPath['/metadata/labels/bad key!'], JSON.stringify(byPath));
+    assert.ok(byPath['/spec/template/env/1BAD'], JSON.stringify(byPath));
+    assert.equal(byPath['/spec/template/restartPolicy'], 'expected one of: Always, OnFailure, Never');
+    return true;
+  });
   assert.equal(validateObject(edgeApp('ok')).metadata.name, 'ok');
 });
 
@@ -56,4 +64,14 @@ test('durations', () => {
   assert.equal(parseDuration('250ms'), 250);
   assert.throws(() => parseDuration('10 minutes'), (e) => isOutpostError(e, 'BAD_REQUEST') && /10 minutes/.test(e.message));
   assert.throws(() => parseDuration(''), (e) => isOutpostError(e, 'BAD_REQUEST'));
+});
+
+test('--listen accepts HOST:PORT, :PORT, PORT and [v6]:PORT', async () => {
+  const { parseListen } = await import('../../cli/commands/processes.js');
+  assert.deepEqual(parseListen('0.0.0.0:7400', '127.0.0.1'), { host: '0.0.0.0', port: 7400 });
+  assert.deepEqual(parseListen(':7400', '127.0.0.1'), { host: '127.0.0.1', port: 7400 });
+  assert.deepEqual(parseListen('17403', '127.0.0.1'), { host: '127.0.0.1', port: 17403 });
+  assert.deepEqual(parseListen('[::1]:80', '127.0.0.1'), { host: '::1', port: 80 });
+  assert.throws(() => parseListen('host:99999', '127.0.0.1'), (e) => isOutpostError(e, 'BAD_REQUEST'));
+  assert.throws(() => parseListen('nonsense', '127.0.0.1'), (e) => isOutpostError(e, 'BAD_REQUEST'));
 });
