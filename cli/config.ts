@@ -5,7 +5,7 @@ import { OutpostError } from '../shared/errors.js';
 
 /** Default data directory of a hub started without --data. */
 export function defaultHubDataDir(): string {
-  return process.env.OUTPOST_HUB_DATA ?? join(homedir(), '.outpost', 'hub');
+  return process.env.OUTPOST_HUB_DATA || join(homedir(), '.outpost', 'hub');
 }
 
 /** Where the playground (`npm start`) keeps everything. */
