@@ -3,7 +3,9 @@ import { isOutpostError } from '../shared/errors.js';
 import { OUTPOST_VERSION } from '../shared/version.js';
 import { HubClient } from './client.js';
 import { resolveConnection } from './config.js';
-import { agentCommand, hubCommand } from './commands/processes.js';
+import { agentCommand, hubCommand, type AgentFlags } from './commands/processes.js';
+import { agentStatusCommand } from './commands/agent-status.js';
+import { OutpostError } from '../shared/errors.js';
 import { playgroundCommand } from './commands/playground.js';
 import { applyCommand, deleteCommand, describeCommand, eventsCommand, getCommand } from './commands/resources.js';
 import { tokenCreateCommand, tokenDeleteCommand, tokenListCommand } from './commands/tokens.js';
@@ -28,23 +30,30 @@ program
   .option('--data <dir>', 'data directory (default $OUTPOST_HUB_DATA or ~/.outpost/hub)')
   .option('--read-deadline <duration>', 'close an agent session silent for this long', '30s')
   .option('--ping-interval <duration>', 'WebSocket ping period towards agents', '10s')
+  .option('--admission-rate <n>', 'agent sessions admitted per second; a reconnect storm queues', '500')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .action(hubCommand);
 
 program
-  .command('agent')
-  .description('run an edge agent on this node')
-  .requiredOption('--hub <url>', 'hub URL, e.g. http://hub.example:7400')
-  .requiredOption('--name <name>', 'node name (unique in the hub)')
+  .command('agent [action]')
+  .description('run an edge agent on this node; `agent status --data DIR` shows an agent\'s own view (also when it is stopped)')
+  .option('--hub <url>', 'hub URL, e.g. http://hub.example:7400')
+  .option('--name <name>', 'node name (unique in the hub)')
   .option('--token <token>', 'join token, needed on the first start only')
   .requiredOption('--data <dir>', 'data directory: credential, cache, outbox, instance logs')
   .option('--labels <k=v,...>', 'node labels given at join')
-  .option('--listen <host:port>', 'local API (/healthz, /status, /metrics)', '127.0.0.1:0')
+  .option('--listen <host:port>', 'local API (/healthz, /v1/status, /metrics)', '127.0.0.1:0')
   .option('--read-deadline <duration>', 'reconnect when the hub is silent for this long', '30s')
   .option('--backoff-max <duration>', 'upper bound of the reconnect backoff', '30s')
   .option('--stop-instances-on-exit', 'stop instances when the agent stops (by default they keep running)')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
-  .action(agentCommand);
+  .addOption(new Option('-o, --output <format>', 'agent status output').choices(['text', 'json']).default('text'))
+  .action(async (action: string | undefined, o: AgentFlags & { output: string }) => {
+    if (action === 'status') return print(await agentStatusCommand(o));
+    if (action !== undefined) throw new OutpostError('BAD_REQUEST', `unknown agent action "${action}": use \`outpost agent --hub ...\` to run one, or \`outpost agent status --data DIR\``);
+    if (!o.hub || !o.name) throw new OutpostError('BAD_REQUEST', 'outpost agent needs --hub URL and --name NAME (and --token on the first start)');
+    await agentCommand(o);
+  });
 
 const token = program.command('token').description('join tokens for edge nodes');
 token

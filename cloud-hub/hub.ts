@@ -29,6 +29,8 @@ export interface HubOptions {
   readDeadlineMs?: number;
   /** After a hub start, nodes that do not reconnect within this window become Disconnected, ms. */
   startupGraceMs?: number;
+  /** Agent sessions admitted per second (a reconnect storm becomes a queue). Default 500. */
+  admissionRate?: number;
 }
 
 /** Where a running hub can be found, written to `<data>/hub.json` for the CLI. */
@@ -84,7 +86,10 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
         onDisconnect: (node) => health.disconnected(node),
       },
     },
-    { pingIntervalMs: options.pingIntervalMs ?? 10_000, readDeadlineMs: options.readDeadlineMs ?? 30_000, highWaterBytes: 8 * 1024 * 1024 },
+    {
+      pingIntervalMs: options.pingIntervalMs ?? 10_000, readDeadlineMs: options.readDeadlineMs ?? 30_000, highWaterBytes: 8 * 1024 * 1024,
+      admission: { ratePerSecond: options.admissionRate ?? 500, burst: Math.min(200, options.admissionRate ?? 500) },
+    },
   );
   const scheduler = new Scheduler({ store, cache, log: log.child({ component: 'scheduler' }), metrics });
   const server = createApiServer({

@@ -14,6 +14,7 @@ export function createHubMetrics(registry: Registry) {
     resyncs: new Counter({ name: 'outpost_hub_resyncs_total', help: 'Sessions that fell behind their buffer limit and were resynced', registers: r }),
     reportsStored: new Counter({ name: 'outpost_hub_reports_stored_total', help: 'Outbox items stored', labelNames: ['kind'], registers: r }),
     reportsRejected: new Counter({ name: 'outpost_hub_reports_rejected_total', help: 'Outbox items refused (authorization or validation)', labelNames: ['kind', 'code'], registers: r }),
+    admissionQueue: new Gauge({ name: 'outpost_hub_admission_queue', help: 'Agent sessions waiting for admission', registers: r }),
     revisionsBehind: new Gauge({ name: 'outpost_hub_revisions_behind', help: 'Sum over sessions of (hub revision - acknowledged revision)', registers: r }),
     apiRequests: new Counter({ name: 'outpost_hub_api_requests_total', help: 'HTTP API requests', labelNames: ['method', 'code'], registers: r }),
     apiDuration: new Histogram({ name: 'outpost_hub_api_request_duration_seconds', help: 'HTTP API latency', labelNames: ['method'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2], registers: r }),

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { InstanceStatus } from '../shared/api/index.js';
@@ -9,7 +9,9 @@ import { startAll, stopAll, type Component } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/logger.js';
 import { createRegistry } from '../shared/metrics.js';
 import { openAgentDatabase } from './cache/database.js';
+import { CacheHealth } from './cache/cache-health.js';
 import { DesiredCache } from './cache/desired-cache.js';
+import { NodeReporter } from './node-reporter.js';
 import { Outbox } from './cache/outbox.js';
 import { HubLink, type LinkState } from './link/hub-link.js';
 import { joinHub, readCredential, writeCredential, type NodeCredential } from './link/join.js';
@@ -48,10 +50,12 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const cred = await ensureCredential(options, log, signal);
   const nodeLog = log.child({ node: cred.node, unit: cred.unit });
-  const db = openAgentDatabase(join(options.dataDir, 'cache.db'), nodeLog);
+  const opened = openAgentDatabase(join(options.dataDir, 'cache.db'), nodeLog);
+  const db = opened.db;
+  const cacheHealth = new CacheHealth(opened.quarantined);
   // Runtime records (pids of running instances) live in their own file: if the cache file is
   // ever unreadable and moved aside, the agent still knows, and re-adopts, what it runs.
-  const runtimeDb = openAgentDatabase(join(options.dataDir, 'runtime.db'), nodeLog);
+  const runtimeDb = openAgentDatabase(join(options.dataDir, 'runtime.db'), nodeLog).db;
   const cache = new DesiredCache(db);
   const outbox = new Outbox(db);
   const registry = createRegistry('outpost_agent', { node: cred.node });
@@ -61,7 +65,18 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     { logDir: join(options.dataDir, 'logs'), workDir: join(options.dataDir, 'work'), baseEnv: { OUTPOST_NODE: cred.node, OUTPOST_UNIT: cred.unit } },
   );
 
+  // An empty or quarantined cache says nothing about what should run: reconciling against it would
+  // stop every running instance. Until the hub has sent a full desired set, the runtime only
+  // supervises (and re-adopts) what it finds.
+  let desiredKnown = false;
   const reconcile = () => {
+    if (!desiredKnown) {
+      desiredKnown = cacheHealth.current.status === 'True' && (cache.appliedRevision() > 0 || runtime.statuses().size === 0);
+      if (!desiredKnown) {
+        nodeLog.warn('cache holds no trustworthy desired state yet; keeping running instances as they are until the hub sends it');
+        return;
+      }
+    }
     runtime.reconcile(cache.instances().map((i) => ({ name: i.metadata.name, template: i.spec.template, templateHash: i.spec.templateHash })));
   };
   const templateHashes = () => new Map(cache.instances().map((i) => [i.metadata.name, i.spec.templateHash]));
@@ -78,33 +93,20 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   const link = new HubLink(
     {
       cache, outbox, log: nodeLog.child({ component: 'link' }),
-      onDesiredChanged: () => { metrics.appliedRevision.set(cache.appliedRevision()); reconcile(); },
+      onDesiredChanged: (full) => {
+        metrics.appliedRevision.set(cache.appliedRevision());
+        if (full) {
+          cacheHealth.rebuilt();
+          desiredKnown = true;
+        }
+        reconcile();
+      },
       onStateChange: (s: LinkState) => { metrics.connected.set(s.connected ? 1 : 0); if (s.connected) metrics.reconnects.inc(); },
     },
     { hubUrl: cred.hub, credential: cred.credential, readDeadlineMs: options.readDeadlineMs ?? 30_000, backoff: { maxMs: options.backoffMaxMs ?? 30_000 } },
   );
 
-  const phaseCounts = () => {
-    const counts: Record<string, number> = {};
-    for (const s of runtime.statuses().values()) counts[s.phase] = (counts[s.phase] ?? 0) + 1;
-    return counts;
-  };
-  let lastNodeReport = '';
-  const reportNode = () => {
-    const body = { instances: phaseCounts(), outboxDepth: outbox.depth(), droppedEvents: outbox.droppedEvents() };
-    metrics.outboxDepth.set(body.outboxDepth);
-    metrics.outboxDropped.set(body.droppedEvents);
-    metrics.instances.reset();
-    for (const [phase, n] of Object.entries(body.instances)) metrics.instances.set({ phase }, n);
-    // Queued only on change (a queued node status replaces the previous one, so the depth it
-    // reports does not move by queueing it).
-    const text = JSON.stringify(body);
-    if (text !== lastNodeReport) {
-      lastNodeReport = text;
-      outbox.put('node-status', body, 'node');
-    }
-  };
-  let nodeTimer: NodeJS.Timeout | undefined;
+  const reporter = new NodeReporter({ outbox, cacheHealth, metrics, statuses: () => runtime.statuses() }, options.nodeStatusIntervalMs ?? 5_000);
 
   const status = () => {
     const s = link.state;
@@ -116,6 +118,8 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
       cloudError: s.connected ? undefined : s.lastError,
       appliedRevision: cache.appliedRevision(),
       outboxDepth: outbox.depth(),
+      droppedEvents: outbox.droppedEvents(),
+      cache: cacheHealth.current,
       instances: Object.fromEntries(runtime.statuses()),
     };
   };
@@ -129,7 +133,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     },
     // Offline first: instances start from the cache before the hub is even dialled.
     { name: 'runtime', start: async () => { await runtime.start(); reconcile(); }, stop: async () => { if (options.stopInstancesOnExit) await runtime.stopAllInstances(); await runtime.stop(); } },
-    { name: 'node-status', start: async () => { reportNode(); nodeTimer = setInterval(reportNode, options.nodeStatusIntervalMs ?? 5_000); nodeTimer.unref(); }, stop: async () => clearInterval(nodeTimer) },
+    { name: 'node-status', start: async () => reporter.start(), stop: async () => reporter.stop() },
     { name: 'link', start: async () => link.start(), stop: () => link.stop() },
   ];
   const onStopError = (name: string, err: unknown) => nodeLog.error({ err, component: name }, 'stop failed');
@@ -142,6 +146,9 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   }
   const addr = localApi.address() as AddressInfo;
   const localApiUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  // For `outpost agent status --data DIR`: where this running agent answers.
+  const infoFile = join(options.dataDir, 'agent.json');
+  writeFileSync(infoFile, `${JSON.stringify({ pid: process.pid, localApi: localApiUrl, node: cred.node, unit: cred.unit, startedAt: new Date().toISOString() }, null, 2)}\n`, { mode: 0o600 });
   nodeLog.info({ localApi: localApiUrl, dataDir: options.dataDir, cachedInstances: cache.instances().length }, 'agent running');
 
   return {
@@ -150,6 +157,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     localApiUrl,
     async stop() {
       await stopAll(components, 30_000, onStopError);
+      rmSync(infoFile, { force: true });
       db.close();
       runtimeDb.close();
     },

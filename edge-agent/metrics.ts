@@ -9,6 +9,7 @@ export function createAgentMetrics(registry: Registry) {
     outboxDropped: new Gauge({ name: 'outpost_agent_outbox_dropped_events', help: 'Events dropped by the outbox budget since start', registers: r }),
     instances: new Gauge({ name: 'outpost_agent_instances', help: 'Instances by phase', labelNames: ['phase'], registers: r }),
     instanceRestarts: new Counter({ name: 'outpost_agent_instance_restarts_total', help: 'Instance restarts', registers: r }),
+    cacheHealthy: new Gauge({ name: 'outpost_agent_cache_healthy', help: '0 while the cache is quarantined and not yet rebuilt', registers: r }),
     reconnects: new Counter({ name: 'outpost_agent_reconnects_total', help: 'Hub link (re)connections', registers: r }),
   };
 }

@@ -16,6 +16,12 @@ export function parseListen(text: string, defaultHost: string): { host: string; 
   return { host: m[1] ?? (m[2] || defaultHost), port };
 }
 
+function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new OutpostError('BAD_REQUEST', `${flag} ${text}: expected a positive whole number`);
+  return n;
+}
+
 /** Stops on SIGINT/SIGTERM (a second signal forces the exit). */
 function onShutdown(log: Logger, stop: () => Promise<void>): void {
   let stopping = false;
@@ -35,13 +41,13 @@ function onShutdown(log: Logger, stop: () => Promise<void>): void {
   process.on('SIGTERM', handler);
 }
 
-export interface HubFlags { listen: string; data?: string; logLevel: string; readDeadline: string; pingInterval: string }
+export interface HubFlags { listen: string; data?: string; logLevel: string; readDeadline: string; pingInterval: string; admissionRate: string }
 
 export async function hubCommand(flags: HubFlags): Promise<void> {
   const log = createLogger({ name: 'hub', level: flags.logLevel });
   const { host, port } = parseListen(flags.listen, '127.0.0.1');
   const hub = await startHub(
-    { dataDir: resolve(flags.data ?? defaultHubDataDir()), host, port, readDeadlineMs: parseDuration(flags.readDeadline, '--read-deadline'), pingIntervalMs: parseDuration(flags.pingInterval, '--ping-interval') },
+    { dataDir: resolve(flags.data ?? defaultHubDataDir()), host, port, readDeadlineMs: parseDuration(flags.readDeadline, '--read-deadline'), pingIntervalMs: parseDuration(flags.pingInterval, '--ping-interval'), admissionRate: positiveInt(flags.admissionRate, '--admission-rate') },
     log,
   );
   onShutdown(log, () => hub.stop());

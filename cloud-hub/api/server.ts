@@ -69,6 +69,7 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
   if (path === '/healthz') return sendJson(res, 200, { status: 'ok', sessions: deps.sessions.count });
   if (path === '/metrics') {
     deps.metrics.revisionsBehind.set(deps.sessions.revisionsBehind());
+    deps.metrics.admissionQueue.set(deps.sessions.admissionQueue);
     const text = await deps.registry.metrics();
     res.writeHead(200, { 'Content-Type': deps.registry.contentType });
     res.end(text);

@@ -1,4 +1,5 @@
-import type { EdgeNode, EdgeNodeStatus } from '../../shared/api/index.js';
+import type { EdgeNode, EdgeNodeStatus, NodeUnit } from '../../shared/api/index.js';
+import { parseDuration } from '../../shared/duration.js';
 import { isOutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { HelloFrame } from '../../shared/protocol/frames.js';
@@ -55,7 +56,7 @@ export class NodeHealth {
 
   connected(node: string, hello: HelloFrame): void {
     const now = new Date(this.deps.now()).toISOString();
-    const patch: Partial<EdgeNodeStatus> = { phase: 'Ready', lastSeen: now, appliedRevision: hello.appliedRevision, agentVersion: hello.agentVersion };
+    const patch: Partial<EdgeNodeStatus> = { phase: 'Ready', lastSeen: now, appliedRevision: hello.appliedRevision, agentVersion: hello.agentVersion, reason: undefined };
     if (this.currentPhase(node) !== 'Ready') patch.since = now;
     if (hello.hostname) patch.hostname = hello.hostname;
     if (hello.capacity) patch.capacity = hello.capacity;
@@ -66,6 +67,8 @@ export class NodeHealth {
 
   disconnected(node: string): void {
     const now = new Date(this.deps.now()).toISOString();
+    // A Down node that flickers (connects and drops before hello) stays Down.
+    if (this.currentPhase(node) === 'Down') return;
     this.patch(node, { phase: 'Disconnected', since: now, lastSeen: now });
     void this.flushSoon();
   }
@@ -74,8 +77,9 @@ export class NodeHealth {
     this.patch(node, { appliedRevision: revision });
   }
 
-  reported(node: string, body: { outboxDepth?: number; droppedEvents?: number; instances?: Record<string, number> }): void {
+  reported(node: string, body: Pick<EdgeNodeStatus, 'outboxDepth' | 'droppedEvents' | 'instances' | 'conditions'>): void {
     const patch: Partial<EdgeNodeStatus> = {};
+    if (body.conditions !== undefined) patch.conditions = body.conditions;
     if (body.outboxDepth !== undefined) patch.outboxDepth = body.outboxDepth;
     if (body.droppedEvents !== undefined) patch.droppedEvents = body.droppedEvents;
     if (body.instances !== undefined) patch.instances = body.instances;
@@ -110,8 +114,30 @@ export class NodeHealth {
         this.patch(node, { lastSeen: new Date(now).toISOString() });
       }
     }
+    this.markOverdueNodesDown(now);
     this.updatePhaseGauge();
     void this.flush();
+  }
+
+  /**
+   * The node lifecycle policy: a node Disconnected for longer than its unit's
+   * `autonomy.rescheduleAfter` becomes Down (and the scheduler moves its instances). Without that
+   * setting (the default) a node is never declared Down for being offline, however long.
+   */
+  private markOverdueNodesDown(now: number): void {
+    for (const obj of this.deps.cache.list('EdgeNode')) {
+      const node = obj as EdgeNode;
+      const name = node.metadata.name;
+      const phase = this.currentPhase(name);
+      if (phase !== 'Disconnected' || this.deps.isConnected(name)) continue;
+      const after = (this.deps.cache.get('NodeUnit', node.spec.unit) as NodeUnit | undefined)?.spec?.autonomy?.rescheduleAfter;
+      if (!after) continue;
+      const since = Date.parse(this.pending.get(name)?.since ?? node.status?.since ?? '');
+      if (Number.isNaN(since) || now - since < parseDuration(after)) continue;
+      const reason = `disconnected since ${new Date(since).toISOString()}, longer than the unit's rescheduleAfter (${after})`;
+      this.deps.log.warn({ node: name, unit: node.spec.unit, rescheduleAfter: after }, 'node declared Down by its unit\'s policy');
+      this.patch(name, { phase: 'Down', since: new Date(now).toISOString(), reason });
+    }
   }
 
   private markStaleReadyNodes(): void {
@@ -126,7 +152,7 @@ export class NodeHealth {
   }
 
   private updatePhaseGauge(): void {
-    const counts: Record<string, number> = { Pending: 0, Ready: 0, Disconnected: 0 };
+    const counts: Record<string, number> = { Pending: 0, Ready: 0, Disconnected: 0, Down: 0 };
     for (const obj of this.deps.cache.list('EdgeNode')) {
       const phase = (obj as EdgeNode).status?.phase ?? 'Pending';
       counts[phase] = (counts[phase] ?? 0) + 1;
@@ -141,6 +167,7 @@ export class NodeHealth {
       const current = this.deps.cache.get('EdgeNode', node) as EdgeNode | undefined;
       if (!current) continue; // deleted meanwhile
       const status: EdgeNodeStatus = { phase: 'Pending', ...current.status, ...patch };
+      if (status.reason === undefined) delete status.reason;
       try {
         await this.deps.store.updateStatus('EdgeNode', node, status);
       } catch (err) {

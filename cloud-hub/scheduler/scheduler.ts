@@ -121,10 +121,13 @@ export class Scheduler {
           }
           const existing = mine.get(name);
           let node = existing?.spec.node ?? '';
-          if (node && nodeByName.get(node)?.spec.unit !== unitName) {
+          const current = node ? nodeByName.get(node) : undefined;
+          // An instance moves only when its node is gone, or Down by its unit's policy and another
+          // node of the unit is Ready to take it. Disconnected alone never moves work.
+          if (node && (current?.spec.unit !== unitName || (current.status?.phase === 'Down' && ready.length > 0))) {
             bump(appLoad, node, -1);
             bump(totalLoad, node, -1);
-            node = ''; // its node was deleted: the only reason an instance moves in this version
+            node = '';
           }
           if (!node) {
             node = pickNode(ready, appLoad, totalLoad) ?? '';
@@ -150,7 +153,8 @@ export class Scheduler {
     }
     for (const [unitName, unit] of units) {
       const members = nodes.filter((n) => n.spec.unit === unitName);
-      const status = { nodes: { total: members.length, ready: members.filter((n) => n.status?.phase === 'Ready').length, disconnected: members.filter((n) => n.status?.phase === 'Disconnected').length } };
+      const count = (phase: string) => members.filter((n) => n.status?.phase === phase).length;
+      const status = { nodes: { total: members.length, ready: count('Ready'), disconnected: count('Disconnected'), down: count('Down') } };
       if (!deepEqual(unit.status, status)) await this.ignoreGone(this.deps.store.updateStatus('NodeUnit', unitName, status));
     }
   }

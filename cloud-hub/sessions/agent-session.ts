@@ -6,6 +6,7 @@ import { CloseCodes, PROTOCOL_VERSION, parseAgentFrame, reportItemProblem, type 
 import { objectDigest } from '../../shared/hash.js';
 import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
 import type { HubMetrics } from '../metrics.js';
+import type { AdmissionQueue } from './admission.js';
 import { desiredSet, inScope, keyOf, onlyStatusChanged, projectForNode, type NodeScope } from './scope.js';
 
 /** Target size of one sync frame; well under MAX_FRAME_BYTES so one object more never overflows. */
@@ -63,7 +64,7 @@ export class AgentSession {
   private reportChain: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly deps: { ws: WebSocket; scope: NodeScope; cache: ObjectCache; hooks: SessionHooks; log: Logger; metrics: HubMetrics; now: () => number },
+    private readonly deps: { ws: WebSocket; scope: NodeScope; cache: ObjectCache; hooks: SessionHooks; log: Logger; metrics: HubMetrics; now: () => number; admission: AdmissionQueue },
     private readonly options: SessionOptions,
   ) {
     this.lastHeard = deps.now();
@@ -172,7 +173,7 @@ export class AgentSession {
       return;
     }
     this.deps.metrics.framesIn.inc({ type: frame.type });
-    if (this.state === 'awaiting-hello' && frame.type !== 'hello') return this.protocolError(new OutpostError('PROTOCOL', `expected hello, got ${frame.type}`));
+    if (this.state === 'awaiting-hello' && frame.type !== 'hello') return this.protocolError(new OutpostError('PROTOCOL', `expected hello (and then welcome) before ${frame.type}`));
     switch (frame.type) {
       case 'hello':
         return this.onHello(frame);
@@ -186,8 +187,15 @@ export class AgentSession {
   }
 
   private onHello(hello: HelloFrame): void {
-    if (this.state !== 'awaiting-hello') return this.protocolError(new OutpostError('PROTOCOL', 'duplicate hello'));
+    if (this.state !== 'awaiting-hello' || this.helloQueued) return this.protocolError(new OutpostError('PROTOCOL', 'duplicate hello'));
     if (hello.protocol !== PROTOCOL_VERSION) return this.protocolError(new OutpostError('PROTOCOL', `protocol ${hello.protocol} not supported (hub speaks ${PROTOCOL_VERSION})`));
+    this.helloQueued = true;
+    this.deps.admission.enqueue(() => this.admit(hello), () => this.state === 'closed');
+  }
+
+  private helloQueued = false;
+
+  private admit(hello: HelloFrame): void {
     this.state = 'live';
     for (const c of hello.cached) {
       this.sent.set(keyString(c), { key: { kind: c.kind, name: c.name }, digest: c.digest });

@@ -7,6 +7,7 @@ import { CloseCodes, MAX_FRAME_BYTES } from '../../shared/protocol/frames.js';
 import type { HubSecrets } from '../auth/hub-secrets.js';
 import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
 import type { HubMetrics } from '../metrics.js';
+import { AdmissionQueue, type AdmissionOptions } from './admission.js';
 import { AgentSession, type SessionHooks, type SessionOptions } from './agent-session.js';
 import { appSelectsUnit } from './scope.js';
 
@@ -26,7 +27,16 @@ export class SessionManager {
   private readonly byUnit = new Map<string, Set<AgentSession>>();
   private unsubscribe: (() => void) | undefined;
 
-  constructor(private readonly deps: SessionManagerDeps, private readonly options: SessionOptions) {}
+  private readonly admission: AdmissionQueue;
+
+  constructor(private readonly deps: SessionManagerDeps, private readonly options: SessionOptions & { admission?: AdmissionOptions }) {
+    this.admission = new AdmissionQueue(options.admission);
+  }
+
+  /** Sessions waiting for admission (their hello is queued). */
+  get admissionQueue(): number {
+    return this.admission.waiting;
+  }
 
   start(): void {
     this.unsubscribe = this.deps.cache.onChange((e) => this.route(e));
@@ -34,6 +44,7 @@ export class SessionManager {
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
+    this.admission.stop();
     const open = [...this.sessions.values()];
     for (const s of open) s.close(CloseCodes.SHUTDOWN, 'hub shutting down');
     // close() terminates a peer that does not answer within 2 s, so this wait is bounded.
@@ -80,7 +91,7 @@ export class SessionManager {
       }
       const session = new AgentSession(
         {
-          ws, scope: identity, cache: this.deps.cache, log, metrics: this.deps.metrics, now: this.deps.now ?? Date.now,
+          ws, scope: identity, cache: this.deps.cache, log, metrics: this.deps.metrics, now: this.deps.now ?? Date.now, admission: this.admission,
           hooks: { ...this.deps.hooks, onClose: (s) => this.onSessionClosed(s) },
         },
         this.options,

@@ -13,16 +13,22 @@ import type { Logger } from '../../shared/logger.js';
  * A file that SQLite cannot read (disk corruption, truncated copy) is moved aside, never deleted,
  * and the agent starts with an empty cache that the hub refills on connect.
  */
-export function openAgentDatabase(path: string, log: Logger): Database.Database {
+export interface OpenedDatabase {
+  db: Database.Database;
+  /** Set when the file was unreadable and moved aside: where it went and why. */
+  quarantined?: { movedTo: string; error: string };
+}
+
+export function openAgentDatabase(path: string, log: Logger): OpenedDatabase {
   try {
-    return openChecked(path);
+    return { db: openChecked(path) };
   } catch (err) {
     if (!existsSync(path)) throw err;
     const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     log.error({ err, path, movedTo: aside }, 'agent cache file is unreadable; moved aside, starting with an empty cache');
     renameSync(path, aside);
     for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
-    return openChecked(path);
+    return { db: openChecked(path), quarantined: { movedTo: aside, error: (err as Error).message } };
   }
 }
 

@@ -28,8 +28,8 @@ export interface HubLinkDeps {
   cache: DesiredCache;
   outbox: Outbox;
   log: Logger;
-  /** Called after a sync batch is committed. */
-  onDesiredChanged(): void;
+  /** Called after a sync batch is committed; `full` when it carried the complete key list. */
+  onDesiredChanged(full: boolean): void;
   onStateChange?(state: LinkState): void;
 }
 
@@ -188,7 +188,7 @@ export class HubLink {
       return;
     }
     this.send({ type: 'ack', revision: frame.revision });
-    this.deps.onDesiredChanged();
+    this.deps.onDesiredChanged(frame.keys !== undefined);
   }
 
   private flushOutbox(): void {

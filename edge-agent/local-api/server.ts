@@ -7,7 +7,7 @@ export interface LocalApiDeps {
   status(): Record<string, unknown>;
 }
 
-/** The agent's HTTP endpoint on the node: /healthz, /status, /metrics. Works with the cloud gone. */
+/** The agent's HTTP endpoint on the node: /healthz, /v1/status (alias /status), /metrics. Works with the cloud gone. */
 export function createLocalApi(deps: LocalApiDeps): Server {
   return createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://agent').pathname;
@@ -16,7 +16,7 @@ export function createLocalApi(deps: LocalApiDeps): Server {
       res.end(JSON.stringify(body));
     };
     if (path === '/healthz') return json(200, { status: 'ok', cloud: deps.status().cloud });
-    if (path === '/status') return json(200, deps.status());
+    if (path === '/v1/status' || path === '/status') return json(200, deps.status());
     if (path === '/metrics') {
       deps.registry.metrics().then(
         (text) => { res.writeHead(200, { 'Content-Type': deps.registry.contentType }); res.end(text); },

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { InstanceStatusSchema } from '../api/instance.js';
+import { NodeConditionSchema } from '../api/edge-node.js';
 import { NameSchema, type AnyObject } from '../api/meta.js';
 import { OutpostError } from '../errors.js';
 
@@ -62,6 +63,7 @@ export const NodeStatusItem = Type.Object(
       {
         outboxDepth: Type.Optional(Type.Integer({ minimum: 0 })),
         droppedEvents: Type.Optional(Type.Integer({ minimum: 0 })),
+        conditions: Type.Optional(Type.Array(NodeConditionSchema, { maxItems: 16 })),
         instances: Type.Optional(Type.Record(Type.String({ maxLength: 32 }), Type.Integer({ minimum: 0 }))),
         node: Type.Optional(Type.String({ maxLength: 253 })),
       },

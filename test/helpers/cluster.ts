@@ -43,9 +43,9 @@ export class TestCluster {
   }
 
   /** Starts the hub; a restart passes the previous port so that agents find it again. */
-  async startHub(port = 0): Promise<void> {
+  async startHub(port = 0, extra: string[] = []): Promise<void> {
     rmSync(join(this.hubDir, 'hub.json'), { force: true });
-    const p = startProc(['hub', '--listen', `127.0.0.1:${port}`, '--data', this.hubDir, '--read-deadline', '3s', '--ping-interval', '1s', '--log-level', 'debug']);
+    const p = startProc(['hub', '--listen', `127.0.0.1:${port}`, '--data', this.hubDir, '--read-deadline', '3s', '--ping-interval', '1s', '--log-level', 'debug', ...extra]);
     this.procs.add(p);
     const info = await waitFor(() => {
       const f = join(this.hubDir, 'hub.json');

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { DesiredCache } from '../../edge-agent/cache/desired-cache.js';
 import { Outbox } from '../../edge-agent/cache/outbox.js';
 import { openAgentDatabase } from '../../edge-agent/cache/database.js';
+import { CacheHealth } from '../../edge-agent/cache/cache-health.js';
 import { silentLogger } from '../../shared/logger.js';
 import type { SyncFrame } from '../../shared/protocol/frames.js';
 import { instance, nodeUnit } from '../helpers/objects.js';
@@ -74,9 +75,16 @@ test('a corrupt cache file is moved aside, not deleted, and a fresh cache opens'
   try {
     const path = join(dir, 'cache.db');
     writeFileSync(path, 'this is not a database, just garbage bytes '.repeat(200));
-    const db = openAgentDatabase(path, silentLogger());
+    const { db, quarantined } = openAgentDatabase(path, silentLogger());
     new DesiredCache(db).apply({ type: 'sync', revision: 1, objects: [], deletes: [] });
     db.close();
+    assert.match(quarantined?.movedTo ?? '', /cache\.db\.corrupt-/);
+    assert.match(quarantined?.error ?? '', /not a database/);
+    const health = new CacheHealth(quarantined);
+    assert.equal(health.current.status, 'False');
+    assert.equal(health.current.reason, 'Quarantined');
+    health.rebuilt();
+    assert.deepEqual([health.current.status, health.current.reason], ['True', 'RebuiltFromHub']);
     const files = readdirSync(dir);
     assert.ok(files.some((f) => f.startsWith('cache.db.corrupt-')), files.join());
   } finally {
