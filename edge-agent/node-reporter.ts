@@ -29,6 +29,7 @@ export class NodeReporter {
 
   report(): void {
     const { outbox, metrics } = this.deps;
+    outbox.dropExpired();
     const instances: Record<string, number> = {};
     for (const s of this.deps.statuses().values()) instances[s.phase] = (instances[s.phase] ?? 0) + 1;
     const body = { instances, outboxDepth: outbox.depth(), droppedEvents: outbox.droppedEvents(), conditions: [this.deps.cacheHealth.current] };

@@ -97,6 +97,9 @@ export class InstanceSupervisor {
       if (liveness === 'gone') killGroupLeftovers(row.pid);
       sup.lastExit = { code: null, signal: null, message: 'exited while the agent was down (exit code unknown)' };
       sup.state = 'exited';
+      // Most likely a power cut or reboot took the node down with it: that is no crash loop, so
+      // the first restart is immediate (offline cold start target: all instances up within 2 s).
+      sup.restartDue = true;
       sup.event('Warning', 'Exited', `pid ${row.pid} ${sup.lastExit.message}`);
       sup.setStatus(exitedStatus(sup.base, sup.lastExit));
     } else if (persisted.lastExit) {

@@ -91,3 +91,15 @@ test('a corrupt cache file is moved aside, not deleted, and a fresh cache opens'
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('outbox: events past the age budget are dropped and counted; statuses never are', () => {
+  let now = 1_000_000;
+  const box = new Outbox(new Database(':memory:'), { maxEventAgeMs: 60_000, now: () => now });
+  box.put('event', { old: true });
+  box.put('instance-status', { s: 1 }, 'instance/a');
+  now += 120_000;
+  box.put('event', { fresh: true });
+  assert.equal(box.dropExpired(), 1);
+  assert.deepEqual(box.batch(10).map((r) => r.body), [{ s: 1 }, { fresh: true }]);
+  assert.equal(box.droppedEvents(), 1);
+});
