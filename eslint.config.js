@@ -20,5 +20,5 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
-  { files: ['cli/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts', 'test/**/*.ts'], rules: { 'no-console': 'off' } },
+  { files: ['cli/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts', 'chaos/**/*.ts', 'test/**/*.ts'], rules: { 'no-console': 'off' } },
 );
