@@ -51,11 +51,13 @@ export class ReportHandler {
           break;
         case 'event': {
           const { object } = item.body;
-          const own =
-            (object.kind === 'EdgeNode' && object.name === scope.node) ||
-            (object.kind === 'Instance' && (this.deps.cache.get('Instance', object.name) as Instance | undefined)?.spec.node === scope.node) ||
-            // An instance deleted meanwhile: only if this node held it during this session.
-            (object.kind === 'Instance' && !this.deps.cache.get('Instance', object.name) && session?.heldInstance(object.name) === true);
+          // Its own node, or an instance of its own unit. Not only the instances placed on it now:
+          // an instance it ran may have been deleted or re-created on another node of the unit
+          // before its last events (Stopped, Exited) got through, and those must not be lost.
+          // A node never writes events about another unit's instances.
+          const inst = object.kind === 'Instance' ? (this.deps.cache.get('Instance', object.name) as Instance | undefined) : undefined;
+          const ofOwnUnit = inst ? inst.spec.unit === scope.unit : session?.heldInstance(object.name) === true || object.name.endsWith(`-${scope.unit}-${object.name.split('-').pop() ?? ''}`);
+          const own = (object.kind === 'EdgeNode' && object.name === scope.node) || (object.kind === 'Instance' && ofOwnUnit);
           if (!own) { reject(item, 'OUTPOST_FORBIDDEN', `node ${scope.node} may not report events about ${object.kind} ${object.name}`); break; }
           events.push({ node: scope.node, seq: item.seq, ...item.body });
           break;
