@@ -87,7 +87,12 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   });
   runtime.onEvent((e) => {
     if (e.reason === 'Started' && (runtime.statuses().get(e.instance)?.restarts ?? 0) > 0) metrics.instanceRestarts.inc();
-    outbox.put('event', { type: e.type, reason: e.reason.slice(0, 128), message: e.message.slice(0, 4000), object: { kind: 'Instance', name: e.instance }, time: new Date().toISOString() });
+    const key = e.process ? `${e.process.edge}:${e.process.pid}@${e.process.startedAt}`.slice(0, 64) : undefined;
+    outbox.put(
+      'event',
+      { type: e.type, reason: e.reason.slice(0, 128), message: e.message.slice(0, 4000), object: { kind: 'Instance', name: e.instance }, time: new Date().toISOString(), ...(key ? { key } : {}) },
+      key ? `event/${e.instance}/${key}` : undefined,
+    );
   });
 
   const link = new HubLink(

@@ -8,6 +8,8 @@ export interface HubEvent {
   message: string;
   object: { kind: string; name: string };
   time: string;
+  /** Stored once per (node, object, key): a process end reported twice is kept once. */
+  key?: string;
 }
 
 /**
@@ -28,9 +30,9 @@ export class EventLog {
     this.db.exec(`CREATE TABLE IF NOT EXISTS events (
       id INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
       reason TEXT NOT NULL, message TEXT NOT NULL, object_kind TEXT NOT NULL, object_name TEXT NOT NULL,
-      time TEXT NOT NULL, UNIQUE (node, seq))`);
-    this.insert = this.db.prepare(`INSERT OR IGNORE INTO events (node, seq, type, reason, message, object_kind, object_name, time)
-      VALUES (@node, @seq, @type, @reason, @message, @kind, @name, @time)`);
+      time TEXT NOT NULL, dedupe_key TEXT, UNIQUE (node, seq), UNIQUE (node, object_kind, object_name, dedupe_key))`);
+    this.insert = this.db.prepare(`INSERT OR IGNORE INTO events (node, seq, type, reason, message, object_kind, object_name, time, dedupe_key)
+      VALUES (@node, @seq, @type, @reason, @message, @kind, @name, @time, @key)`);
     this.trim = this.db.prepare('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?');
   }
 
@@ -39,7 +41,7 @@ export class EventLog {
     let added = 0;
     this.db.transaction(() => {
       for (const e of events) {
-        added += this.insert.run({ node: e.node, seq: e.seq, type: e.type, reason: e.reason, message: e.message, kind: e.object.kind, name: e.object.name, time: e.time }).changes;
+        added += this.insert.run({ node: e.node, seq: e.seq, type: e.type, reason: e.reason, message: e.message, kind: e.object.kind, name: e.object.name, time: e.time, key: e.key ?? null }).changes;
       }
     })();
     this.writesSinceTrim += added;

@@ -11,6 +11,8 @@ import type { NodeScope } from './scope.js';
 
 type Rejection = { seq: number; code: string; message: string };
 
+const MAX_REMEMBERED_DELETIONS = 50_000;
+
 /**
  * Stores one outbox batch from an agent. Node authorization for writes: a node may write the
  * status of instances placed on it, its own node status and events about its own objects;
@@ -19,7 +21,25 @@ type Rejection = { seq: number; code: string; message: string };
  * re-sent after a lost acknowledgement is stored once.
  */
 export class ReportHandler {
-  constructor(private readonly deps: { store: Store; cache: ObjectCache; events: EventLog; health: NodeHealth; log: Logger; metrics: HubMetrics }) {}
+  /** Units of recently deleted instances: their last events may still be on their way. */
+  private readonly deletedUnits = new Map<string, string>();
+
+  constructor(private readonly deps: { store: Store; cache: ObjectCache; events: EventLog; health: NodeHealth; log: Logger; metrics: HubMetrics }) {
+    deps.cache.onChange((e) => {
+      if (e.type !== 'DELETED' || e.object.kind !== 'Instance') return;
+      this.deletedUnits.delete(e.object.metadata.name);
+      this.deletedUnits.set(e.object.metadata.name, (e.object as Instance).spec.unit);
+      if (this.deletedUnits.size > MAX_REMEMBERED_DELETIONS) this.deletedUnits.delete(this.deletedUnits.keys().next().value ?? '');
+    });
+  }
+
+  /** The unit an instance belongs to, from the cache or the memory of deletions; else a guess. */
+  private instanceOfUnit(name: string, unit: string, session?: { heldInstance(name: string): boolean }): boolean {
+    const known = (this.deps.cache.get('Instance', name) as Instance | undefined)?.spec.unit ?? this.deletedUnits.get(name);
+    if (known !== undefined) return known === unit;
+    // Deleted before this hub process started: held in this session, or named <app>-<unit>-<index>.
+    return session?.heldInstance(name) === true || new RegExp(`-${unit.replace(/\./g, '\\.')}-\\d+$`).test(name);
+  }
 
   async handle(scope: NodeScope, items: ReportItem[], session?: { heldInstance(name: string): boolean }): Promise<{ rejected: Rejection[] }> {
     const rejected: Rejection[] = [];
@@ -55,9 +75,7 @@ export class ReportHandler {
           // an instance it ran may have been deleted or re-created on another node of the unit
           // before its last events (Stopped, Exited) got through, and those must not be lost.
           // A node never writes events about another unit's instances.
-          const inst = object.kind === 'Instance' ? (this.deps.cache.get('Instance', object.name) as Instance | undefined) : undefined;
-          const ofOwnUnit = inst ? inst.spec.unit === scope.unit : session?.heldInstance(object.name) === true || object.name.endsWith(`-${scope.unit}-${object.name.split('-').pop() ?? ''}`);
-          const own = (object.kind === 'EdgeNode' && object.name === scope.node) || (object.kind === 'Instance' && ofOwnUnit);
+          const own = (object.kind === 'EdgeNode' && object.name === scope.node) || (object.kind === 'Instance' && this.instanceOfUnit(object.name, scope.unit, session));
           if (!own) { reject(item, 'OUTPOST_FORBIDDEN', `node ${scope.node} may not report events about ${object.kind} ${object.name}`); break; }
           events.push({ node: scope.node, seq: item.seq, ...item.body });
           break;

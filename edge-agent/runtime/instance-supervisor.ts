@@ -100,7 +100,7 @@ export class InstanceSupervisor {
       // Most likely a power cut or reboot took the node down with it: that is no crash loop, so
       // the first restart is immediate (offline cold start target: all instances up within 2 s).
       sup.restartDue = true;
-      sup.event('Warning', 'Exited', `pid ${row.pid} ${sup.lastExit.message}`);
+      sup.event('Warning', 'Exited', `pid ${row.pid} ${sup.lastExit.message}`, { pid: row.pid, startedAt: row.started_at ?? '', edge: 'end' });
       sup.setStatus(exitedStatus(sup.base, sup.lastExit));
     } else if (persisted.lastExit) {
       sup.lastExit = persisted.lastExit;
@@ -189,7 +189,7 @@ export class InstanceSupervisor {
     this.track(p);
     this.state = 'running';
     this.setStatus(runningStatus(this.base, p)); // writes the row with pid and start time
-    this.event('Normal', 'Started', `started pid ${p.pid}: ${template.command}`);
+    this.event('Normal', 'Started', `started pid ${p.pid}: ${template.command}`, { pid: p.pid, startedAt: p.startedAt, edge: 'start' });
   }
 
   private startFailed(message: string): void {
@@ -215,7 +215,7 @@ export class InstanceSupervisor {
     const exit: ExitInfo = { code, signal, message: describeExit(code, signal) };
     this.lastExit = exit;
     this.state = 'exited';
-    this.event(succeeded(exit) ? 'Normal' : 'Warning', 'Exited', `pid ${p.pid} ${exit.message}`);
+    this.event(succeeded(exit) ? 'Normal' : 'Warning', 'Exited', `pid ${p.pid} ${exit.message}`, { pid: p.pid, startedAt: p.startedAt, edge: 'end' });
     this.setStatus(exitedStatus(this.base, exit));
     this.converge();
   }
@@ -267,7 +267,7 @@ export class InstanceSupervisor {
     if (outcome === 'aborted' || this.detached) return;
     if (outcome === 'stuck') this.log.error({ pid: p.pid }, 'process group survived SIGKILL');
     const [type, reason] = outcome === 'exited' ? (['Normal', 'Stopped'] as const) : (['Warning', 'Killed'] as const);
-    this.event(type, reason, describeStop(outcome, p.pid, graceMs));
+    this.event(type, reason, describeStop(outcome, p.pid, graceMs), { pid: p.pid, startedAt: p.startedAt, edge: 'end' });
     this.proc = null;
     this.lastExit = null;
     this.state = 'pending';
@@ -301,8 +301,8 @@ export class InstanceSupervisor {
     this.deps.store.save(toRow({ name: this.name, ...this.spec, restarts: this.restarts, proc: this.proc, persisted }));
   }
 
-  private event(type: RuntimeEvent['type'], reason: string, message: string): void {
-    this.deps.onEvent({ type, reason, message, instance: this.name });
+  private event(type: RuntimeEvent['type'], reason: string, message: string, process?: RuntimeEvent['process']): void {
+    this.deps.onEvent({ type, reason, message, instance: this.name, ...(process ? { process } : {}) });
   }
 
   /** Timers and child events call in here: nothing may throw out of them. */

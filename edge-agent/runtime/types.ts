@@ -18,6 +18,13 @@ export interface RuntimeEvent {
   reason: string;
   message: string;
   instance: string;
+  /**
+   * For the start and the end of one process: its pid and start time. The agent turns these into
+   * an event key (`start:<pid>@<time>`, `end:<pid>@<time>`; the time because pids get reused)
+   * that the hub stores once, because the end of a process can be
+   * reported twice when the agent is killed between queueing the event and updating its records.
+   */
+  process?: { pid: number; startedAt: string; edge: 'start' | 'end' };
 }
 
 export interface ProcessRuntimeOptions {

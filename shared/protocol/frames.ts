@@ -83,6 +83,8 @@ export const EventItem = Type.Object(
         message: Type.String({ maxLength: 4096 }),
         object: Key,
         time: Type.String({ maxLength: 64 }),
+        /** Identifies a fact that must be stored once per object, e.g. `end:<pid>`. */
+        key: Type.Optional(Type.String({ maxLength: 64 })),
       },
       { additionalProperties: false },
     ),
