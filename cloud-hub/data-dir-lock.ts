@@ -1,18 +1,10 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { OutpostError } from '../shared/errors.js';
+import { processExists } from '../shared/process.js';
 
 /** When this process started, in whole seconds since the epoch. */
 function processStartedAt(): number {
   return Math.round(Date.now() / 1000 - process.uptime());
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
@@ -34,7 +26,7 @@ export function lockDataDir(path: string): { release(): void } {
       // container the hub is pid 1 after every restart, and that old lock is stale.
       const ownPid = owner === process.pid;
       const sameProcess = ownPid && Math.abs(Number(startedText) - processStartedAt()) <= 2;
-      if (Number.isInteger(owner) && owner > 0 && (ownPid ? sameProcess : alive(owner))) {
+      if (Number.isInteger(owner) && owner > 0 && (ownPid ? sameProcess : processExists(owner))) {
         throw new OutpostError('CONFLICT', `another hub (pid ${owner}) is using this data directory (${path}); stop it or use another --data`);
       }
       rmSync(path, { force: true }); // stale: its owner died without cleaning up

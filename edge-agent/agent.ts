@@ -79,9 +79,8 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     }
     runtime.reconcile(cache.instances().map((i) => ({ name: i.metadata.name, template: i.spec.template, templateHash: i.spec.templateHash })));
   };
-  const templateHashes = () => new Map(cache.instances().map((i) => [i.metadata.name, i.spec.templateHash]));
   runtime.onStatus((name: string, status: InstanceStatus) => {
-    if (!templateHashes().has(name)) return; // removed: the hub deleted it already
+    if (!cache.has('Instance', name)) return; // removed: the hub deleted it already
     const message = status.message === undefined ? {} : { message: status.message.slice(0, 4000) };
     outbox.put('instance-status', { name, status: { ...status, ...message, node: cred.node } }, `instance/${name}`);
   });

@@ -2,21 +2,13 @@ import Database from 'better-sqlite3';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { OutpostError } from '../../shared/errors.js';
+import { processExists } from '../../shared/process.js';
 import { table } from '../format.js';
 
 interface InstanceView { phase: string; pid?: number; restarts?: number; ready?: boolean; message?: string }
 interface StatusDoc {
   node: string; unit: string; hub?: string; cloud?: string; cloudError?: string; appliedRevision: number; outboxDepth: number;
   droppedEvents?: number; cache?: { status: string; reason: string; message: string }; instances: Record<string, InstanceView>;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** What the files say when the agent is not running (read-only; nothing is changed). */
@@ -39,7 +31,7 @@ function offlineStatus(dir: string): StatusDoc {
     const db = new Database(join(dir, 'runtime.db'), { readonly: true, fileMustExist: true });
     try {
       for (const r of db.prepare('SELECT name, pid, restarts FROM runtime_instances').all() as { name: string; pid: number | null; restarts: number }[]) {
-        const running = r.pid !== null && alive(r.pid);
+        const running = r.pid !== null && processExists(r.pid);
         doc.instances[r.name] = { phase: running ? 'Running (unsupervised)' : 'Stopped', restarts: r.restarts, ...(running && r.pid !== null ? { pid: r.pid } : {}) };
       }
     } finally {
@@ -56,7 +48,7 @@ export async function agentStatusCommand(o: { data: string; output?: string }): 
   let doc: StatusDoc;
   let agentLine: string;
   const info = existsSync(infoFile) ? (JSON.parse(readFileSync(infoFile, 'utf8')) as { pid: number; localApi: string }) : undefined;
-  if (info && alive(info.pid)) {
+  if (info && processExists(info.pid)) {
     const res = await fetch(`${info.localApi}/v1/status`, { signal: AbortSignal.timeout(5000) }).catch((cause: unknown) => {
       throw new OutpostError('UNAVAILABLE', `agent pid ${info.pid} runs but its local API ${info.localApi} does not answer: ${(cause as Error).message}`);
     });

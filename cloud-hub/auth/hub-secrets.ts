@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../store/sqlite-schema.js';
 import { OutpostError } from '../../shared/errors.js';
 import { hashSecret, newId, newSecret, secretMatches, splitToken } from '../../shared/secrets.js';
 
@@ -35,10 +36,7 @@ export class HubSecrets {
   private readonly stmts;
 
   constructor(path: string, private readonly now: () => number = Date.now) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openDatabase(path);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS join_tokens (
         id TEXT PRIMARY KEY, hash TEXT NOT NULL, unit TEXT NOT NULL, expires_at INTEGER,

@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../store/sqlite-schema.js';
 
 export interface HubEvent {
   node: string;
@@ -23,10 +24,7 @@ export class EventLog {
   private writesSinceTrim = 0;
 
   constructor(path: string, private readonly maxEvents = 100_000) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openDatabase(path);
     this.db.exec(`CREATE TABLE IF NOT EXISTS events (
       id INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
       reason TEXT NOT NULL, message TEXT NOT NULL, object_kind TEXT NOT NULL, object_name TEXT NOT NULL,

@@ -20,6 +20,7 @@ export class DesiredCache {
       upsert: db.prepare('INSERT INTO desired_objects (kind, name, digest, json) VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET digest = excluded.digest, json = excluded.json'),
       delete: db.prepare('DELETE FROM desired_objects WHERE kind = ? AND name = ?'),
       keys: db.prepare<[], { kind: string; name: string; digest: string }>('SELECT kind, name, digest FROM desired_objects'),
+      has: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM desired_objects WHERE kind = ? AND name = ?'),
       byKind: db.prepare<[string], { json: string }>('SELECT json FROM desired_objects WHERE kind = ? ORDER BY name'),
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM agent_meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO agent_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
@@ -36,6 +37,10 @@ export class DesiredCache {
 
   list<T extends AnyObject>(kind: string): T[] {
     return this.stmts.byKind.all(kind).map((r) => JSON.parse(r.json) as T);
+  }
+
+  has(kind: string, name: string): boolean {
+    return this.stmts.has.get(kind, name) !== undefined;
   }
 
   instances(): Instance[] {

@@ -1,4 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs';
+import { processExists } from '../../shared/process.js';
 
 /** The fields of `/proc/<pid>/stat` the runtime uses (proc(5)). */
 export interface ProcStat {
@@ -64,12 +65,12 @@ export function checkProcess(pid: number, startTime: number | null, procFs: bool
     if (startTime !== null && stat.startTime !== startTime) return 'reused';
     return 'alive';
   }
-  return signalZero(pid) ? 'alive' : 'gone';
+  return processExists(pid) ? 'alive' : 'gone';
 }
 
 /** Whether any live (non-zombie) process is in process group `pgid`. */
 export function processGroupAlive(pgid: number, procFs: boolean): boolean {
-  if (!procFs) return signalZero(-pgid);
+  if (!procFs) return processExists(-pgid);
   return processGroupMembers(pgid).length > 0;
 }
 
@@ -92,16 +93,6 @@ export function processGroupMembers(pgid: number): number[] {
 
 function isDead(stat: ProcStat): boolean {
   return stat.state === 'Z' || stat.state === 'X' || stat.state === 'x';
-}
-
-/** kill(target, 0): true when the target exists (EPERM: exists but is not ours). */
-function signalZero(target: number): boolean {
-  try {
-    process.kill(target, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function readOrEmpty(path: string): string {

@@ -130,14 +130,7 @@ export class TestCluster {
   }
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { processExists as pidAlive } from '../../shared/process.js';
 
 /** Kills a process group (instances run in their own group), ignoring ones already gone. */
 export function killGroup(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
