@@ -28,7 +28,7 @@ export async function coldStart(args: string[]): Promise<void> {
     const agent = await cluster.startAgent('cold', 'bench');
     await cluster.api('POST', `${API}/edgeapps`, {
       apiVersion: 'outpost.dev/v1alpha1', kind: 'EdgeApp', metadata: { name: 'fleet' },
-      spec: { units: { names: ['bench'] }, replicasPerUnit: instances, template: { command: 'sleep', args: ['100000'] } },
+      spec: { units: { names: ['bench'] }, replicasPerUnit: instances, template: { processes: [{ command: 'sleep', args: ['100000'] }] } },
     });
     await waitFor(async () => (await cluster.api<{ items: Instance[] }>('GET', `${API}/instances`)).items.filter((i) => i.status?.phase === 'Running').length === instances, { timeoutMs: 60_000, message: 'all running' });
     const hubUrl = cluster.requireHub().url;

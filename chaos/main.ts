@@ -4,7 +4,7 @@
 // was lost, nothing reported twice, no node went Down and no instance restarted without cause.
 // Exits 1 on any violation; the seed is always printed, with the command that replays the run.
 import { realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatReport, writeReport } from './report.js';
@@ -14,16 +14,17 @@ import { runChaos, type ChaosOptions } from './run.js';
 /** Where the JSON report of the latest run is written. */
 export const REPORT_FILE = resolve(import.meta.dirname, 'results/last-run.json');
 
-const USAGE = `usage: npm run chaos -- [--agents N] [--duration S] [--seed K] [--units U] [--keep]
+const USAGE = `usage: npm run chaos -- [--agents N] [--duration S] [--seed K] [--units U] [--keep] [--report FILE]
   --agents N     agent processes (default 6)
   --duration S   seconds of faults and changes before the heal (default 60)
   --seed K       seed of every random decision, 0..4294967295 (default: random, always printed)
   --units U      node units the agents are spread over (default 3)
   --keep         keep the temp dir (data, logs, start records) also when the run passes
-  --converge-timeout S   seconds the cluster may take to converge after the heal (default 60)`;
+  --converge-timeout S   seconds the cluster may take to converge after the heal (default 60)
+  --report FILE  where the JSON report goes (default chaos/results/last-run.json)`;
 
 /** Parses the command line; throws with a usage message on bad input. */
-export function parseChaosArgs(argv: string[]): Omit<ChaosOptions, 'log' | 'signal'> {
+export function parseChaosArgs(argv: string[]): Omit<ChaosOptions, 'log' | 'signal'> & { reportFile: string } {
   const { values } = parseArgs({
     // `npx tsx chaos/main.ts -- --agents 3` passes the `--` through: it separates nothing here.
     args: argv.filter((a) => a !== '--'),
@@ -34,6 +35,7 @@ export function parseChaosArgs(argv: string[]): Omit<ChaosOptions, 'log' | 'sign
       units: { type: 'string' },
       keep: { type: 'boolean' },
       'converge-timeout': { type: 'string' },
+      report: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -55,11 +57,12 @@ export function parseChaosArgs(argv: string[]): Omit<ChaosOptions, 'log' | 'sign
     seed: int(values.seed, 'seed', randomSeed(), 0, 2 ** 32 - 1),
     keep: values.keep ?? false,
     convergeTimeoutS: int(values['converge-timeout'], 'converge-timeout', 60, 5, 3600),
+    reportFile: values.report ? resolve(values.report) : REPORT_FILE,
   };
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let options: Omit<ChaosOptions, 'log' | 'signal'>;
+  let options: ReturnType<typeof parseChaosArgs>;
   try {
     options = parseChaosArgs(argv);
   } catch (err) {
@@ -77,9 +80,9 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   const started = Date.now();
   const report = await runChaos({ ...options, signal: controller.signal, log: (line) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${line}`) });
-  writeReport(REPORT_FILE, report);
+  writeReport(options.reportFile, report);
   console.log(formatReport(report));
-  console.log(`report: ${join('chaos', 'results', 'last-run.json')}`);
+  console.log(`report: ${relative(process.cwd(), options.reportFile)}`);
   return report.pass ? 0 : 1;
 }
 

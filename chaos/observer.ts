@@ -70,7 +70,7 @@ export class Observer {
     const history = this.instanceHistory.get(name) ?? [];
     this.instanceHistory.set(name, history);
     const next: InstanceVersion | null =
-      type === 'DELETED' ? null : { node: inst.spec.node, uid: inst.metadata.uid ?? '', templateHash: inst.spec.templateHash, gen: inst.spec.template.env?.GEN ?? '' };
+      type === 'DELETED' ? null : { node: inst.spec.node, uid: inst.metadata.uid ?? '', templateHash: inst.spec.templateHash, gen: inst.spec.template.processes?.[0]?.env?.GEN ?? '' };
     const last = history.at(-1);
     const same = last === undefined ? next === null : last === null ? next === null : next !== null && last.node === next.node && last.uid === next.uid && last.templateHash === next.templateHash;
     if (!same) history.push(next);

@@ -161,7 +161,7 @@ export function agentProblems(snap: Snapshot, view: AgentView): string[] {
   const procsHere = snap.procs.filter((p) => p.node === name);
   for (const inst of mine) {
     const iname = inst.metadata.name;
-    const gen = inst.spec.template.env?.GEN ?? '';
+    const gen = inst.spec.template.processes?.[0]?.env?.GEN ?? '';
     const st = view.status?.instances[iname];
     const procs = procsHere.filter((p) => p.instance === iname);
     if (!st || st.phase !== 'Running' || st.templateHash !== inst.spec.templateHash || st.pid === undefined) {

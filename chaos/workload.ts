@@ -185,9 +185,7 @@ export function appObject(a: AppModel, ctx: WorkloadContext): EdgeApp {
       units: { names: [...a.names], ...(a.ring ? { selector: { matchLabels: { ring: a.ring } } } : {}) },
       replicasPerUnit: a.replicas,
       template: {
-        command: 'sh',
-        args: ['-c', MARKER_SCRIPT],
-        env: { GEN: genTag(a.gen), [INSTANCE_RUN_ENV]: ctx.runId, MARKER_DIR: ctx.markerDir },
+        processes: [{ command: 'sh', args: ['-c', MARKER_SCRIPT], env: { GEN: genTag(a.gen), [INSTANCE_RUN_ENV]: ctx.runId, MARKER_DIR: ctx.markerDir } }],
         restartPolicy: 'Always',
         terminationGracePeriodSeconds: 1,
       },

@@ -18,6 +18,7 @@ import { joinHub, readCredential, writeCredential, type NodeCredential } from '.
 import { createLocalApi } from './local-api/server.js';
 import { createAgentMetrics } from './metrics.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
+import { WorkloadRuntime } from './runtime/workload-runtime.js';
 
 export interface AgentOptions {
   hubUrl: string;
@@ -60,10 +61,11 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   const outbox = new Outbox(db);
   const registry = createRegistry('outpost_agent', { node: cred.node });
   const metrics = createAgentMetrics(registry);
-  const runtime = new ProcessRuntime(
+  const processRuntime = new ProcessRuntime(
     { db: runtimeDb, log: nodeLog },
     { logDir: join(options.dataDir, 'logs'), workDir: join(options.dataDir, 'work'), baseEnv: { OUTPOST_NODE: cred.node, OUTPOST_UNIT: cred.unit } },
   );
+  const runtime = new WorkloadRuntime(processRuntime, undefined, undefined);
 
   // An empty or quarantined cache says nothing about what should run: reconciling against it would
   // stop every running instance. Until the hub has sent a full desired set, the runtime only

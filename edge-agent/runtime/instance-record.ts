@@ -1,4 +1,4 @@
-import type { ProcessTemplate } from '../../shared/api/edge-app.js';
+import type { ProcessTemplate } from './types.js';
 import type { InstanceStatus } from '../../shared/api/instance.js';
 import { succeeded, type ExitInfo } from './restart-policy.js';
 import type { InstanceRow } from './runtime-state.js';

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { ProcessTemplate } from '../../shared/api/edge-app.js';
+import type { ProcessTemplate } from './types.js';
 import type { InstanceStatus } from '../../shared/api/instance.js';
 import type { Clock, Timer } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';

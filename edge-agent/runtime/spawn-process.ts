@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, statSync } from 'node:fs';
-import type { ProcessTemplate } from '../../shared/api/edge-app.js';
+import type { ProcessTemplate } from './types.js';
 
 export interface SpawnRequest {
   template: ProcessTemplate;

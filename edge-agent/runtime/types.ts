@@ -1,7 +1,24 @@
 import type { Database } from 'better-sqlite3';
-import type { ProcessTemplate } from '../../shared/api/edge-app.js';
+import type { Probe, RestartPolicy } from '../../shared/api/workload.js';
 import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
+
+/**
+ * What the process runtime runs for one instance: the template's process flattened with the
+ * template-wide settings (see flattenProcess), configs already resolved into env and workingDir.
+ */
+export interface ProcessTemplate {
+  command: string;
+  args?: string[];
+  env?: Record<string, string>;
+  workingDir?: string;
+  /** Default Always. */
+  restartPolicy?: RestartPolicy;
+  /** Seconds between SIGTERM and SIGKILL when an instance is stopped. Default 10. */
+  terminationGracePeriodSeconds?: number;
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+}
 
 /** One instance the node must run: its name (unique on the node), template and template hash. */
 export interface DesiredInstance {

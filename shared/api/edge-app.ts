@@ -1,24 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { MatchLabelsSelectorSchema, NameSchema, objectSchema } from './meta.js';
+import { AppTemplateSchema, ResourcesSchema } from './workload.js';
 
-export const RestartPolicySchema = Type.Union([Type.Literal('Always'), Type.Literal('OnFailure'), Type.Literal('Never')]);
-export type RestartPolicy = Static<typeof RestartPolicySchema>;
-
-/** What runs for each instance: a process started by the agent's process runtime. */
-export const ProcessTemplateSchema = Type.Object(
-  {
-    command: Type.String({ minLength: 1, maxLength: 4096 }),
-    args: Type.Optional(Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 1024 })),
-    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 }), Type.String({ maxLength: 65536 }), { additionalProperties: false })),
-    workingDir: Type.Optional(Type.String({ maxLength: 4096 })),
-    /** Default Always. */
-    restartPolicy: Type.Optional(RestartPolicySchema),
-    /** Seconds between SIGTERM and SIGKILL when an instance is stopped. Default 10. */
-    terminationGracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
-  },
-  { additionalProperties: false },
-);
-export type ProcessTemplate = Static<typeof ProcessTemplateSchema>;
+export { RestartPolicySchema, type AppTemplate, type RestartPolicy } from './workload.js';
 
 export const UnitSelectionSchema = Type.Object(
   {
@@ -27,18 +11,87 @@ export const UnitSelectionSchema = Type.Object(
   },
   { additionalProperties: false },
 );
+export type UnitSelection = Static<typeof UnitSelectionSchema>;
+
+/** One RFC 6902 operation on the template (paths relative to spec.template). */
+export const JsonPatchOpSchema = Type.Object(
+  {
+    op: Type.Union([Type.Literal('add'), Type.Literal('remove'), Type.Literal('replace'), Type.Literal('move'), Type.Literal('copy'), Type.Literal('test')]),
+    path: Type.String({ maxLength: 1024 }),
+    from: Type.Optional(Type.String({ maxLength: 1024 })),
+    value: Type.Optional(Type.Unknown()),
+  },
+  { additionalProperties: false },
+);
+export type JsonPatchOp = Static<typeof JsonPatchOpSchema>;
+
+/**
+ * A per-unit variant. Overrides apply in order to the units they target (last wins): replicas,
+ * then image/command/args/env/resources on the template's process or container, then patches.
+ * `{{unit}}` and `{{node}}` in string values are substituted after all overrides.
+ */
+export const OverrideSchema = Type.Object(
+  {
+    units: UnitSelectionSchema,
+    replicas: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+    image: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    command: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    args: Type.Optional(Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 1024 })),
+    /** Merged into the env (a key set here wins). */
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 }), Type.String({ maxLength: 65536 }), { additionalProperties: false })),
+    resources: Type.Optional(ResourcesSchema),
+    patches: Type.Optional(Type.Array(JsonPatchOpSchema, { maxItems: 256 })),
+  },
+  { additionalProperties: false },
+);
+export type Override = Static<typeof OverrideSchema>;
+
+/** A whole number or a percentage of the unit's replicas ("25%"). */
+const IntOrPercent = Type.Union([Type.Integer({ minimum: 0, maximum: 1000 }), Type.String({ pattern: '^[0-9]{1,3}%$' })]);
+
+export const RolloutSchema = Type.Object(
+  {
+    /** Instances of a unit that may be not ready because of the update, at once. Default 1. */
+    maxUnavailable: Type.Optional(IntOrPercent),
+    /** Extra instances a unit may run above its replicas during an update. Default 0. */
+    maxSurge: Type.Optional(IntOrPercent),
+    /** A unit whose update makes no progress for this long is marked Failed and stops. Default 600. */
+    progressDeadlineSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+    /** No further update steps while true (`outpost rollout pause|resume`). */
+    paused: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type Rollout = Static<typeof RolloutSchema>;
 
 export const EdgeAppSpecSchema = Type.Object(
   {
-    template: ProcessTemplateSchema,
+    template: AppTemplateSchema,
     /** Units that run the app: by name, by NodeUnit labels, or both (union). */
     units: UnitSelectionSchema,
     /** Instances in every selected unit, spread over its ready nodes. Default 1. */
     replicasPerUnit: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+    overrides: Type.Optional(Type.Array(OverrideSchema, { maxItems: 256 })),
+    rollout: Type.Optional(RolloutSchema),
+    /** A change of an EdgeConfig the template uses rolls the instances (as a template change does). Default false. */
+    restartOnConfigChange: Type.Optional(Type.Boolean()),
+    /** Old revisions kept for `outpost rollout undo`. Default 10. */
+    revisionHistoryLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
   },
   { additionalProperties: false },
 );
 export type EdgeAppSpec = Static<typeof EdgeAppSpecSchema>;
+
+export const UnitRolloutPhaseSchema = Type.Union([
+  Type.Literal('Complete'),
+  Type.Literal('Progressing'),
+  Type.Literal('Paused'),
+  /** The unit has no Ready node: it completes when its nodes come back. */
+  Type.Literal('Waiting'),
+  /** No progress within progressDeadlineSeconds: no further steps until the template changes. */
+  Type.Literal('Failed'),
+]);
+export type UnitRolloutPhase = Static<typeof UnitRolloutPhaseSchema>;
 
 export const UnitAppStatusSchema = Type.Object(
   {
@@ -46,7 +99,18 @@ export const UnitAppStatusSchema = Type.Object(
     desired: Type.Integer(),
     scheduled: Type.Integer(),
     ready: Type.Integer(),
+    /** Instances running the app's current revision. */
     updated: Type.Integer(),
+    /** Instances ready and running some revision. */
+    available: Type.Optional(Type.Integer()),
+    /** The revision the unit runs completely (the last one it finished rolling out). */
+    revision: Type.Optional(Type.Integer()),
+    /** The revision the unit is rolling to. */
+    updateRevision: Type.Optional(Type.Integer()),
+    rollout: Type.Optional(UnitRolloutPhaseSchema),
+    /** When the unit last made progress in its rollout (for the deadline). */
+    progressAt: Type.Optional(Type.String()),
+    message: Type.Optional(Type.String({ maxLength: 2048 })),
   },
   { additionalProperties: false },
 );
@@ -55,10 +119,14 @@ export type UnitAppStatus = Static<typeof UnitAppStatusSchema>;
 export const EdgeAppStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer()),
+    /** The current revision number (its template and overrides are kept as AppRevision `<app>-<n>`). */
+    revision: Type.Optional(Type.Integer()),
     templateHash: Type.Optional(Type.String()),
     units: Type.Optional(Type.Array(UnitAppStatusSchema)),
-    /** Why some instances could not be created (name collisions, invalid names). */
+    /** Why some instances could not be created (name collisions, invalid names, no node fits). */
     message: Type.Optional(Type.String({ maxLength: 4096 })),
+    /** Accepted but suspicious: an override that targets no existing unit, a config that does not exist. */
+    warnings: Type.Optional(Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 32 })),
   },
   { additionalProperties: false },
 );

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { NameSchema, objectSchema } from './meta.js';
+import { TaintSchema } from './workload.js';
 
 /**
  * Pending: joined, never connected. Ready: a session is live. Disconnected: no session; keeps its
@@ -8,8 +9,22 @@ import { NameSchema, objectSchema } from './meta.js';
 export const NodePhaseSchema = Type.Union([Type.Literal('Pending'), Type.Literal('Ready'), Type.Literal('Disconnected'), Type.Literal('Down')]);
 export type NodePhase = Static<typeof NodePhaseSchema>;
 
-/** One edge node; created by the hub when an agent joins. `spec.unit` comes from the join token. */
-export const EdgeNodeSpecSchema = Type.Object({ unit: NameSchema }, { additionalProperties: false });
+/**
+ * One edge node; created by the hub when an agent joins. `spec.unit` is the unit it belongs to: the
+ * join token's unit, or the unit whose `nodes`/`selector` claims it (kept by the hub).
+ */
+export const EdgeNodeSpecSchema = Type.Object(
+  {
+    unit: NameSchema,
+    /** The unit of the join token (membership falls back to it when no unit claims the node). */
+    joinUnit: Type.Optional(NameSchema),
+    /** Own taints plus those stamped by its unit. */
+    taints: Type.Optional(Type.Array(TaintSchema, { maxItems: 64 })),
+    /** No new instances on this node. */
+    unschedulable: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
 
 /** A condition the agent reports about itself, e.g. CacheHealthy (Kubernetes condition shape). */
 export const NodeConditionSchema = Type.Object(

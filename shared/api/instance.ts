@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { NameSchema, objectSchema } from './meta.js';
-import { ProcessTemplateSchema } from './edge-app.js';
+import { AppTemplateSchema } from './workload.js';
 
 export const InstancePhaseSchema = Type.Union([
   Type.Literal('Pending'),
@@ -21,9 +21,12 @@ export const InstanceSpecSchema = Type.Object(
     /** Empty while no ready node of the unit can take it. */
     node: Type.String({ maxLength: 253 }),
     index: Type.Integer({ minimum: 0 }),
-    template: ProcessTemplateSchema,
-    /** Hash of `template`: the agent replaces the process when it changes. */
+    /** The app's template for this unit and node: overrides applied, `{{unit}}`/`{{node}}` substituted. */
+    template: AppTemplateSchema,
+    /** Hash of `template` (and of the configs it uses, when the app restarts on config change): the agent replaces the process or container when it changes. */
     templateHash: Type.String(),
+    /** The app revision this instance runs (see AppRevision). */
+    revision: Type.Optional(Type.Integer({ minimum: 1 })),
   },
   { additionalProperties: false },
 );
@@ -36,6 +39,8 @@ export const InstanceStatusSchema = Type.Object(
     restarts: Type.Integer({ minimum: 0 }),
     node: Type.Optional(Type.String({ maxLength: 253 })),
     pid: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Container instances: the container's id. */
+    containerId: Type.Optional(Type.String({ maxLength: 128 })),
     exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
     signal: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
     startedAt: Type.Optional(Type.String({ maxLength: 64 })),

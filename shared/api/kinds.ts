@@ -1,10 +1,12 @@
 import type { TObject } from '@sinclair/typebox';
+import { AppRevisionSchema } from './app-revision.js';
 import { EdgeAppSchema } from './edge-app.js';
+import { EdgeConfigSchema } from './edge-config.js';
 import { EdgeNodeSchema } from './edge-node.js';
 import { InstanceSchema } from './instance.js';
 import { NodeUnitSchema } from './node-unit.js';
 
-export type KindName = 'NodeUnit' | 'EdgeNode' | 'EdgeApp' | 'Instance';
+export type KindName = 'NodeUnit' | 'EdgeNode' | 'EdgeApp' | 'Instance' | 'EdgeConfig' | 'AppRevision';
 
 export interface KindInfo {
   kind: KindName;
@@ -24,6 +26,8 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'EdgeNode', plural: 'edgenodes', singular: 'edgenode', shortNames: ['nodes', 'node', 'no'], schema: EdgeNodeSchema, operatorWritable: false, operatorDeletable: true },
   { kind: 'EdgeApp', plural: 'edgeapps', singular: 'edgeapp', shortNames: ['apps', 'app', 'ea'], schema: EdgeAppSchema, operatorWritable: true, operatorDeletable: true },
   { kind: 'Instance', plural: 'instances', singular: 'instance', shortNames: ['inst', 'instances'], schema: InstanceSchema, operatorWritable: false, operatorDeletable: false },
+  { kind: 'EdgeConfig', plural: 'edgeconfigs', singular: 'edgeconfig', shortNames: ['configs', 'config', 'ec'], schema: EdgeConfigSchema, operatorWritable: true, operatorDeletable: true },
+  { kind: 'AppRevision', plural: 'apprevisions', singular: 'apprevision', shortNames: ['revisions', 'revision', 'rev'], schema: AppRevisionSchema, operatorWritable: false, operatorDeletable: false },
 ];
 
 export function kindInfo(kind: KindName): KindInfo {

@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { LabelsSchema, objectSchema } from './meta.js';
+import { LabelsSchema, MatchLabelsSelectorSchema, NameSchema, objectSchema } from './meta.js';
+import { NodeConditionSchema } from './edge-node.js';
+import { TaintSchema } from './workload.js';
 
-/** A site: the nodes that joined with a token of this unit are its members. */
 export const DurationSchema = Type.String({ pattern: '^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$', maxLength: 32, description: 'a duration such as 30s, 10m, 24h, 7d' });
 
 export const AutonomySchema = Type.Object(
@@ -17,10 +18,23 @@ export const AutonomySchema = Type.Object(
 );
 export type Autonomy = Static<typeof AutonomySchema>;
 
+/**
+ * A site. Members: the nodes listed in `nodes`, the nodes whose labels match `selector`, and the
+ * nodes that joined with a token of this unit and are claimed by no other unit. Members carry
+ * `nodeLabels` and `taints` (stamped by the hub) and the label outpost.dev/unit.
+ */
 export const NodeUnitSpecSchema = Type.Object(
   {
     description: Type.Optional(Type.String({ maxLength: 1024 })),
     autonomy: Type.Optional(AutonomySchema),
+    selector: Type.Optional(MatchLabelsSelectorSchema),
+    nodes: Type.Optional(Type.Array(NameSchema, { maxItems: 10000 })),
+    /** Labels stamped on every member node (removed when it leaves). */
+    nodeLabels: Type.Optional(LabelsSchema),
+    /** Taints stamped on every member node (removed when it leaves). */
+    taints: Type.Optional(Type.Array(TaintSchema, { maxItems: 32 })),
+    /** No new instances are placed in the unit; running ones stay. */
+    cordon: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -30,6 +44,8 @@ export const NodeUnitStatusSchema = Type.Object(
     nodes: Type.Optional(
       Type.Object({ total: Type.Integer(), ready: Type.Integer(), disconnected: Type.Integer(), down: Type.Optional(Type.Integer()) }, { additionalProperties: false }),
     ),
+    /** Ready (some node is Ready), Cordoned, MembershipConflict (a node claimed by two units). */
+    conditions: Type.Optional(Type.Array(NodeConditionSchema, { maxItems: 16 })),
   },
   { additionalProperties: false },
 );

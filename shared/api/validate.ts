@@ -3,6 +3,7 @@ import type { TObject } from '@sinclair/typebox';
 import { OutpostError, type FieldError } from '../errors.js';
 import { API_VERSION, type AnyObject } from './meta.js';
 import { KINDS, isKindName, kindInfo, type KindName } from './kinds.js';
+import { semanticProblems } from './semantic.js';
 
 const MAX_FIELD_ERRORS = 20;
 const compiled = new Map<KindName, TypeCheck<TObject>>(KINDS.map((k) => [k.kind, TypeCompiler.Compile(k.schema)]));
@@ -57,6 +58,11 @@ export function validateObject(value: unknown): AnyObject {
       `${kind}${typeof name === 'string' ? ` "${name}"` : ''} is invalid: ${first ? `${first.path}: ${first.message}` : 'schema mismatch'}`,
       { fields },
     );
+  }
+  const problems = semanticProblems(value as unknown as AnyObject);
+  if (problems.length > 0) {
+    const name = (value as { metadata: { name: string } }).metadata.name;
+    throw new OutpostError('INVALID', `${kind} "${name}" is invalid: ${problems[0]!.path}: ${problems[0]!.message}`, { fields: problems.slice(0, MAX_FIELD_ERRORS) });
   }
   return value as unknown as AnyObject;
 }

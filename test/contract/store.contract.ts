@@ -203,7 +203,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreHar
 
       await rejectsWith(store.create(edgeApp('app-b', { replicasPerUnit: -1 })), 'INVALID', paths('/spec/replicasPerUnit'));
       await rejectsWith(store.create(nodeUnit('Bad_Name')), 'INVALID', paths('/metadata/name'));
-      await rejectsWith(store.update(edgeApp('app-a', { template: { command: '' } })), 'INVALID', paths('/spec/template/command'));
+      await rejectsWith(store.update(edgeApp('app-a', { template: { command: '' } })), 'INVALID', paths('/spec/template/processes/0/command'));
       await rejectsWith(store.updateStatus('EdgeApp', 'app-a', { observedGeneration: 'one' }), 'INVALID', paths('/status/observedGeneration'));
       await rejectsWith(store.updateStatus('EdgeApp', 'app-a', { bogus: true }), 'INVALID');
       assert.equal(await store.currentRevision(), rev);

@@ -1,6 +1,6 @@
 // Builders of valid resource objects for tests. Each returns a fresh object that passes
 // validateObject; pass options to vary it, or spread and override the result for invalid cases.
-import { API_VERSION, type EdgeApp, type EdgeNode, type Instance, type NodeUnit, type ProcessTemplate } from '../../shared/api/index.js';
+import { API_VERSION, type AppTemplate, type EdgeApp, type EdgeNode, type Instance, type NodeUnit, type ProcessSpec, type RestartPolicy } from '../../shared/api/index.js';
 import { shortHash } from '../../shared/hash.js';
 
 /** Metadata options every builder takes. */
@@ -30,9 +30,23 @@ export function nodeUnit(name: string, options: NodeUnitOptions = {}): NodeUnit 
   };
 }
 
+/** A one-process template in short: the process plus the template-wide settings. */
+export type ProcessShorthand = ProcessSpec & { restartPolicy?: RestartPolicy; terminationGracePeriodSeconds?: number };
+
+/** `{ processes: [process] }` with template-wide settings lifted out of the shorthand. */
+export function processTemplate(p: ProcessShorthand): AppTemplate {
+  const { restartPolicy, terminationGracePeriodSeconds, ...proc } = structuredClone(p);
+  return { processes: [proc], ...(restartPolicy && { restartPolicy }), ...(terminationGracePeriodSeconds !== undefined && { terminationGracePeriodSeconds }) };
+}
+
+function asTemplate(t: AppTemplate | ProcessShorthand | undefined): AppTemplate {
+  if (!t) return { processes: [{ command: 'sleep', args: ['60'] }] };
+  return 'command' in t ? processTemplate(t) : structuredClone(t);
+}
+
 export interface EdgeAppOptions extends MetaOptions {
-  /** Default `{ command: 'sleep', args: ['60'] }`. */
-  template?: ProcessTemplate;
+  /** A template, or one process in short; default `sleep 60`. */
+  template?: AppTemplate | ProcessShorthand;
   /** Unit names; default `['site-a']`. */
   units?: string[];
   /** NodeUnit label selector, in addition to `units`. */
@@ -47,7 +61,7 @@ export function edgeApp(name: string, options: EdgeAppOptions = {}): EdgeApp {
     kind: 'EdgeApp',
     metadata: meta(name, options),
     spec: {
-      template: options.template ? structuredClone(options.template) : { command: 'sleep', args: ['60'] },
+      template: asTemplate(options.template),
       units: {
         names: [...(options.units ?? ['site-a'])],
         ...(options.unitSelector && { selector: { matchLabels: { ...options.unitSelector } } }),
@@ -78,11 +92,11 @@ export interface InstanceOptions extends MetaOptions {
   /** '' (unscheduled) by default. */
   node?: string;
   index?: number;
-  template?: ProcessTemplate;
+  template?: AppTemplate | ProcessShorthand;
 }
 
 export function instance(name: string, options: InstanceOptions = {}): Instance {
-  const template = options.template ? structuredClone(options.template) : { command: 'sleep', args: ['60'] };
+  const template = asTemplate(options.template);
   return {
     apiVersion: API_VERSION,
     kind: 'Instance',

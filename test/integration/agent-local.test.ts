@@ -25,7 +25,7 @@ describe('agent on its own', () => {
     agent = await cluster.startAgent('solo', 'u');
     await cluster.api('POST', `${API}/edgeapps`, {
       apiVersion: 'outpost.dev/v1alpha1', kind: 'EdgeApp', metadata: { name: 'rec' },
-      spec: { units: { names: ['u'] }, template: { command: 'sleep', args: ['100000'] } },
+      spec: { units: { names: ['u'] }, template: { processes: [{ command: 'sleep', args: ['100000'] }] } },
     });
     const i = await waitFor(async () => {
       const x = await cluster.api<Instance>('GET', `${API}/instances/rec-u-0`);

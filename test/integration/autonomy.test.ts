@@ -14,7 +14,7 @@ function unit(name: string, rescheduleAfter: string | null) {
 function app(name: string, unitName: string) {
   return {
     apiVersion: 'outpost.dev/v1alpha1', kind: 'EdgeApp', metadata: { name },
-    spec: { units: { names: [unitName] }, replicasPerUnit: 1, template: { command: 'sleep', args: ['100000'], terminationGracePeriodSeconds: 1 } },
+    spec: { units: { names: [unitName] }, replicasPerUnit: 1, template: { processes: [{ command: 'sleep', args: ['100000'] }], terminationGracePeriodSeconds: 1 } },
   };
 }
 

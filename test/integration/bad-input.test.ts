@@ -37,10 +37,10 @@ describe('bad input', () => {
     assert.ok(r1.body.fields?.some((f) => f.path === '/spec/replicasPerUnit'), JSON.stringify(r1.body));
 
     const missing = edgeApp('bad2');
-    delete (missing.spec.template as Partial<typeof missing.spec.template>).command;
+    delete (missing.spec.template.processes?.[0] as { command?: string }).command;
     const r2 = await h.api<ErrorBody>('PUT', `${API}/edgeapps/bad2`, missing);
     assert.equal(r2.status, 422);
-    assert.match(r2.body.message, /\/spec\/template\/command/);
+    assert.match(r2.body.message, /\/spec\/template\/processes\/0\/command/);
 
     const unknownField = { ...edgeApp('bad3'), spec: { ...edgeApp('bad3').spec, replicas: 2 } };
     const r3 = await h.api<ErrorBody>('POST', `${API}/edgeapps`, unknownField);
@@ -66,7 +66,7 @@ describe('bad input', () => {
     assert.equal(r5.status, 401);
     const r6 = await h.api<ErrorBody>('POST', `${API}/edgeapps`, 'x'.repeat(2 * 1024 * 1024));
     assert.equal(r6.status, 413);
-    const r7 = await h.api<ErrorBody>('POST', `${API}/instances`, { apiVersion: 'outpost.dev/v1alpha1', kind: 'Instance', metadata: { name: 'forged' }, spec: { app: 'keep', unit: 'site-a', node: 'n', index: 0, template: { command: 'sh' }, templateHash: 'x' } });
+    const r7 = await h.api<ErrorBody>('POST', `${API}/instances`, { apiVersion: 'outpost.dev/v1alpha1', kind: 'Instance', metadata: { name: 'forged' }, spec: { app: 'keep', unit: 'site-a', node: 'n', index: 0, template: { processes: [{ command: 'sh' }] }, templateHash: 'x' } });
     assert.equal(r7.status, 405, 'instances are the hub\'s to write');
     const stale = await h.api<ErrorBody>('PUT', `${API}/edgeapps/keep`, { ...edgeApp('keep', { replicasPerUnit: 3 }), metadata: { name: 'keep', resourceVersion: '1' } });
     assert.equal(stale.status, 409, 'stale resourceVersion is a conflict');

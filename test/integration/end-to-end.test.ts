@@ -24,10 +24,11 @@ spec:
     names: [${unit}]
   replicasPerUnit: 1
   template:
-    command: sh
-    args: ["-c", "echo \\"start $GREETING\\"; while true; do sleep 1; done", "${marker}-${name}"]
-    env:
-      GREETING: ${greeting}
+    processes:
+      - command: sh
+        args: ["-c", "echo \\"start $GREETING\\"; while true; do sleep 1; done", "${marker}-${name}"]
+        env:
+          GREETING: ${greeting}
     terminationGracePeriodSeconds: 2
 `;
 }

@@ -13,12 +13,12 @@ import { waitFor } from '../helpers/wait.js';
 const API = '/apis/outpost.dev/v1alpha1';
 const app = (name: string, unit: string, args: string[]) => ({
   apiVersion: 'outpost.dev/v1alpha1', kind: 'EdgeApp', metadata: { name },
-  spec: { units: { names: [unit] }, template: { command: 'sleep', args, terminationGracePeriodSeconds: 1 } },
+  spec: { units: { names: [unit] }, template: { processes: [{ command: 'sleep', args }], terminationGracePeriodSeconds: 1 } },
 });
 
 /** The agent's cache, read-only, as (kind/name -> json). */
-function cached(dir: string): Map<string, { spec?: { template?: { args?: string[] } }; metadata: { labels?: Record<string, string> } }> {
-  const out = new Map<string, { spec?: { template?: { args?: string[] } }; metadata: { labels?: Record<string, string> } }>();
+function cached(dir: string): Map<string, { spec?: { template?: { processes?: { args?: string[] }[] } }; metadata: { labels?: Record<string, string> } }> {
+  const out = new Map<string, { spec?: { template?: { processes?: { args?: string[] }[] } }; metadata: { labels?: Record<string, string> } }>();
   if (!existsSync(join(dir, 'cache.db'))) return out;
   const db = new Database(join(dir, 'cache.db'), { readonly: true });
   try {
@@ -62,7 +62,7 @@ describe('desired state across faults', () => {
     await waitFor(() => {
       const c = cached(dir('p1'));
       return c.has('Instance/added-p-0') && !c.has('Instance/deleted-p-0') && !c.has('EdgeApp/deleted') &&
-        c.get('Instance/changed-p-0')?.spec?.template?.args?.[0] === '2000' && c.get('NodeUnit/p')?.metadata.labels?.zone === 'west';
+        c.get('Instance/changed-p-0')?.spec?.template?.processes?.[0]?.args?.[0] === '2000' && c.get('NodeUnit/p')?.metadata.labels?.zone === 'west';
     }, { timeoutMs: 20_000, message: 'all four changes in the cache after heal' });
     const inst = await waitFor(async () => {
       const i = await cluster.api<Instance>('GET', `${API}/instances/changed-p-0`);

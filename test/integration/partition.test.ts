@@ -30,7 +30,7 @@ describe('partition through a fault-injecting proxy', () => {
     const agent = await cluster.startAgent('f1', 'far', [], proxy.url);
     await cluster.api('POST', `${API}/edgeapps`, {
       apiVersion: 'outpost.dev/v1alpha1', kind: 'EdgeApp', metadata: { name: 'vid' },
-      spec: { units: { names: ['far'] }, template: { command: 'sleep', args: ['100000'] } },
+      spec: { units: { names: ['far'] }, template: { processes: [{ command: 'sleep', args: ['100000'] }] } },
     });
     const before = await waitFor(async () => {
       const i = await cluster.api<Instance>('GET', `${API}/instances/vid-far-0`);

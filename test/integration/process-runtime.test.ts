@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
-import type { ProcessTemplate } from '../../shared/api/edge-app.js';
+import type { ProcessTemplate } from '../../edge-agent/runtime/types.js';
 import type { InstanceStatus } from '../../shared/api/instance.js';
 import { shortHash } from '../../shared/hash.js';
 import { silentLogger } from '../../shared/logger.js';

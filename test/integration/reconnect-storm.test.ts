@@ -59,7 +59,7 @@ describe('reconnect storm', () => {
     const started = Date.now();
     await cluster.startHub(port, ADMISSION);
     await cluster.api('PUT', `${API}/edgeapps/everywhere`, edgeApp('everywhere', { units: ['storm'], replicasPerUnit: AGENTS, template: { command: 'sleep', args: ['7'] } }));
-    await waitFor(() => links.every((l) => l.link.state.connected && l.cache.instances()[0]?.spec.template.args?.[0] === '7'), {
+    await waitFor(() => links.every((l) => l.link.state.connected && l.cache.instances()[0]?.spec.template.processes?.[0]?.args?.[0] === '7'), {
       timeoutMs: 60_000, intervalMs: 100, message: 'every agent reconnected and has the change',
     });
     const lastMs = Date.now() - started;

@@ -26,7 +26,7 @@ test('validation names every failing field path', () => {
   assert.throws(() => validateObject(badKeys), (e) => {
     const byPath = Object.fromEntries((isOutpostError(e) ? e.fields ?? [] : []).map((f) => [f.path, f.message]));
     assert.ok(byPath['/metadata/labels/bad key!'], JSON.stringify(byPath));
-    assert.ok(byPath['/spec/template/env/1BAD'], JSON.stringify(byPath));
+    assert.ok(byPath['/spec/template/processes/0/env/1BAD'], JSON.stringify(byPath));
     assert.equal(byPath['/spec/template/restartPolicy'], 'expected one of: Always, OnFailure, Never');
     return true;
   });

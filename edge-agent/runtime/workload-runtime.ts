@@ -1,0 +1,153 @@
+import type { AppTemplate, InstanceStatus } from '../../shared/api/index.js';
+import { workloadOf } from '../../shared/api/workload.js';
+import type { DesiredInstance, ProcessTemplate, RuntimeEvent } from './types.js';
+
+/** One instance of the node as the cache holds it: the resolved app template. */
+export interface AgentInstance {
+  name: string;
+  template: AppTemplate;
+  templateHash: string;
+}
+
+/** What the agent needs of a runtime; ProcessRuntime and ContainerRuntime both are one. */
+export interface InstanceRuntime<T> {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  stopAllInstances(): Promise<void>;
+  /** The whole desired set of this runtime: what is missing starts, what is not listed stops. */
+  reconcile(desired: T[]): void;
+  onStatus(listener: (name: string, status: InstanceStatus) => void): void;
+  onEvent(listener: (event: RuntimeEvent) => void): void;
+  statuses(): Map<string, InstanceStatus>;
+}
+
+/** A container instance for the container runtime. */
+export interface DesiredContainer {
+  name: string;
+  template: AppTemplate;
+  templateHash: string;
+  /** Resolved from the template's envFrom (configs). */
+  configEnv: Record<string, string>;
+  /** config name -> host directory holding its files (for the template's configMounts). */
+  configDirs: Record<string, string>;
+}
+
+/**
+ * Resolves the EdgeConfigs an instance uses into env and directories on the node; throws an
+ * Error naming the missing config when one is not (yet) in the cache.
+ */
+export interface ConfigResolver {
+  resolve(instance: string, template: AppTemplate): { env: Record<string, string>; dirs: Record<string, string> };
+}
+
+/** The env variable that names a config's directory for a process: OUTPOST_CONFIG_DIR_<NAME>. */
+export function configDirEnv(config: string): string {
+  return `OUTPOST_CONFIG_DIR_${config.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+}
+
+/**
+ * The template's process for the process runtime: template-wide settings copied in, config env
+ * under the template env (the template wins), each mounted config's directory as an env variable.
+ */
+export function flattenProcess(template: AppTemplate, configs: { env: Record<string, string>; dirs: Record<string, string> }): ProcessTemplate {
+  const w = workloadOf(template);
+  if (w.runtime !== 'process') throw new Error('not a process template');
+  const p = w.spec;
+  const dirEnv = Object.fromEntries(Object.entries(configs.dirs).map(([name, dir]) => [configDirEnv(name), dir]));
+  const env = { ...configs.env, ...dirEnv, ...p.env };
+  return {
+    command: p.command,
+    ...(p.args && { args: p.args }),
+    ...(Object.keys(env).length > 0 && { env }),
+    ...(p.workingDir && { workingDir: p.workingDir }),
+    ...(template.restartPolicy && { restartPolicy: template.restartPolicy }),
+    ...(template.terminationGracePeriodSeconds !== undefined && { terminationGracePeriodSeconds: template.terminationGracePeriodSeconds }),
+    ...(p.readinessProbe && { readinessProbe: p.readinessProbe }),
+    ...(p.livenessProbe && { livenessProbe: p.livenessProbe }),
+  };
+}
+
+function usesConfigs(t: AppTemplate): boolean {
+  const w = workloadOf(t).spec;
+  return (w.envFrom?.length ?? 0) > 0 || (w.configMounts?.length ?? 0) > 0;
+}
+
+/**
+ * Routes each instance to the runtime its template names (processes or containers) and merges
+ * what they report. An instance that cannot run here (no container runtime on this node, a
+ * config not yet cached) is reported Failed with the reason, and nothing else is disturbed.
+ */
+export class WorkloadRuntime {
+  private readonly statusListeners: Array<(name: string, status: InstanceStatus) => void> = [];
+  private readonly unrunnable = new Map<string, InstanceStatus>();
+
+  constructor(
+    private readonly processes: InstanceRuntime<DesiredInstance>,
+    private readonly containers: InstanceRuntime<DesiredContainer> | undefined,
+    private readonly configs: ConfigResolver | undefined,
+    /** Why containers are unavailable, for the instance message (e.g. "no Docker or Podman socket at ..."). */
+    private readonly noContainersReason = 'this node has no container runtime',
+  ) {
+    const forward = (name: string, status: InstanceStatus) => { for (const l of this.statusListeners) l(name, status); };
+    processes.onStatus(forward);
+    containers?.onStatus(forward);
+  }
+
+  async start(): Promise<void> {
+    await this.processes.start();
+    await this.containers?.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.containers?.stop();
+    await this.processes.stop();
+  }
+
+  async stopAllInstances(): Promise<void> {
+    await Promise.all([this.processes.stopAllInstances(), this.containers?.stopAllInstances()]);
+  }
+
+  reconcile(instances: AgentInstance[]): void {
+    const procs: DesiredInstance[] = [];
+    const ctrs: DesiredContainer[] = [];
+    const failed = new Map<string, string>();
+    for (const i of instances) {
+      try {
+        const resolved = usesConfigs(i.template) ? this.resolveConfigs(i) : { env: {}, dirs: {} };
+        const w = workloadOf(i.template);
+        if (w.runtime === 'process') procs.push({ name: i.name, template: flattenProcess(i.template, resolved), templateHash: i.templateHash });
+        else if (this.containers) ctrs.push({ name: i.name, template: i.template, templateHash: i.templateHash, configEnv: resolved.env, configDirs: resolved.dirs });
+        else failed.set(i.name, this.noContainersReason);
+      } catch (err) {
+        failed.set(i.name, err instanceof Error ? err.message : String(err));
+      }
+    }
+    this.processes.reconcile(procs);
+    this.containers?.reconcile(ctrs);
+    for (const name of this.unrunnable.keys()) if (!failed.has(name)) this.unrunnable.delete(name);
+    for (const [name, message] of failed) {
+      const status: InstanceStatus = { phase: 'Failed', ready: false, restarts: 0, message: message.slice(0, 4000) };
+      const before = this.unrunnable.get(name);
+      this.unrunnable.set(name, status);
+      if (before?.message !== status.message) for (const l of this.statusListeners) l(name, status);
+    }
+  }
+
+  onStatus(listener: (name: string, status: InstanceStatus) => void): void {
+    this.statusListeners.push(listener);
+  }
+
+  onEvent(listener: (event: RuntimeEvent) => void): void {
+    this.processes.onEvent(listener);
+    this.containers?.onEvent(listener);
+  }
+
+  statuses(): Map<string, InstanceStatus> {
+    return new Map([...this.unrunnable, ...this.processes.statuses(), ...(this.containers?.statuses() ?? [])]);
+  }
+
+  private resolveConfigs(i: AgentInstance): { env: Record<string, string>; dirs: Record<string, string> } {
+    if (!this.configs) throw new Error('this agent cannot resolve configs');
+    return this.configs.resolve(i.name, i.template);
+  }
+}
