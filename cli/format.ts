@@ -19,11 +19,21 @@ export function table(headers: string[], rows: string[][]): string {
 type Columns = { headers: string[]; row(o: AnyObject): string[] };
 
 const unitCols = (wide: boolean): Columns => ({
-  headers: ['NAME', 'NODES', 'READY', 'DISCONNECTED', 'AGE', ...(wide ? ['DESCRIPTION'] : [])],
+  headers: ['NAME', 'NODES', 'READY', 'DISCONNECTED', 'DOWN', 'STATUS', 'AGE', ...(wide ? ['MEMBERS', 'TAINTS', 'DESCRIPTION'] : [])],
   row: (o) => {
     const u = o as NodeUnit;
     const n = u.status?.nodes;
-    return [u.metadata.name, String(n?.total ?? 0), String(n?.ready ?? 0), String(n?.disconnected ?? 0), age(u.metadata.creationTimestamp), ...(wide ? [u.spec?.description ?? ''] : [])];
+    const flags = (u.status?.conditions ?? []).filter((c) => c.type !== 'Ready' && c.status === 'True').map((c) => c.type);
+    const state = [u.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? 'Ready' : 'NotReady', ...flags].join(',');
+    const members = [
+      ...(u.spec?.nodes?.length ? [`nodes=${u.spec.nodes.join('+')}`] : []),
+      ...(u.spec?.selector?.matchLabels ? [Object.entries(u.spec.selector.matchLabels).map(([k, v]) => `${k}=${v}`).join(',')] : []),
+    ].join(' ') || 'join';
+    const taints = (u.spec?.taints ?? []).map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(',') || '-';
+    return [
+      u.metadata.name, String(n?.total ?? 0), String(n?.ready ?? 0), String(n?.disconnected ?? 0), String(n?.down ?? 0), state, age(u.metadata.creationTimestamp),
+      ...(wide ? [members, taints, u.spec?.description ?? ''] : []),
+    ];
   },
 });
 
@@ -40,16 +50,17 @@ const nodeCols = (wide: boolean): Columns => ({
 });
 
 const appCols = (wide: boolean): Columns => ({
-  headers: ['NAME', 'READY', 'UNITS', 'AGE', ...(wide ? ['TEMPLATE', 'GENERATION', 'OBSERVED'] : [])],
+  headers: ['NAME', 'READY', 'UNITS', 'AGE', ...(wide ? ['REVISION', 'TEMPLATE', 'GENERATION', 'OBSERVED'] : [])],
   row: (o) => {
     const a = o as EdgeApp;
     const units = a.status?.units ?? [];
     const ready = units.reduce((n, u) => n + u.ready, 0);
     const desired = units.reduce((n, u) => n + u.desired, 0);
-    const perUnit = units.map((u) => `${u.unit} ${u.ready}/${u.desired}`).join(', ') || '-';
+    // A unit in a rollout also shows its phase and how many instances run the new revision.
+    const perUnit = units.map((u) => `${u.unit} ${u.ready}/${u.desired}${u.rollout && u.rollout !== 'Complete' ? ` (${u.rollout} ${u.updated}/${u.desired})` : ''}`).join(', ') || '-';
     return [
       a.metadata.name, `${ready}/${desired}`, perUnit, age(a.metadata.creationTimestamp),
-      ...(wide ? [a.status?.templateHash ?? '-', String(a.metadata.generation ?? '-'), String(a.status?.observedGeneration ?? '-')] : []),
+      ...(wide ? [String(a.status?.revision ?? '-'), a.status?.templateHash ?? '-', String(a.metadata.generation ?? '-'), String(a.status?.observedGeneration ?? '-')] : []),
     ];
   },
 });

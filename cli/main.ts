@@ -9,6 +9,7 @@ import { OutpostError } from '../shared/errors.js';
 import { playgroundCommand } from './commands/playground.js';
 import { applyCommand, deleteCommand, describeCommand, eventsCommand, getCommand } from './commands/resources.js';
 import { tokenCreateCommand, tokenDeleteCommand, tokenListCommand } from './commands/tokens.js';
+import { registerRollout } from './commands/rollout.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -46,6 +47,7 @@ program
   .option('--read-deadline <duration>', 'reconnect when the hub is silent for this long', '30s')
   .option('--backoff-max <duration>', 'upper bound of the reconnect backoff', '30s')
   .option('--stop-instances-on-exit', 'stop instances when the agent stops (by default they keep running)')
+  .addOption(new Option('--container-socket <path>', 'Docker/Podman engine socket for container apps, or `none` (default: /run/podman/podman.sock, then /var/run/docker.sock)').env('OUTPOST_CONTAINER_SOCKET'))
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('-o, --output <format>', 'agent status output').choices(['text', 'json']).default('text'))
   .action(async (action: string | undefined, o: AgentFlags & { output: string }) => {
@@ -78,7 +80,8 @@ program
   .description('list objects or show one (kinds: units, nodes, apps, instances)')
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'wide', 'json', 'yaml']).default('table'))
   .option('-l, --selector <selector>', 'label selector, e.g. tier=edge,zone!=eu')
-  .action(async (kind: string, name: string | undefined, o: { output: string; selector?: string }) => print(await getCommand(client(), kind, name, o)));
+  .option('--show-secrets', 'show the secretData values of configs (otherwise <redacted>)')
+  .action(async (kind: string, name: string | undefined, o: { output: string; selector?: string; showSecrets?: boolean }) => print(await getCommand(client(), kind, name, o)));
 
 program
   .command('describe <kind> <name>')
@@ -96,6 +99,8 @@ program
   .option('--node <node>', 'only this node')
   .option('--object <name>', 'only this object')
   .action(async (o: { node?: string; object?: string }) => print(await eventsCommand(client(), o)));
+
+registerRollout(program, client);
 
 program
   .command('playground')

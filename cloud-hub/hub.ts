@@ -13,6 +13,9 @@ import { NodeHealth } from './health/node-health.js';
 import { createHubMetrics } from './metrics.js';
 import { createApiServer } from './api/server.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import { configsHash } from './configs/config-hash.js';
+import type { EdgeConfig } from '../shared/api/index.js';
+import { UnitController } from './units/unit-controller.js';
 import { ReportHandler } from './sessions/report-handler.js';
 import { SessionManager } from './sessions/session-manager.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -91,7 +94,11 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
       admission: { ratePerSecond: options.admissionRate ?? 500, burst: Math.min(200, options.admissionRate ?? 500) },
     },
   );
-  const scheduler = new Scheduler({ store, cache, log: log.child({ component: 'scheduler' }), metrics });
+  const scheduler = new Scheduler({
+    store, cache, log: log.child({ component: 'scheduler' }), metrics,
+    configsHash: (t) => configsHash(t, (n) => cache.get('EdgeConfig', n) as EdgeConfig | undefined),
+  });
+  const units = new UnitController({ store, cache, log: log.child({ component: 'units' }) });
   const server = createApiServer({
     store, secrets, sessions, events, registry, metrics, log, adminToken,
     onNodeDeleted: (name) => {
@@ -104,6 +111,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
     { name: 'cache', start: async () => {}, stop: () => cache.stop() },
     { name: 'health', start: async () => health.start(), stop: () => health.stop() },
     { name: 'sessions', start: async () => sessions.start(), stop: () => sessions.stop() },
+    { name: 'units', start: async () => units.start(), stop: () => units.stop() },
     { name: 'scheduler', start: async () => scheduler.start(), stop: () => scheduler.stop() },
     {
       name: 'http',

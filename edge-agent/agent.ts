@@ -11,12 +11,16 @@ import { createRegistry } from '../shared/metrics.js';
 import { openAgentDatabase } from './cache/database.js';
 import { CacheHealth } from './cache/cache-health.js';
 import { DesiredCache } from './cache/desired-cache.js';
+import { nodeConfigResolver, nodeSecretCodec } from './configs/node-configs.js';
 import { NodeReporter } from './node-reporter.js';
 import { Outbox } from './cache/outbox.js';
 import { HubLink, type LinkState } from './link/hub-link.js';
 import { joinHub, readCredential, writeCredential, type NodeCredential } from './link/join.js';
 import { createLocalApi } from './local-api/server.js';
 import { createAgentMetrics } from './metrics.js';
+import { ContainerRuntime } from './runtime/container/container-runtime.js';
+import { DockerEngine } from './runtime/container/docker-engine.js';
+import { chooseEngineSocket } from './runtime/container/engine-socket.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import { WorkloadRuntime } from './runtime/workload-runtime.js';
 
@@ -37,6 +41,8 @@ export interface AgentOptions {
   nodeStatusIntervalMs?: number;
   /** Stop instances when the agent stops (playground); by default they outlive the agent. */
   stopInstancesOnExit?: boolean;
+  /** Docker/Podman engine socket (--container-socket): a path, `none`, or unset to probe the defaults. */
+  containerSocket?: string;
 }
 
 export interface RunningAgent {
@@ -57,7 +63,8 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   // Runtime records (pids of running instances) live in their own file: if the cache file is
   // ever unreadable and moved aside, the agent still knows, and re-adopts, what it runs.
   const runtimeDb = openAgentDatabase(join(options.dataDir, 'runtime.db'), nodeLog).db;
-  const cache = new DesiredCache(db);
+  // EdgeConfig secrets are sealed with the node's key before they reach the SQLite file.
+  const cache = new DesiredCache(db, nodeSecretCodec(options.dataDir));
   const outbox = new Outbox(db);
   const registry = createRegistry('outpost_agent', { node: cred.node });
   const metrics = createAgentMetrics(registry);
@@ -65,7 +72,14 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     { db: runtimeDb, log: nodeLog },
     { logDir: join(options.dataDir, 'logs'), workDir: join(options.dataDir, 'work'), baseEnv: { OUTPOST_NODE: cred.node, OUTPOST_UNIT: cred.unit } },
   );
-  const runtime = new WorkloadRuntime(processRuntime, undefined, undefined);
+  const configResolver = nodeConfigResolver({ cache, log: nodeLog }, { node: cred.node, unit: cred.unit, dataDir: options.dataDir });
+  const engineSocket = chooseEngineSocket(options.containerSocket);
+  const containerRuntime = engineSocket.socket === null ? undefined : new ContainerRuntime(
+    { engine: new DockerEngine(engineSocket.socket), db: runtimeDb, log: nodeLog },
+    { node: cred.node, logDir: join(options.dataDir, 'logs'), baseEnv: { OUTPOST_NODE: cred.node, OUTPOST_UNIT: cred.unit } },
+  );
+  if (engineSocket.socket === null) nodeLog.info({ reason: engineSocket.reason }, 'no container runtime');
+  const runtime = new WorkloadRuntime(processRuntime, containerRuntime, configResolver, engineSocket.socket === null ? engineSocket.reason : undefined);
 
   // An empty or quarantined cache says nothing about what should run: reconciling against it would
   // stop every running instance. Until the hub has sent a full desired set, the runtime only
@@ -79,8 +93,10 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
         return;
       }
     }
-    runtime.reconcile(cache.instances().map((i) => ({ name: i.metadata.name, template: i.spec.template, templateHash: i.spec.templateHash })));
+    runtime.reconcile(cache.instances().map((i) => ({ name: i.metadata.name, template: i.spec.template, templateHash: i.spec.templateHash, unit: i.spec.unit })));
+    configResolver.prune(runtime.configDirsInUse());
   };
+  runtime.onKept = (instance, reason) => nodeLog.warn({ instance, reason }, 'a config of this running instance is gone; it keeps running with the files it has');
   runtime.onStatus((name: string, status: InstanceStatus) => {
     if (!cache.has('Instance', name)) return; // removed: the hub deleted it already
     const message = status.message === undefined ? {} : { message: status.message.slice(0, 4000) };

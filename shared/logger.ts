@@ -15,6 +15,8 @@ export const REDACT_PATHS = [
   'token', 'credential', 'secret', 'password', 'authorization',
   '*.token', '*.credential', '*.secret', '*.password', '*.authorization',
   'req.headers.authorization',
+  // EdgeConfig secret values, wherever an object is logged whole (an object, a frame, a list).
+  'secretData', '*.secretData', '*.*.secretData', '*.*.*.secretData', '*.*.*.*.secretData',
 ];
 
 /** The one root logger of a process; components take `log.child({ component })`. */

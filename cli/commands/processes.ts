@@ -55,7 +55,7 @@ export async function hubCommand(flags: HubFlags): Promise<void> {
 
 export interface AgentFlags {
   hub: string; name: string; token?: string; data: string; labels?: string; listen: string; logLevel: string;
-  readDeadline: string; backoffMax: string; stopInstancesOnExit?: boolean;
+  readDeadline: string; backoffMax: string; stopInstancesOnExit?: boolean; containerSocket?: string;
 }
 
 export async function agentCommand(flags: AgentFlags): Promise<void> {
@@ -73,6 +73,7 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
       localApiHost: host, localApiPort: port, readDeadlineMs: parseDuration(flags.readDeadline, '--read-deadline'),
       backoffMaxMs: parseDuration(flags.backoffMax, '--backoff-max'), stopInstancesOnExit: flags.stopInstancesOnExit ?? false,
       ...(flags.token ? { token: flags.token } : {}),
+      ...(flags.containerSocket !== undefined ? { containerSocket: flags.containerSocket } : {}),
     },
     log,
     controller.signal,

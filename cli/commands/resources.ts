@@ -21,16 +21,19 @@ export function parseOutput(o: string): Output {
   throw new OutpostError('BAD_REQUEST', `-o ${o}: use table, wide, json or yaml`);
 }
 
-export async function getCommand(client: HubClient, kindWord: string, name: string | undefined, opts: { output: string; selector?: string }): Promise<string> {
+export async function getCommand(client: HubClient, kindWord: string, name: string | undefined, opts: { output: string; selector?: string; showSecrets?: boolean }): Promise<string> {
   const info = kindOrThrow(kindWord);
   const output = parseOutput(opts.output);
+  // EdgeConfig secret values come back as <redacted> unless asked for.
+  const secrets = opts.showSecrets ? 'showSecrets=true' : '';
   if (name) {
-    const obj = await client.request<AnyObject>('GET', `${API_PREFIX}/${info.plural}/${encodeURIComponent(name)}`);
+    const obj = await client.request<AnyObject>('GET', `${API_PREFIX}/${info.plural}/${encodeURIComponent(name)}${secrets ? `?${secrets}` : ''}`);
     if (output === 'json') return JSON.stringify(obj, null, 2);
     if (output === 'yaml') return toYaml(obj).trimEnd();
     return objectTable(info.kind, [obj], output === 'wide');
   }
-  const query = opts.selector ? `?labelSelector=${encodeURIComponent(opts.selector)}` : '';
+  const params = [...(opts.selector ? [`labelSelector=${encodeURIComponent(opts.selector)}`] : []), ...(secrets ? [secrets] : [])];
+  const query = params.length ? `?${params.join('&')}` : '';
   const list = await client.request<{ items: AnyObject[] }>('GET', `${API_PREFIX}/${info.plural}${query}`);
   if (output === 'json') return JSON.stringify(list, null, 2);
   if (output === 'yaml') return toYaml({ apiVersion: 'v1', kind: 'List', items: list.items }).trimEnd();
@@ -83,7 +86,8 @@ export async function applyCommand(client: HubClient, paths: string[]): Promise<
     }
   }
   if (objects.length === 0) throw new OutpostError('BAD_REQUEST', `no objects found in ${paths.join(', ')}`);
-  const order = (k: string) => KINDS.findIndex((x) => x.kind === k);
+  // Configs go before the apps that use them (between units and apps), so no instance waits for its config.
+  const order = (k: string) => (k === 'EdgeConfig' ? KINDS.findIndex((x) => x.kind === 'EdgeApp') - 0.5 : KINDS.findIndex((x) => x.kind === k));
   objects.sort((a, b) => order(a.obj.kind) - order(b.obj.kind));
   const lines: string[] = [];
   for (const { obj, info } of objects) {

@@ -45,11 +45,11 @@ export async function handleJoin(deps: { store: Store; secrets: HubSecrets; log:
   }
   const labels = { ...body.labels, [UNIT_LABEL]: unit };
   const existing = await deps.store.get('EdgeNode', body.node);
-  if (existing && (existing.spec as { unit: string }).unit !== unit) {
+  if (existing && ((existing.spec as { joinUnit?: string }).joinUnit ?? (existing.spec as { unit: string }).unit) !== unit) {
     throw new OutpostError('NODE_EXISTS', `an EdgeNode "${body.node}" exists in another unit; delete it first`);
   }
   if (!existing) {
-    const node: AnyObject = { apiVersion: API_VERSION, kind: 'EdgeNode', metadata: { name: body.node, labels }, spec: { unit } };
+    const node: AnyObject = { apiVersion: API_VERSION, kind: 'EdgeNode', metadata: { name: body.node, labels }, spec: { unit, joinUnit: unit } };
     await deps.store.create(node);
     await deps.store.updateStatus('EdgeNode', body.node, { phase: 'Pending' });
   }

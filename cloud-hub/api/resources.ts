@@ -5,6 +5,7 @@ import { parseLabelSelector } from '../../shared/labels.js';
 import type { Store, ListOptions } from '../store/store.js';
 import { readObjectBody, sendJson } from './http.js';
 import { streamWatch } from './watch.js';
+import { redactSecrets, restoreRedactedSecrets } from '../configs/secret-redaction.js';
 
 export interface ResourceDeps {
   store: Store;
@@ -30,6 +31,14 @@ export function listOptions(query: URLSearchParams): ListOptions {
   const fs = parseFieldSelector(query.get('fieldSelector'));
   if (fs) opts.fieldSelector = fs;
   return opts;
+}
+
+/** `?showSecrets=true` (or 1): EdgeConfig secretData values in the answer instead of REDACTED. */
+function showSecrets(query: URLSearchParams): boolean {
+  const v = query.get('showSecrets');
+  if (v === null || v === 'false' || v === '0') return false;
+  if (v === 'true' || v === '1') return true;
+  throw new OutpostError('BAD_REQUEST', `showSecrets must be true or false, not "${v}"`);
 }
 
 /** Strips what clients may not set, and checks the object's kind and name against the path. */
@@ -59,20 +68,23 @@ export async function handleResource(
 ): Promise<void> {
   const { store } = deps;
   const method = req.method ?? 'GET';
+  // Secret values leave the hub only on request (the admin token is checked before this point).
+  const show = showSecrets(query);
+  const present = <T extends AnyObject>(o: T): T => (show ? o : redactSecrets(o));
   if (sub !== undefined && sub !== 'status') throw new OutpostError('NOT_FOUND', `unknown subresource "${sub}"`);
 
   if (name === undefined) {
     if (method === 'GET' && (query.get('watch') === 'true' || query.get('watch') === '1')) {
-      return streamWatch(store, req, res, info, query);
+      return streamWatch(store, req, res, info, query, present);
     }
     if (method === 'GET') {
       const list = await store.list(info.kind, listOptions(query));
-      return sendJson(res, 200, { apiVersion: API_VERSION, kind: `${info.kind}List`, metadata: { resourceVersion: String(list.revision) }, items: list.items });
+      return sendJson(res, 200, { apiVersion: API_VERSION, kind: `${info.kind}List`, metadata: { resourceVersion: String(list.revision) }, items: list.items.map(present) });
     }
     if (method === 'POST') {
       requireWritable(info);
-      const obj = bodyObject(await readObjectBody(req), info);
-      return sendJson(res, 201, await store.create(obj));
+      const obj = restoreRedactedSecrets(bodyObject(await readObjectBody(req), info), undefined);
+      return sendJson(res, 201, present(await store.create(obj)));
     }
     throw new OutpostError('METHOD_NOT_ALLOWED', `${method} is not allowed on a collection`);
   }
@@ -82,13 +94,13 @@ export async function handleResource(
     if (method === 'GET') {
       const obj = await store.get(info.kind, name);
       if (!obj) throw notFound();
-      return sendJson(res, 200, obj);
+      return sendJson(res, 200, present(obj));
     }
     if (method === 'PUT') {
       const body = validateObject(await readObjectBody(req));
       if (body.kind !== info.kind || body.metadata.name !== name) throw new OutpostError('BAD_REQUEST', 'body kind and name must match the path');
       const opts = body.metadata.resourceVersion ? { resourceVersion: body.metadata.resourceVersion } : {};
-      return sendJson(res, 200, await store.updateStatus(info.kind, name, body.status ?? {}, opts));
+      return sendJson(res, 200, present(await store.updateStatus(info.kind, name, body.status ?? {}, opts)));
     }
     throw new OutpostError('METHOD_NOT_ALLOWED', `${method} is not allowed on status`);
   }
@@ -97,21 +109,21 @@ export async function handleResource(
     case 'GET': {
       const obj = await store.get(info.kind, name);
       if (!obj) throw notFound();
-      return sendJson(res, 200, obj);
+      return sendJson(res, 200, present(obj));
     }
     case 'PUT': {
       // Apply: create when absent, replace spec/labels/annotations when present. A resourceVersion
       // in the body is a precondition; without one the last writer wins.
       requireWritable(info);
-      const obj = bodyObject(await readObjectBody(req), info, name);
       const existing = await store.get(info.kind, name);
+      const obj = restoreRedactedSecrets(bodyObject(await readObjectBody(req), info, name), existing);
       if (!existing) {
         if (obj.metadata.resourceVersion) throw notFound();
-        return sendJson(res, 201, await store.create(obj));
+        return sendJson(res, 201, present(await store.create(obj)));
       }
       const opts = obj.metadata.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {};
       const updated = await store.update({ ...obj, metadata: { ...obj.metadata, resourceVersion: obj.metadata.resourceVersion ?? existing.metadata.resourceVersion } } as AnyObject, opts);
-      return sendJson(res, 200, updated);
+      return sendJson(res, 200, present(updated));
     }
     case 'DELETE': {
       if (!info.operatorDeletable) throw new OutpostError('METHOD_NOT_ALLOWED', `${info.kind} objects are deleted by the hub, not through the API`);
@@ -120,7 +132,7 @@ export async function handleResource(
         throw err instanceof OutpostError && err.code === 'OUTPOST_NOT_FOUND' ? notFound() : err;
       });
       if (info.kind === 'EdgeNode') deps.onNodeDeleted(name);
-      return sendJson(res, 200, deleted);
+      return sendJson(res, 200, present(deleted));
     }
     default:
       throw new OutpostError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${info.plural}/${name}`);

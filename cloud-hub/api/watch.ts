@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { KindInfo } from '../../shared/api/index.js';
+import type { AnyObject, KindInfo } from '../../shared/api/index.js';
 import { OutpostError } from '../../shared/errors.js';
 import { matchesRequirements } from '../../shared/labels.js';
 import type { Store, WatchEvent } from '../store/store.js';
@@ -22,7 +22,7 @@ function matchesFields(obj: unknown, fields: Record<string, string> | undefined)
  * With `resourceVersion=R`: every change after R (410 when R is older than the kept history).
  * Without: the current objects as ADDED, then changes.
  */
-export async function streamWatch(store: Store, req: IncomingMessage, res: ServerResponse, info: KindInfo, query: URLSearchParams): Promise<void> {
+export async function streamWatch(store: Store, req: IncomingMessage, res: ServerResponse, info: KindInfo, query: URLSearchParams, present: (o: AnyObject) => AnyObject = (o) => o): Promise<void> {
   const opts = listOptions(query);
   const rvParam = query.get('resourceVersion');
   if (rvParam !== null && !/^\d+$/.test(rvParam)) throw new OutpostError('BAD_REQUEST', `resourceVersion "${rvParam}" is not a number`);
@@ -53,7 +53,7 @@ export async function streamWatch(store: Store, req: IncomingMessage, res: Serve
       res.destroy();
       return;
     }
-    res.write(`${JSON.stringify({ type, object: e.object })}\n`);
+    res.write(`${JSON.stringify({ type, object: present(e.object) })}\n`);
   };
   let from: number;
   const initial: WatchEvent[] = [];

@@ -1,32 +1,52 @@
-import { API_VERSION, type AnyObject, type EdgeApp, type EdgeAppStatus, type EdgeNode, type Instance, type InstanceSpec, type NodeUnit, type UnitAppStatus } from '../../shared/api/index.js';
-import { deepEqual, shortHash } from '../../shared/hash.js';
+import { API_VERSION, type AnyObject, type AppRevision, type AppTemplate, type EdgeApp, type EdgeAppStatus, type EdgeNode, type Instance, type InstanceSpec, type NodeUnit, type UnitAppStatus } from '../../shared/api/index.js';
+import { deepEqual } from '../../shared/hash.js';
 import { isOutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
 import type { HubMetrics } from '../metrics.js';
 import { appSelectsUnit } from '../sessions/scope.js';
 import type { Store } from '../store/store.js';
-import { bump, instanceName, pickNode } from './placement.js';
+import { NodeUsage } from './placement.js';
+import { planRevisions, revisionHash } from './revisions.js';
+import { reconcileUnit } from './unit-reconcile.js';
+import { unitNameWarnings } from './variants.js';
 
 export interface SchedulerOptions {
   /** Changes arriving within this window are handled in one pass, ms. Default 20. */
   debounceMs?: number;
 }
 
+export interface SchedulerDeps {
+  store: Store;
+  cache: ObjectCache;
+  log: Logger;
+  metrics: HubMetrics;
+  /** ms since epoch; default Date.now (tests move time for progress deadlines). */
+  now?: () => number;
+  /**
+   * Hash of the EdgeConfigs a template uses ('' when none), folded into the instances'
+   * templateHash of apps with restartOnConfigChange. Wired by hub.ts (cloud-hub/configs).
+   */
+  configsHash?: (template: AppTemplate) => string;
+}
+
 /**
- * Places `replicasPerUnit` instances of every EdgeApp on the Ready nodes of each selected unit,
- * spread over nodes, and keeps placement stable: an instance stays on its node while that node
- * exists, also while it is Disconnected (offline is a normal state, never a reason to move work).
- * It also writes EdgeApp and NodeUnit status from what the instances and nodes report.
+ * The hub's workload controller. One debounced pass over the cache: keeps the AppRevisions of every
+ * EdgeApp, renders each selected unit's variant, places instances (fit, spread, stable: an instance
+ * stays on its node while the node exists in the unit and is not Down), rolls template changes out
+ * unit by unit (rollout-plan.ts), and writes EdgeApp status per unit.
  */
 export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
+  private wake: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private unsubscribe: (() => void) | undefined;
   private stopped = false;
+  /** Last progress key per app and unit (for the progress deadline). */
+  private readonly progress = new Map<string, string>();
 
-  constructor(private readonly deps: { store: Store; cache: ObjectCache; log: Logger; metrics: HubMetrics }, private readonly options: SchedulerOptions = {}) {}
+  constructor(private readonly deps: SchedulerDeps, private readonly options: SchedulerOptions = {}) {}
 
   start(): void {
     this.unsubscribe = this.deps.cache.onChange((e) => { if (this.relevant(e)) this.trigger(); });
@@ -37,6 +57,7 @@ export class Scheduler {
     this.stopped = true;
     this.unsubscribe?.();
     clearTimeout(this.timer);
+    clearTimeout(this.wake);
     await this.running;
   }
 
@@ -45,17 +66,29 @@ export class Scheduler {
     while (this.running || this.timer) await (this.running ?? new Promise((r) => setTimeout(r, this.options.debounceMs ?? 20)));
   }
 
+  /** Runs a pass soon (tests that move the clock). */
+  poke(): void {
+    this.trigger();
+  }
+
   private relevant(e: CacheEvent): boolean {
-    switch (e.object.kind) {
+    if (e.type !== 'MODIFIED' || !e.oldObject) return e.object.kind !== 'AppRevision' || e.type === 'DELETED';
+    const o = e.oldObject;
+    const n = e.object;
+    switch (n.kind) {
       case 'EdgeApp':
       case 'NodeUnit':
-        return !(e.type === 'MODIFIED' && e.oldObject && deepEqual(e.oldObject.spec, e.object.spec) && deepEqual(e.oldObject.metadata.labels, e.object.metadata.labels));
-      case 'EdgeNode':
-        return e.type !== 'MODIFIED' || (e.oldObject as EdgeNode | undefined)?.status?.phase !== (e.object as EdgeNode).status?.phase;
+      case 'EdgeConfig':
+        return !deepEqual(o.spec, n.spec) || !deepEqual(o.metadata.labels, n.metadata.labels) || (n.kind === 'EdgeConfig' && !deepEqual(o, n));
+      case 'EdgeNode': {
+        const os = (o as EdgeNode).status;
+        const ns = (n as EdgeNode).status;
+        return os?.phase !== ns?.phase || !deepEqual(os?.capacity, ns?.capacity) || !deepEqual(o.spec, n.spec) || !deepEqual(o.metadata.labels, n.metadata.labels);
+      }
       case 'Instance': {
-        const o = (e.oldObject as Instance | undefined)?.status;
-        const n = (e.object as Instance).status;
-        return e.type !== 'MODIFIED' || o?.ready !== n?.ready || o?.templateHash !== n?.templateHash || o?.phase !== n?.phase;
+        const os = (o as Instance).status;
+        const ns = (n as Instance).status;
+        return os?.ready !== ns?.ready || os?.templateHash !== ns?.templateHash || os?.phase !== ns?.phase || !deepEqual(o.spec, n.spec);
       }
       default:
         return false;
@@ -78,7 +111,13 @@ export class Scheduler {
   private async pass(): Promise<void> {
     this.deps.metrics.schedulerRuns.inc();
     try {
-      await this.reconcile();
+      const next = await this.reconcile();
+      clearTimeout(this.wake);
+      if (next !== undefined && !this.stopped) {
+        // A progress deadline is due: wake up for it even if nothing else changes.
+        this.wake = setTimeout(() => this.trigger(), Math.max(0, next - this.now()) + 50);
+        this.wake.unref();
+      }
     } catch (err) {
       // A store failure: retry, but slowly (a tight loop would only burn the CPU it needs).
       this.deps.log.error({ err }, 'scheduler pass failed; retrying in 1 s');
@@ -86,77 +125,85 @@ export class Scheduler {
     }
   }
 
-  private async reconcile(): Promise<void> {
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  /** One pass; returns the earliest progress deadline still running, if any. */
+  private async reconcile(): Promise<number | undefined> {
     const { cache } = this.deps;
     const units = new Map(cache.list('NodeUnit').map((u) => [u.metadata.name, u as NodeUnit]));
     const nodes = cache.list('EdgeNode') as EdgeNode[];
-    const apps = cache.list('EdgeApp') as EdgeApp[];
+    const apps = (cache.list('EdgeApp') as EdgeApp[]).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     const instances = cache.list('Instance') as Instance[];
-    const nodeByName = new Map(nodes.map((n) => [n.metadata.name, n]));
-    const totalLoad = new Map<string, number>();
-    for (const i of instances) if (i.spec.node) bump(totalLoad, i.spec.node);
+    const revisions = cache.list('AppRevision') as AppRevision[];
+    const usage = NodeUsage.of(instances);
+    const owners = new Map(instances.map((i) => [i.metadata.name, i.spec.app]));
+    const appNames = new Set(apps.map((a) => a.metadata.name));
+    const keep = new Set<string>();
+    const progressSeen = new Set<string>();
+    let wakeAt: number | undefined;
 
-    const wanted = new Set<string>();
-    const instancesByName = new Map(instances.map((i) => [i.metadata.name, i]));
     for (const app of apps) {
-      const hash = shortHash(app.spec.template);
-      const replicas = app.spec.replicasPerUnit ?? 1;
-      const appLoad = new Map<string, number>();
-      const mine = new Map(instances.filter((i) => i.spec.app === app.metadata.name).map((i) => [i.metadata.name, i]));
-      for (const i of mine.values()) if (i.spec.node) bump(appLoad, i.spec.node);
-      const unitStatuses: UnitAppStatus[] = [];
+      const name = app.metadata.name;
+      const mine = instances.filter((i) => i.spec.app === name);
       const problems: string[] = [];
+      const revision = await this.syncRevisions(app, revisions.filter((r) => r.spec.app === name), new Set(mine.map((i) => i.spec.revision ?? 0)), problems);
+      const configsHash = (t: AppTemplate) => (app.spec.restartOnConfigChange && this.deps.configsHash ? this.deps.configsHash(t) : '');
+      const unitStatuses: UnitAppStatus[] = [];
+      const now = this.now();
       for (const [unitName, unit] of [...units].sort(([a], [b]) => a.localeCompare(b))) {
         if (!appSelectsUnit(app, unitName, unit)) continue;
-        const ready = nodes.filter((n) => n.spec.unit === unitName && n.status?.phase === 'Ready');
-        const counts: UnitAppStatus = { unit: unitName, desired: replicas, scheduled: 0, ready: 0, updated: 0 };
-        for (let index = 0; index < replicas; index++) {
-          const name = instanceName(app.metadata.name, unitName, index);
-          wanted.add(name);
-          const taken = instancesByName.get(name);
-          if (taken && taken.spec.app !== app.metadata.name) {
-            // `${app}-${unit}-${i}` can collide (app "web" in unit "eu-x" vs app "web-eu" in unit "x").
-            problems.push(`instance name ${name} is taken by app ${taken.spec.app}; rename this app or the unit`);
-            continue;
-          }
-          const existing = mine.get(name);
-          let node = existing?.spec.node ?? '';
-          const current = node ? nodeByName.get(node) : undefined;
-          // An instance moves only when its node is gone, or Down by its unit's policy and another
-          // node of the unit is Ready to take it. Disconnected alone never moves work.
-          if (node && (current?.spec.unit !== unitName || (current.status?.phase === 'Down' && ready.length > 0))) {
-            bump(appLoad, node, -1);
-            bump(totalLoad, node, -1);
-            node = '';
-          }
-          if (!node) {
-            node = pickNode(ready, appLoad, totalLoad) ?? '';
-            if (node) { bump(appLoad, node); bump(totalLoad, node); }
-          }
-          const spec: InstanceSpec = { app: app.metadata.name, unit: unitName, node, index, template: app.spec.template, templateHash: hash };
-          const problem = await this.writeInstance(existing, name, spec);
-          if (problem) { problems.push(problem); continue; }
-          if (node) counts.scheduled++;
-          const st = existing?.status;
-          if (existing && existing.spec.node === node && st?.templateHash === hash) {
-            counts.updated++;
-            if (st.ready) counts.ready++;
-          }
+        const key = `${name}\0${unitName}`;
+        progressSeen.add(key);
+        const r = reconcileUnit({
+          app, unitName, unit, nodes: nodes.filter((n) => n.spec.unit === unitName), instances: mine.filter((i) => i.spec.unit === unitName),
+          revision, configsHash, usage, ownerOf: (n) => owners.get(n), now, prevProgressKey: this.progress.get(key),
+        });
+        this.progress.set(key, r.progressKey);
+        if (r.deadlineAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, r.deadlineAt);
+        for (const n of r.keep) keep.add(n);
+        for (const [iname, spec] of r.specs) {
+          const problem = await this.writeInstance(mine.find((i) => i.metadata.name === iname), iname, spec);
+          if (problem) problems.push(problem);
+          else owners.set(iname, name);
         }
-        unitStatuses.push(counts);
+        problems.push(...r.problems);
+        unitStatuses.push(r.status);
       }
-      const status: EdgeAppStatus = { observedGeneration: app.metadata.generation ?? 0, templateHash: hash, units: unitStatuses, ...(problems.length ? { message: problems.slice(0, 5).join('; ').slice(0, 4000) } : {}) };
-      if (!deepEqual(app.status, status)) await this.ignoreGone(this.deps.store.updateStatus('EdgeApp', app.metadata.name, status));
+      const warnings = unitNameWarnings(app, (u) => units.has(u));
+      const message = [...new Set(problems)].slice(0, 5).join('; ').slice(0, 4096);
+      const status: EdgeAppStatus = {
+        observedGeneration: app.metadata.generation ?? 0, revision, templateHash: revisionHash(app), units: unitStatuses,
+        ...(message ? { message } : {}), ...(warnings.length ? { warnings } : {}),
+      };
+      if (!deepEqual(app.status, status)) await this.ignoreGone(this.deps.store.updateStatus('EdgeApp', name, status));
     }
     for (const i of instances) {
-      if (!wanted.has(i.metadata.name)) await this.ignoreGone(this.deps.store.delete('Instance', i.metadata.name));
+      if (!keep.has(i.metadata.name)) await this.ignoreGone(this.deps.store.delete('Instance', i.metadata.name));
     }
-    for (const [unitName, unit] of units) {
-      const members = nodes.filter((n) => n.spec.unit === unitName);
-      const count = (phase: string) => members.filter((n) => n.status?.phase === phase).length;
-      const status = { nodes: { total: members.length, ready: count('Ready'), disconnected: count('Disconnected'), down: count('Down') } };
-      if (!deepEqual(unit.status, status)) await this.ignoreGone(this.deps.store.updateStatus('NodeUnit', unitName, status));
+    for (const r of revisions) {
+      if (!appNames.has(r.spec.app)) await this.ignoreGone(this.deps.store.delete('AppRevision', r.metadata.name));
     }
+    for (const k of this.progress.keys()) if (!progressSeen.has(k)) this.progress.delete(k);
+    return wakeAt;
+  }
+
+  /** Creates, renumbers and prunes the app's AppRevisions; returns the current revision number. */
+  private async syncRevisions(app: EdgeApp, existing: AppRevision[], inUse: Set<number>, problems: string[]): Promise<number> {
+    const plan = planRevisions(app, existing, inUse);
+    for (const r of plan.create) {
+      try {
+        await this.deps.store.create(r as AnyObject);
+        this.deps.log.info({ app: app.metadata.name, revision: r.spec.revision }, 'app revision created');
+      } catch (err) {
+        if (isOutpostError(err, 'ALREADY_EXISTS')) { this.again = true; continue; }
+        if (isOutpostError(err, 'INVALID')) { problems.push(`cannot keep revision ${r.metadata.name.slice(0, 80)}: ${err.message}`); continue; }
+        throw err;
+      }
+    }
+    for (const n of plan.delete) await this.ignoreGone(this.deps.store.delete('AppRevision', n));
+    return plan.current;
   }
 
   /** Creates or updates one instance; returns a problem to show in the app's status, if any. */
@@ -166,18 +213,20 @@ export class Scheduler {
       if (!existing) {
         const obj: AnyObject = { apiVersion: API_VERSION, kind: 'Instance', metadata: { name }, spec };
         await this.ignoreGone(this.deps.store.create(obj));
-        this.deps.log.info({ instance: name, node: spec.node || null }, 'instance created');
+        this.deps.log.info({ instance: name, node: spec.node || null, revision: spec.revision }, 'instance created');
       } else {
         const updated = await this.ignoreGone(this.deps.store.update({ ...existing, spec }, { resourceVersion: existing.metadata.resourceVersion ?? '' }));
         if (updated && existing.spec.node !== spec.node) {
           this.deps.log.info({ instance: name, from: existing.spec.node, to: spec.node }, 'instance placed');
           // The status came from the old node: it says nothing about the new one.
           await this.ignoreGone(this.deps.store.updateStatus('Instance', name, { phase: 'Pending', ready: false, restarts: 0 }));
+        } else if (updated && existing.spec.templateHash !== spec.templateHash) {
+          this.deps.log.info({ instance: name, revision: spec.revision, templateHash: spec.templateHash }, 'instance updated');
         }
       }
       return undefined;
     } catch (err) {
-      if (isOutpostError(err, 'INVALID')) return `cannot create instance ${name.slice(0, 80)}: ${err.message}`;
+      if (isOutpostError(err, 'INVALID')) return `cannot write instance ${name.slice(0, 80)}: ${err.message}`;
       throw err;
     }
   }

@@ -7,7 +7,7 @@ import { objectDigest } from '../../shared/hash.js';
 import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
 import type { HubMetrics } from '../metrics.js';
 import type { AdmissionQueue } from './admission.js';
-import { desiredSet, inScope, keyOf, onlyStatusChanged, projectForNode, type NodeScope } from './scope.js';
+import { configScopeChanged, desiredSet, inScope, keyOf, onlyStatusChanged, projectForNode, type NodeScope } from './scope.js';
 
 /** Target size of one sync frame; well under MAX_FRAME_BYTES so one object more never overflows. */
 const SYNC_CHUNK_BYTES = 1024 * 1024;
@@ -103,6 +103,10 @@ export class AgentSession {
     if (event.object.kind === 'NodeUnit') {
       // Unit labels decide which apps select the unit: recompute the whole set.
       if (!onlyStatusChanged(event.oldObject, event.object)) this.resync();
+      return;
+    }
+    if (configScopeChanged(event, scope, cache)) {
+      this.resync();
       return;
     }
     const newIn = event.type !== 'DELETED' && inScope(event.object, scope, cache);
@@ -206,6 +210,11 @@ export class AgentSession {
     this.send({ type: 'welcome', node, unit, revision: this.deps.cache.revision });
     this.resync();
     this.deps.hooks.onHello(this.deps.scope, hello);
+  }
+
+  /** Whether the agent holds (or is being sent) this object. */
+  holds(key: ObjectKey): boolean {
+    return this.sent.has(keyString(key));
   }
 
   /** Whether this node held the instance during this session (events about it are its own). */

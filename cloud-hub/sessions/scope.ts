@@ -1,9 +1,10 @@
 import type { AnyObject, EdgeApp, Instance, NodeUnit } from '../../shared/api/index.js';
-import { matchesLabels } from '../../shared/labels.js';
+import { selectsUnit } from '../../shared/api/render.js';
 import type { ObjectKey } from '../../shared/protocol/frames.js';
-import type { ObjectCache } from '../cache/object-cache.js';
+import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
+import { configsForNode, configsOfObject } from '../configs/config-scope.js';
 
-/** Who a session serves. Fixed at join: a node never changes unit. */
+/** Who a session serves: the node and its unit when the session opened (a unit change closes the session). */
 export interface NodeScope {
   node: string;
   unit: string;
@@ -11,15 +12,13 @@ export interface NodeScope {
 
 /** Whether an EdgeApp runs in a unit: named, or the unit's labels match the app's unit selector. */
 export function appSelectsUnit(app: EdgeApp, unitName: string, unit: NodeUnit | undefined): boolean {
-  const sel = app.spec.units;
-  if (sel.names?.includes(unitName)) return true;
-  if (sel.selector && unit) return matchesLabels(unit.metadata.labels, sel.selector.matchLabels);
-  return false;
+  return selectsUnit(app.spec.units, unitName, unit?.metadata.labels ?? (unit ? {} : undefined));
 }
 
 /**
  * Node authorization for reads: the objects a node may see are its own unit, the apps selecting
- * that unit, and the instances placed on the node. Nothing else ever reaches its session.
+ * that unit, the instances placed on the node, and the EdgeConfigs those apps and instances use.
+ * Nothing else ever reaches its session.
  */
 export function inScope(obj: AnyObject, scope: NodeScope, cache: ObjectCache): boolean {
   switch (obj.kind) {
@@ -29,6 +28,8 @@ export function inScope(obj: AnyObject, scope: NodeScope, cache: ObjectCache): b
       return appSelectsUnit(obj as EdgeApp, scope.unit, cache.get('NodeUnit', scope.unit) as NodeUnit | undefined);
     case 'Instance':
       return (obj as Instance).spec.node === scope.node;
+    case 'EdgeConfig':
+      return nodeConfigNames(scope, cache).has(obj.metadata.name);
     default:
       return false;
   }
@@ -51,9 +52,44 @@ export function desiredSet(scope: NodeScope, cache: ObjectCache): AnyObject[] {
   const out: AnyObject[] = [];
   const unit = cache.get('NodeUnit', scope.unit);
   if (unit) out.push(unit);
-  for (const app of cache.list('EdgeApp')) if (inScope(app, scope, cache)) out.push(app);
-  for (const inst of cache.list('Instance')) if (inScope(inst, scope, cache)) out.push(inst);
+  const apps = cache.list('EdgeApp').filter((a) => inScope(a, scope, cache)) as EdgeApp[];
+  const instances = cache.list('Instance').filter((i) => inScope(i, scope, cache)) as Instance[];
+  // Configs before the apps and instances that use them: a split resync never lands an
+  // instance whose config is still to come.
+  for (const name of configsForNode(apps, instances, scope.unit, unitLabels(cache, scope.unit))) {
+    const config = cache.get('EdgeConfig', name);
+    if (config) out.push(config);
+  }
+  out.push(...apps, ...instances);
   return out;
+}
+
+/** A unit's labels as override selectors read them: {} for a unit without labels, undefined for no unit. */
+export function unitLabels(cache: ObjectCache, unitName: string): Record<string, string> | undefined {
+  const unit = cache.get('NodeUnit', unitName) as NodeUnit | undefined;
+  return unit ? (unit.metadata.labels ?? {}) : undefined;
+}
+
+/** The EdgeConfigs a node may see: those its unit's apps and its own instances use. */
+export function nodeConfigNames(scope: NodeScope, cache: ObjectCache): Set<string> {
+  const apps = cache.list('EdgeApp').filter((a) => inScope(a, scope, cache)) as EdgeApp[];
+  const instances = cache.list('Instance').filter((i) => inScope(i, scope, cache)) as Instance[];
+  return configsForNode(apps, instances, scope.unit, unitLabels(cache, scope.unit));
+}
+
+/**
+ * Whether an app or instance change changes which configs the node uses (an app starts or
+ * stops using one, or enters or leaves the node's scope). The session then resyncs, which
+ * sends the new configs with the change and deletes the ones no longer used.
+ */
+export function configScopeChanged(event: CacheEvent, scope: NodeScope, cache: ObjectCache): boolean {
+  const kind = event.object.kind;
+  if (kind !== 'EdgeApp' && kind !== 'Instance') return false;
+  // A status write (the most frequent change) moves nothing: scope and configs follow the spec.
+  if (event.type !== 'DELETED' && onlyStatusChanged(event.oldObject, event.object)) return false;
+  const labels = unitLabels(cache, scope.unit);
+  const refs = (o: AnyObject | undefined, present: boolean) => (o && present && inScope(o, scope, cache) ? configsOfObject(o as EdgeApp | Instance, scope.unit, labels).join(',') : '');
+  return refs(event.oldObject, true) !== refs(event.object, event.type !== 'DELETED');
 }
 
 export function keyOf(obj: AnyObject): ObjectKey {

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import type { EdgeApp, NodeUnit } from '../../shared/api/index.js';
+import type { EdgeApp, EdgeNode, Instance, NodeUnit } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/logger.js';
 import { CloseCodes, MAX_FRAME_BYTES } from '../../shared/protocol/frames.js';
 import type { HubSecrets } from '../auth/hub-secrets.js';
@@ -9,7 +9,8 @@ import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
 import type { HubMetrics } from '../metrics.js';
 import { AdmissionQueue, type AdmissionOptions } from './admission.js';
 import { AgentSession, type SessionHooks, type SessionOptions } from './agent-session.js';
-import { appSelectsUnit } from './scope.js';
+import { configAudience } from '../configs/config-scope.js';
+import { appSelectsUnit, keyOf, unitLabels } from './scope.js';
 
 export interface SessionManagerDeps {
   cache: ObjectCache;
@@ -71,8 +72,12 @@ export class SessionManager {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const auth = req.headers.authorization ?? '';
     const credential = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    const identity = credential ? this.deps.secrets.authenticateNode(credential) : undefined;
-    if (!identity || !this.deps.cache.get('EdgeNode', identity.node)) {
+    const authenticated = credential ? this.deps.secrets.authenticateNode(credential) : undefined;
+    const node = authenticated ? (this.deps.cache.get('EdgeNode', authenticated.node) as EdgeNode | undefined) : undefined;
+    // The unit of the credential is the one it joined; the node's unit now may differ (NodeUnit
+    // spec.nodes / spec.selector): the session is scoped to the current one.
+    const identity = authenticated && node ? { ...authenticated, unit: node.spec.unit } : authenticated;
+    if (!identity || !node) {
       this.deps.metrics.authFailures.inc({ reason: identity ? 'node-deleted' : 'bad-credential' });
       const body = JSON.stringify({
         code: 'OUTPOST_UNAUTHORIZED',
@@ -144,8 +149,22 @@ export class SessionManager {
           if (selects) for (const s of set) s.handleChange(event);
         }
         return;
+      case 'EdgeConfig': {
+        const { cache } = this.deps;
+        const units = [...this.byUnit.keys()].map((name) => ({ name, labels: unitLabels(cache, name) }));
+        const audience = configAudience(object.metadata.name, cache.list('EdgeApp') as EdgeApp[], cache.list('Instance') as Instance[], units,
+          (app, unitName) => appSelectsUnit(app, unitName, cache.get('NodeUnit', unitName) as NodeUnit | undefined));
+        for (const s of this.sessions.values()) {
+          if (audience.units.has(s.scope.unit) || audience.nodes.has(s.scope.node) || s.holds(keyOf(object))) s.handleChange(event);
+        }
+        return;
+      }
       case 'EdgeNode':
         if (event.type === 'DELETED') this.disconnect(object.metadata.name, 'node deleted');
+        else if (oldObject && (oldObject as EdgeNode).spec.unit !== (object as EdgeNode).spec.unit) {
+          // Its scope (unit, apps, instances) changed: the agent reconnects and resyncs by digest.
+          this.sessions.get(object.metadata.name)?.close(CloseCodes.RESCOPED, `node moved to unit ${(object as EdgeNode).spec.unit}`);
+        }
         return;
     }
   }

@@ -10,6 +10,10 @@ import { exitedStatus, parsePersisted, pendingStatus, runningStatus, toRow } fro
 import { backoffDelay, describeExit, formatDelay, shouldRestart, succeeded, type ExitInfo } from './restart-policy.js';
 import type { InstanceRow, RuntimeStateStore } from './runtime-state.js';
 import { describeStop, killGroupLeftovers, type TerminateOutcome } from './terminate.js';
+import { InstanceProbes } from './probes/instance-probes.js';
+import type { ProbeResult } from './probes/prober.js';
+import { processProbeTarget } from './probes/process-target.js';
+import { instanceEnv } from './spawn-process.js';
 import type { DesiredInstance, RuntimeEvent, RuntimeSettings } from './types.js';
 
 export interface SupervisorDeps {
@@ -30,6 +34,9 @@ export interface SupervisorDeps {
  * exited: the last process ended (`lastExit`); restart per policy after back-off, or terminal.
  */
 type State = 'pending' | 'starting' | 'running' | 'stopping' | 'exited' | 'removed';
+
+/** Why a process is stopped: unhealthy (a liveness failure, with its message) restarts it under the policy. */
+type StopReason = 'removed' | 'replaced' | { unhealthy: string };
 
 /**
  * Runs one instance: at most one process at a time, restarted per policy with crash-loop back-off,
@@ -52,6 +59,10 @@ export class InstanceSupervisor {
   private backoffTimer: Timer | null = null;
   private restartDue = false;
   private stopAbort: AbortController | null = null;
+  /** Probes of the process that runs; null without probes or while none runs. */
+  private probes: InstanceProbes | null = null;
+  /** How the process being stopped ended (a child's exit event; null for an adopted process). */
+  private stopExit: ProcessExit | null = null;
   private detached = false;
   private current: InstanceStatus | undefined;
   private readonly removed: Promise<void>;
@@ -90,7 +101,8 @@ export class InstanceSupervisor {
         const p = InstanceProcess.adopt({ pid: row.pid, startTime: row.start_time, startedAt: row.started_at }, deps);
         sup.track(p);
         sup.state = 'running';
-        sup.setStatus(runningStatus(sup.base, p));
+        sup.startProbes(p);
+        sup.setStatus(sup.runningNow(p));
         sup.event('Normal', 'Adopted', `adopted running pid ${row.pid} (started ${p.startedAt})`);
         return sup;
       }
@@ -131,12 +143,14 @@ export class InstanceSupervisor {
   poll(): void {
     if (this.detached) return;
     if (this.state === 'running') this.proc?.poll();
+    this.refreshReadinessMessage();
     if (this.logs.rotateIfNeeded()) this.event('Normal', 'LogRotated', `rotated ${this.logs.current}`);
   }
 
   /** Stops supervising: timers, listeners and any stop in progress. The process keeps running. */
   detach(): void {
     this.detached = true;
+    this.stopProbes();
     this.clearBackoff();
     this.stopAbort?.abort();
     this.proc?.detach();
@@ -188,7 +202,8 @@ export class InstanceSupervisor {
     if (!p) return;
     this.track(p);
     this.state = 'running';
-    this.setStatus(runningStatus(this.base, p)); // writes the row with pid and start time
+    this.startProbes(p);
+    this.setStatus(this.runningNow(p)); // writes the row with pid and start time
     this.event('Normal', 'Started', `started pid ${p.pid}: ${template.command}`, { pid: p.pid, startedAt: p.startedAt, edge: 'start' });
   }
 
@@ -209,7 +224,11 @@ export class InstanceSupervisor {
   private onProcessExit(p: InstanceProcess, { code, signal }: ProcessExit): void {
     if (this.proc !== p || this.detached) return;
     this.proc = null;
-    if (this.state === 'stopping') return; // the stop in progress waits for the whole group
+    this.stopProbes();
+    if (this.state === 'stopping') {
+      this.stopExit = { code, signal };
+      return; // the stop in progress waits for the whole group
+    }
     p.killLeftovers();
     if (this.deps.clock.now() - p.startedAtMs >= this.deps.settings.backoffResetAfterMs) this.crashes = 0;
     const exit: ExitInfo = { code, signal, message: describeExit(code, signal) };
@@ -246,32 +265,102 @@ export class InstanceSupervisor {
   }
 
   /** Asynchronous: SIGTERM, grace, SIGKILL; `converge()` again once the whole group is gone. */
-  private beginStop(reason: 'removed' | 'replaced'): void {
+  private beginStop(reason: StopReason): void {
     const p = this.proc;
     if (!p) return;
     this.state = 'stopping';
+    this.stopProbes();
+    this.stopExit = null;
     this.clearBackoff();
     const graceMs = (this.spec.template.terminationGracePeriodSeconds ?? 10) * 1000;
-    const message = reason === 'removed' ? 'stopping: removed from this node' : 'stopping: template changed';
+    const message = reason === 'removed' ? 'stopping: removed from this node' : reason === 'replaced' ? 'stopping: template changed' : `stopping: ${reason.unhealthy}`;
     this.setStatus(runningStatus(this.base, p, message));
     const abort = new AbortController();
     this.stopAbort = abort;
     p.terminate(graceMs, this.deps.clock, abort.signal).then(
-      (outcome) => this.safe(() => this.finishStop(p, outcome, graceMs)),
+      (outcome) => this.safe(() => this.finishStop(p, outcome, graceMs, reason)),
       (err: unknown) => this.log.error({ err, pid: p.pid }, 'stopping the instance failed'),
     );
   }
 
-  private finishStop(p: InstanceProcess, outcome: TerminateOutcome, graceMs: number): void {
+  private finishStop(p: InstanceProcess, outcome: TerminateOutcome, graceMs: number, why: StopReason): void {
     this.stopAbort = null;
     if (outcome === 'aborted' || this.detached) return;
     if (outcome === 'stuck') this.log.error({ pid: p.pid }, 'process group survived SIGKILL');
     const [type, reason] = outcome === 'exited' ? (['Normal', 'Stopped'] as const) : (['Warning', 'Killed'] as const);
     this.event(type, reason, describeStop(outcome, p.pid, graceMs), { pid: p.pid, startedAt: p.startedAt, edge: 'end' });
     this.proc = null;
+    if (typeof why === 'object') return this.restartUnhealthy(p, outcome, why.unhealthy);
     this.lastExit = null;
     this.state = 'pending';
     this.converge();
+  }
+
+  /**
+   * After a liveness kill: an exit like any other, a failure even if the process exited 0 on
+   * SIGTERM (as in Kubernetes, restarted unless the policy is Never), with the usual back-off.
+   */
+  private restartUnhealthy(p: InstanceProcess, outcome: TerminateOutcome, message: string): void {
+    const seen = this.stopExit;
+    this.stopExit = null;
+    if (this.deps.clock.now() - p.startedAtMs >= this.deps.settings.backoffResetAfterMs) this.crashes = 0;
+    const exit: ExitInfo = { code: seen?.code || null, signal: seen?.signal ?? (outcome === 'killed' ? 'SIGKILL' : null), message };
+    this.lastExit = exit;
+    this.state = 'exited';
+    this.setStatus(exitedStatus(this.base, exit));
+    this.converge();
+  }
+
+  private startProbes(p: InstanceProcess): void {
+    const { template } = this.spec;
+    const { settings, clock } = this.deps;
+    const env = instanceEnv(template, { ...settings.baseEnv, OUTPOST_INSTANCE: this.name }, settings.defaultPath);
+    const current = () => this.proc === p && this.state === 'running' && !this.detached;
+    this.probes = InstanceProbes.forTemplate({
+      ...(template.readinessProbe && { readinessProbe: template.readinessProbe }),
+      ...(template.livenessProbe && { livenessProbe: template.livenessProbe }),
+      target: processProbeTarget({ env, cwd: template.workingDir ?? join(settings.workDir, this.name), clock }),
+      clock,
+      onReadiness: (result) => this.safe(() => current() && this.readinessChanged(p, result)),
+      onLivenessFailure: (result) => this.safe(() => current() && this.livenessFailed(result)),
+    });
+    this.probes?.start();
+  }
+
+  private stopProbes(): void {
+    this.probes?.stop();
+    this.probes = null;
+  }
+
+  private readinessChanged(p: InstanceProcess, result: ProbeResult): void {
+    const before = this.current?.ready === true;
+    this.setStatus(this.runningNow(p));
+    if (before && !result.passing) this.event('Warning', 'Unhealthy', `readiness probe failed: ${result.message}`);
+  }
+
+  private livenessFailed(result: ProbeResult): void {
+    const message = `liveness probe failed: ${result.message}`;
+    this.event('Warning', 'Unhealthy', message);
+    this.beginStop({ unhealthy: message });
+  }
+
+  /** The prober calls back only when the verdict flips: a failure that changes (503, then refused) shows here. */
+  private refreshReadinessMessage(): void {
+    const p = this.proc;
+    if (this.state !== 'running' || !p || !this.probes?.readinessResult()) return;
+    const next = this.runningNow(p);
+    if (next.message !== this.current?.message) this.setStatus(next);
+  }
+
+  /** Running status; with a readiness probe, ready only while it passes, and the message says why not. */
+  private runningNow(p: InstanceProcess): InstanceStatus {
+    const status = runningStatus(this.base, p);
+    const readiness = this.probes?.readinessResult();
+    if (readiness && !readiness.passing) {
+      status.ready = false;
+      status.message = `readiness: ${readiness.message}`;
+    }
+    return status;
   }
 
   private remove(): void {

@@ -145,7 +145,7 @@ export class ProcessRuntime {
     this.statusListeners.push(listener);
   }
 
-  /** Called for Started, Exited, FailedStart, BackOff, Adopted, Stopped, Killed, Replaced, Removed, LogRotated. */
+  /** Called for Started, Exited, FailedStart, BackOff, Adopted, Stopped, Killed, Replaced, Removed, LogRotated, Unhealthy. */
   onEvent(listener: (event: RuntimeEvent) => void): void {
     this.eventListeners.push(listener);
   }

@@ -31,7 +31,7 @@ export interface DesiredInstance {
 /** Something that happened to an instance, for the agent's event outbox. */
 export interface RuntimeEvent {
   type: 'Normal' | 'Warning';
-  /** PascalCase: Started, Exited, FailedStart, BackOff, Adopted, Stopped, Killed, Replaced, Removed, LogRotated. */
+  /** PascalCase: Started, Exited, FailedStart, BackOff, Adopted, Stopped, Killed, Replaced, Removed, LogRotated, Unhealthy (a probe failed). */
   reason: string;
   message: string;
   instance: string;

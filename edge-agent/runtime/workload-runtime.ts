@@ -7,6 +7,8 @@ export interface AgentInstance {
   name: string;
   template: AppTemplate;
   templateHash: string;
+  /** The instance's unit (its node's unit when it was placed; OUTPOST_UNIT in its environment). */
+  unit?: string;
 }
 
 /** What the agent needs of a runtime; ProcessRuntime and ContainerRuntime both are one. */
@@ -80,6 +82,12 @@ function usesConfigs(t: AppTemplate): boolean {
 export class WorkloadRuntime {
   private readonly statusListeners: Array<(name: string, status: InstanceStatus) => void> = [];
   private readonly unrunnable = new Map<string, InstanceStatus>();
+  /** What each instance was last started with, to keep it running when its config disappears. */
+  private lastGood = new Map<string, { entry: DesiredInstance | DesiredContainer; runtime: 'process' | 'container' }>();
+  /** Instances kept running on a config that is gone (see configDirsInUse). */
+  private keptWithoutConfig = new Set<string>();
+  /** Called once when an instance starts running on without its config (the agent logs it). */
+  onKept: ((instance: string, reason: string) => void) | undefined;
 
   constructor(
     private readonly processes: InstanceRuntime<DesiredInstance>,
@@ -111,17 +119,41 @@ export class WorkloadRuntime {
     const procs: DesiredInstance[] = [];
     const ctrs: DesiredContainer[] = [];
     const failed = new Map<string, string>();
+    const lastGood = new Map<string, { entry: DesiredInstance | DesiredContainer; runtime: 'process' | 'container' }>();
+    const keptNow = new Set<string>();
     for (const i of instances) {
       try {
-        const resolved = usesConfigs(i.template) ? this.resolveConfigs(i) : { env: {}, dirs: {} };
+        const configs = usesConfigs(i.template) ? this.resolveConfigs(i) : { env: {}, dirs: {} };
+        // The node may have changed unit since the agent started: the instance's own unit wins.
+        const resolved = { env: { ...(i.unit ? { OUTPOST_UNIT: i.unit } : {}), ...configs.env }, dirs: configs.dirs };
         const w = workloadOf(i.template);
-        if (w.runtime === 'process') procs.push({ name: i.name, template: flattenProcess(i.template, resolved), templateHash: i.templateHash });
-        else if (this.containers) ctrs.push({ name: i.name, template: i.template, templateHash: i.templateHash, configEnv: resolved.env, configDirs: resolved.dirs });
-        else failed.set(i.name, this.noContainersReason);
+        if (w.runtime === 'process') {
+          const entry = { name: i.name, template: flattenProcess(i.template, resolved), templateHash: i.templateHash };
+          procs.push(entry);
+          lastGood.set(i.name, { entry, runtime: 'process' });
+        } else if (this.containers) {
+          const entry = { name: i.name, template: i.template, templateHash: i.templateHash, configEnv: resolved.env, configDirs: resolved.dirs };
+          ctrs.push(entry);
+          lastGood.set(i.name, { entry, runtime: 'container' });
+        } else failed.set(i.name, this.noContainersReason);
       } catch (err) {
-        failed.set(i.name, err instanceof Error ? err.message : String(err));
+        const message = err instanceof Error ? err.message : String(err);
+        // A config deleted (or not yet delivered again) under a running instance never stops it:
+        // it keeps what it was started with, as a Kubernetes pod keeps a deleted ConfigMap's files.
+        const kept = this.lastGood.get(i.name);
+        if (kept && kept.entry.templateHash === i.templateHash) {
+          if (kept.runtime === 'process') procs.push(kept.entry as DesiredInstance);
+          else ctrs.push(kept.entry as DesiredContainer);
+          lastGood.set(i.name, kept);
+          keptNow.add(i.name);
+          if (!this.keptWithoutConfig.has(i.name)) this.onKept?.(i.name, message);
+          continue;
+        }
+        failed.set(i.name, message);
       }
     }
+    this.lastGood = lastGood;
+    this.keptWithoutConfig = keptNow;
     this.processes.reconcile(procs);
     this.containers?.reconcile(ctrs);
     for (const name of this.unrunnable.keys()) if (!failed.has(name)) this.unrunnable.delete(name);
@@ -135,6 +167,16 @@ export class WorkloadRuntime {
 
   onStatus(listener: (name: string, status: InstanceStatus) => void): void {
     this.statusListeners.push(listener);
+  }
+
+  /** Host directories that running instances still use (their config may be gone): not to be pruned. */
+  configDirsInUse(): Set<string> {
+    const out = new Set<string>();
+    for (const { entry, runtime } of this.lastGood.values()) {
+      if (runtime === 'container') for (const d of Object.values((entry as DesiredContainer).configDirs)) out.add(d);
+      else for (const [k, v] of Object.entries((entry as DesiredInstance).template.env ?? {})) if (k.startsWith('OUTPOST_CONFIG_DIR_')) out.add(v);
+    }
+    return out;
   }
 
   onEvent(listener: (event: RuntimeEvent) => void): void {

@@ -3,10 +3,11 @@ import { matchesLabels } from '../labels.js';
 import type { EdgeAppSpec, JsonPatchOp, Override, UnitSelection } from './edge-app.js';
 import type { AppTemplate } from './workload.js';
 
-/** Whether a unit selection (by names, by NodeUnit labels, or both: union) takes this unit. */
+/** Whether a unit selection (by names, by NodeUnit labels, or both: union) takes this unit; unitLabels undefined: the unit does not exist. */
 export function selectsUnit(sel: UnitSelection, unitName: string, unitLabels: Record<string, string> | undefined): boolean {
   if (sel.names?.includes(unitName)) return true;
-  if (sel.selector?.matchLabels && Object.keys(sel.selector.matchLabels).length > 0) return unitLabels !== undefined && matchesLabels(unitLabels, sel.selector.matchLabels);
+  // As in Kubernetes, a present but empty selector selects every unit.
+  if (sel.selector) return unitLabels !== undefined && matchesLabels(unitLabels, sel.selector.matchLabels);
   return false;
 }
 

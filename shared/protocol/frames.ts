@@ -154,6 +154,8 @@ export const CloseCodes = {
   UNAUTHORIZED: 4401,
   FORBIDDEN: 4403,
   REPLACED: 4409,
+  /** The node changed units: reconnect to get the new scope. */
+  RESCOPED: 4410,
   DEADLINE: 4408,
   SHUTDOWN: 4503,
 } as const;

@@ -1,0 +1,83 @@
+import type { EdgeNode, NodeUnit } from '../../shared/api/index.js';
+import { isOutpostError } from '../../shared/errors.js';
+import { deepEqual } from '../../shared/hash.js';
+import type { Logger } from '../../shared/logger.js';
+import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
+import { ControllerLoop } from '../controller-loop.js';
+import type { Store } from '../store/store.js';
+import { resolveMembership } from './membership.js';
+import { stampNode } from './stamping.js';
+import { unitStatus } from './unit-status.js';
+
+/**
+ * Keeps node units and their members in step: each EdgeNode's unit (spec.nodes, spec.selector,
+ * else the join unit), the labels and taints its unit stamps on it, and NodeUnit status (node
+ * counts by phase, conditions). A node whose unit changes gets a new session scope (the session
+ * manager closes its session when spec.unit changes; the agent reconnects at once).
+ */
+export class UnitController {
+  private readonly loop: ControllerLoop;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly deps: { store: Store; cache: ObjectCache; log: Logger; now?: () => number }) {
+    this.loop = new ControllerLoop('unit controller', () => this.reconcile(), deps.log);
+  }
+
+  start(): void {
+    this.unsubscribe = this.deps.cache.onChange((e) => { if (this.relevant(e)) this.loop.trigger(); });
+    this.loop.trigger();
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    await this.loop.stop();
+  }
+
+  idle(): Promise<void> {
+    return this.loop.idle();
+  }
+
+  private relevant(e: CacheEvent): boolean {
+    if (e.object.kind === 'NodeUnit') return true;
+    if (e.object.kind !== 'EdgeNode') return false;
+    const o = e.oldObject as EdgeNode | undefined;
+    const n = e.object as EdgeNode;
+    return e.type !== 'MODIFIED' || o?.status?.phase !== n.status?.phase || !deepEqual(o?.metadata.labels, n.metadata.labels) || !deepEqual(o?.spec, n.spec);
+  }
+
+  private async reconcile(): Promise<void> {
+    const { cache, store } = this.deps;
+    const units = cache.list('NodeUnit') as NodeUnit[];
+    const unitByName = new Map(units.map((u) => [u.metadata.name, u]));
+    const nodes = cache.list('EdgeNode') as EdgeNode[];
+    const lostClaims = new Map<string, string[]>();
+    const members = new Map<string, EdgeNode[]>();
+    for (const node of nodes) {
+      const m = resolveMembership(node, units);
+      for (const u of m.alsoClaimedBy) lostClaims.set(u, [...(lostClaims.get(u) ?? []), node.metadata.name]);
+      const stamped = stampNode(node, m.unit, unitByName.get(m.unit));
+      members.set(m.unit, [...(members.get(m.unit) ?? []), stamped]);
+      if (deepEqual(stamped.metadata, node.metadata) && deepEqual(stamped.spec, node.spec)) continue;
+      if (stamped.spec.unit !== node.spec.unit) this.deps.log.info({ node: node.metadata.name, from: node.spec.unit, to: stamped.spec.unit, by: m.by }, 'node changes unit');
+      await this.tolerateRaces(store.update(stamped, { resourceVersion: node.metadata.resourceVersion ?? '' }));
+    }
+    const now = new Date(this.deps.now?.() ?? Date.now()).toISOString();
+    for (const unit of units) {
+      const status = unitStatus(unit, members.get(unit.metadata.name) ?? [], lostClaims.get(unit.metadata.name) ?? [], unit.status, now);
+      if (!deepEqual(unit.status, status)) await this.tolerateRaces(store.updateStatus('NodeUnit', unit.metadata.name, status));
+    }
+  }
+
+  /** A node deleted or written concurrently (status reports): the next pass sees the new state. */
+  private async tolerateRaces<T>(p: Promise<T>): Promise<void> {
+    try {
+      await p;
+    } catch (err) {
+      if (isOutpostError(err, 'NOT_FOUND') || isOutpostError(err, 'CONFLICT')) {
+        this.loop.requeue();
+        return;
+      }
+      throw err;
+    }
+  }
+}
