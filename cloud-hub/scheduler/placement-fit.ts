@@ -8,14 +8,14 @@ export interface Requests {
   memoryBytes: number;
 }
 
+/** Requests of a template; a template without a workload or with an unreadable quantity (validated elsewhere) reserves nothing. */
 export function requestsOf(template: AppTemplate): Requests {
-  let req;
   try {
-    req = workloadOf(template).spec.resources?.requests;
+    const req = workloadOf(template).spec.resources?.requests;
+    return { cpuMillis: req?.cpu ? parseCpuMillis(req.cpu) : 0, memoryBytes: req?.memory ? parseMemoryBytes(req.memory) : 0 };
   } catch {
     return { cpuMillis: 0, memoryBytes: 0 };
   }
-  return { cpuMillis: req?.cpu ? parseCpuMillis(req.cpu) : 0, memoryBytes: req?.memory ? parseMemoryBytes(req.memory) : 0 };
 }
 
 /** Kubernetes matching: key (empty key with Exists: every key), Exists or Equal value, effect (empty: every effect). */

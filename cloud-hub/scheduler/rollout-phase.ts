@@ -19,6 +19,8 @@ export interface PhaseInput {
   /** Changes whenever the unit makes progress (more updated, more available on the target). */
   progressKey: string;
   prevProgressKey: string | undefined;
+  /** The unit's target changed within the same revision (a config change with restartOnConfigChange). */
+  targetChanged: boolean;
   deadlineSeconds: number;
   /** Says what is stuck, for the Failed message. */
   describeStuck: () => string;
@@ -44,7 +46,7 @@ export interface PhaseResult {
  */
 export function rolloutPhase(p: PhaseInput): PhaseResult {
   const nowIso = new Date(p.now).toISOString();
-  const sameRollout = p.prev?.updateRevision === p.revision;
+  const sameRollout = p.prev?.updateRevision === p.revision && !p.targetChanged;
   const prevCompleted = p.prev?.revision;
   const stillComplete = sameRollout && p.prev?.rollout === 'Complete' && p.allAtTarget;
   if (p.done || stillComplete) return { phase: 'Complete', steps: true, progressAt: (sameRollout && p.prev?.rollout === 'Complete' && p.prev.progressAt) || nowIso, completedRevision: p.revision };

@@ -45,6 +45,8 @@ export class Scheduler {
   private stopped = false;
   /** Last progress key per app and unit (for the progress deadline). */
   private readonly progress = new Map<string, string>();
+  /** Last target key per app and unit (a config change is a new rollout within one revision). */
+  private readonly targets = new Map<string, string>();
 
   constructor(private readonly deps: SchedulerDeps, private readonly options: SchedulerOptions = {}) {}
 
@@ -140,15 +142,20 @@ export class Scheduler {
     const usage = NodeUsage.of(instances);
     const owners = new Map(instances.map((i) => [i.metadata.name, i.spec.app]));
     const appNames = new Set(apps.map((a) => a.metadata.name));
+    const byApp = groupBy(instances, (i) => i.spec.app);
+    const nodesByUnit = groupBy(nodes, (n) => n.spec.unit);
+    const revisionsByApp = groupBy(revisions, (r) => r.spec.app);
     const keep = new Set<string>();
     const progressSeen = new Set<string>();
     let wakeAt: number | undefined;
 
     for (const app of apps) {
       const name = app.metadata.name;
-      const mine = instances.filter((i) => i.spec.app === name);
+      const mine = byApp.get(name) ?? [];
+      const mineByName = new Map(mine.map((i) => [i.metadata.name, i]));
+      const mineByUnit = groupBy(mine, (i) => i.spec.unit);
       const problems: string[] = [];
-      const revision = await this.syncRevisions(app, revisions.filter((r) => r.spec.app === name), new Set(mine.map((i) => i.spec.revision ?? 0)), problems);
+      const revision = await this.syncRevisions(app, revisionsByApp.get(name) ?? [], new Set(mine.map((i) => i.spec.revision ?? 0)), problems);
       const configsHash = (t: AppTemplate) => (app.spec.restartOnConfigChange && this.deps.configsHash ? this.deps.configsHash(t) : '');
       const unitStatuses: UnitAppStatus[] = [];
       const now = this.now();
@@ -157,14 +164,15 @@ export class Scheduler {
         const key = `${name}\0${unitName}`;
         progressSeen.add(key);
         const r = reconcileUnit({
-          app, unitName, unit, nodes: nodes.filter((n) => n.spec.unit === unitName), instances: mine.filter((i) => i.spec.unit === unitName),
-          revision, configsHash, usage, ownerOf: (n) => owners.get(n), now, prevProgressKey: this.progress.get(key),
+          app, unitName, unit, nodes: nodesByUnit.get(unitName) ?? [], instances: mineByUnit.get(unitName) ?? [],
+          revision, configsHash, usage, ownerOf: (n) => owners.get(n), now, prevProgressKey: this.progress.get(key), prevTargetKey: this.targets.get(key),
         });
         this.progress.set(key, r.progressKey);
+        this.targets.set(key, r.targetKey);
         if (r.deadlineAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, r.deadlineAt);
         for (const n of r.keep) keep.add(n);
         for (const [iname, spec] of r.specs) {
-          const problem = await this.writeInstance(mine.find((i) => i.metadata.name === iname), iname, spec);
+          const problem = await this.writeInstance(mineByName.get(iname), iname, spec);
           if (problem) problems.push(problem);
           else owners.set(iname, name);
         }
@@ -186,6 +194,7 @@ export class Scheduler {
       if (!appNames.has(r.spec.app)) await this.ignoreGone(this.deps.store.delete('AppRevision', r.metadata.name));
     }
     for (const k of this.progress.keys()) if (!progressSeen.has(k)) this.progress.delete(k);
+    for (const k of this.targets.keys()) if (!progressSeen.has(k)) this.targets.delete(k);
     return wakeAt;
   }
 
@@ -243,4 +252,15 @@ export class Scheduler {
       throw err;
     }
   }
+}
+
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
+  }
+  return out;
 }

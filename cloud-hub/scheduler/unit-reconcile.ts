@@ -1,4 +1,5 @@
 import type { AppTemplate, EdgeApp, EdgeNode, Instance, InstanceSpec, NodeUnit, UnitAppStatus } from '../../shared/api/index.js';
+import { shortHash } from '../../shared/hash.js';
 import { requestsOf } from './placement-fit.js';
 import { instanceName, pickNode, type NodeUsage } from './placement.js';
 import { DEFAULT_PROGRESS_DEADLINE_SECONDS, rolloutPhase } from './rollout-phase.js';
@@ -23,6 +24,8 @@ export interface UnitInput {
   ownerOf: (name: string) => string | undefined;
   now: number;
   prevProgressKey: string | undefined;
+  /** The unit's target key of the previous pass (undefined after a hub restart). */
+  prevTargetKey: string | undefined;
 }
 
 export interface UnitResult {
@@ -32,6 +35,8 @@ export interface UnitResult {
   keep: Set<string>;
   status: UnitAppStatus;
   progressKey: string;
+  /** What the unit rolls to: its rendered template and configs hash. */
+  targetKey: string;
   /** When a Progressing unit would hit its deadline (ms since epoch). */
   deadlineAt?: number;
   problems: string[];
@@ -53,10 +58,11 @@ export function reconcileUnit(u: UnitInput): UnitResult {
     for (const i of u.instances) keep.add(i.metadata.name);
     const ready = u.instances.filter((i) => i.status?.ready).length;
     const status: UnitAppStatus = { unit: unitName, desired: prev?.desired ?? u.instances.length, scheduled: u.instances.filter((i) => i.spec.node).length, ready, updated: 0, message: variant.message.slice(0, 2048) };
-    return { specs, keep, status, progressKey: u.prevProgressKey ?? '', problems: [variant.message] };
+    return { specs, keep, status, progressKey: u.prevProgressKey ?? '', targetKey: u.prevTargetKey ?? '', problems: [variant.message] };
   }
   const { replicas, template: unitTemplate } = variant;
   const configs = u.configsHash(unitTemplate);
+  const targetKey = shortHash({ template: unitTemplate, configs });
   const target = (node: string) => {
     const template = instanceTemplate(unitTemplate, node);
     return { template, templateHash: instanceHash(template, configs) };
@@ -107,7 +113,7 @@ export function reconcileUnit(u: UnitInput): UnitResult {
   const phase = rolloutPhase({
     now: u.now, revision: u.revision, prev, done, allAtTarget, paused: app.spec.rollout?.paused === true,
     hasReadyNode: nodes.some((n) => n.status?.phase === 'Ready'),
-    progressKey, prevProgressKey: u.prevProgressKey,
+    progressKey, prevProgressKey: u.prevProgressKey, targetChanged: u.prevTargetKey !== undefined && u.prevTargetKey !== targetKey,
     deadlineSeconds: app.spec.rollout?.progressDeadlineSeconds ?? DEFAULT_PROGRESS_DEADLINE_SECONDS,
     describeStuck: () => describeStuck(u.instances, replicas, updatedCount, updatedAvailable, (i) => targetHashOf(i) === target(i.spec.node).templateHash),
   });
@@ -144,8 +150,9 @@ export function reconcileUnit(u: UnitInput): UnitResult {
 
   // Counts from what the instances will be asked to run, with what they last reported.
   let scheduled = 0; let ready = 0; let updated = 0; let available = 0;
+  const byName = new Map(u.instances.map((x) => [x.metadata.name, x]));
   for (const name of keep) {
-    const i = u.instances.find((x) => x.metadata.name === name);
+    const i = byName.get(name);
     const spec = specs.get(name) ?? i?.spec;
     if (!spec) continue;
     const fresh = !i || i.spec.node !== spec.node;
@@ -162,7 +169,7 @@ export function reconcileUnit(u: UnitInput): UnitResult {
     updateRevision: u.revision, rollout: phase.phase, progressAt: phase.progressAt,
     ...(phase.message ?? (problems.length ? problems[0] : undefined) ? { message: (phase.message ?? problems[0] ?? '').slice(0, 2048) } : {}),
   };
-  return { specs, keep, status, progressKey, ...(phase.deadlineAt !== undefined ? { deadlineAt: phase.deadlineAt } : {}), problems };
+  return { specs, keep, status, progressKey, targetKey, ...(phase.deadlineAt !== undefined ? { deadlineAt: phase.deadlineAt } : {}), problems };
 }
 
 function describeStuck(instances: Instance[], replicas: number, updated: number, updatedAvailable: number, atTarget: (i: Instance) => boolean): string {

@@ -1,6 +1,10 @@
 import { type AppTemplate, type EdgeApp, type NodeUnit } from '../../shared/api/index.js';
 import { PatchApplyError, renderForUnit, substitute } from '../../shared/api/render.js';
+import { AppTemplateSchema } from '../../shared/api/workload.js';
 import { shortHash } from '../../shared/hash.js';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+
+const templateCheck = TypeCompiler.Compile(AppTemplateSchema);
 
 /** One unit's variant of an app, or why it cannot be rendered (the unit's instances are left alone). */
 export type UnitVariant = { ok: true; replicas: number; template: AppTemplate } | { ok: false; message: string };
@@ -8,6 +12,11 @@ export type UnitVariant = { ok: true; replicas: number; template: AppTemplate } 
 export function unitVariant(app: EdgeApp, unitName: string, unit: NodeUnit | undefined): UnitVariant {
   try {
     const v = renderForUnit(app.spec, unitName, unit?.metadata.labels);
+    // Each override is checked at apply time on its own; several together may still break the schema.
+    if (!templateCheck.Check(v.template)) {
+      const e = templateCheck.Errors(v.template).First();
+      return { ok: false, message: `the template rendered for unit ${unitName} is invalid at ${e?.path || '/'}: ${e?.message ?? 'schema mismatch'}` };
+    }
     return { ok: true, replicas: v.replicas, template: v.template };
   } catch (err) {
     if (err instanceof PatchApplyError) return { ok: false, message: `override patch ${err.path} does not apply to unit ${unitName}: ${err.message}` };

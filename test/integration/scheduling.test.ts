@@ -115,7 +115,7 @@ describe('scheduling with real agents', () => {
 
     const app = await getApp('gpu');
     app.spec.template.tolerations = [{ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }];
-    await cluster.api('PUT', `${API}/edgeapps/gpu`, { ...app, status: undefined });
+    await cluster.api('PUT', `${API}/edgeapps/gpu`, { ...app, metadata: { name: 'gpu' }, status: undefined });
     await waitFor(async () => { const l = await list('gpu'); return l[0]?.spec.node === 'b1' && running(l); }, { timeoutMs: 20_000, message: 'gpu placed on b1' });
     assert.equal((await getApp('gpu')).status?.message, undefined);
   });

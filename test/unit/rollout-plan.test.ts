@@ -80,7 +80,7 @@ describe('rollout step math', () => {
 describe('rollout phase', () => {
   const base: PhaseInput = {
     now: Date.parse('2026-01-01T00:10:00Z'), revision: 2, prev: { unit: 'a', desired: 2, scheduled: 2, ready: 1, updated: 1, revision: 1, updateRevision: 2, rollout: 'Progressing', progressAt: '2026-01-01T00:00:00.000Z' },
-    done: false, allAtTarget: false, paused: false, hasReadyNode: true, progressKey: '1/0', prevProgressKey: '1/0', deadlineSeconds: 300, describeStuck: () => 'stuck',
+    done: false, allAtTarget: false, paused: false, hasReadyNode: true, progressKey: '1/0', prevProgressKey: '1/0', targetChanged: false, deadlineSeconds: 300, describeStuck: () => 'stuck',
   };
 
   test('no progress past the deadline: Failed, no steps, and it sticks until the revision changes', () => {
@@ -93,6 +93,8 @@ describe('rollout phase', () => {
     const undone = rolloutPhase({ ...base, revision: 3, prev: { ...base.prev!, rollout: 'Failed' } });
     assert.equal(undone.phase, 'Progressing');
     assert.equal(undone.steps, true);
+    const configFixed = rolloutPhase({ ...base, targetChanged: true, prev: { ...base.prev!, rollout: 'Failed' } });
+    assert.equal(configFixed.phase, 'Progressing', 'a config change (same revision) is a new rollout too');
   });
 
   test('progress restarts the clock; within the deadline it is Progressing with a wake-up time', () => {

@@ -12,7 +12,7 @@ import { containerCreateBody, containerName, containerSpecOf, LABEL_INSTANCE, LA
 import { containerProbeTarget, runFromInspect, runKey, validTime, type ContainerRun } from './container-run.js';
 import type { ContainerSupervisorDeps } from './container-deps.js';
 import { containerExit, exitedContainerStatus, pendingContainerStatus, runningContainerStatus, shortId } from './container-status.js';
-import { EngineError, type DockerEngine } from './docker-engine.js';
+import { EngineError } from './docker-engine.js';
 import type { ContainerInspect, ContainerSummary } from './engine-types.js';
 import { ensureImage, ImageUnavailableError, pullReporter, type PullReport } from './image-puller.js';
 import { ContainerLogPump } from './log-pump.js';
