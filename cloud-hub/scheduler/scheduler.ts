@@ -3,6 +3,7 @@ import { deepEqual } from '../../shared/hash.js';
 import { isOutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
+import { ControllerLoop } from '../controller-loop.js';
 import type { HubMetrics } from '../metrics.js';
 import { appSelectsUnit } from '../sessions/scope.js';
 import type { Store } from '../store/store.js';
@@ -37,10 +38,8 @@ export interface SchedulerDeps {
  * unit by unit (rollout-plan.ts), and writes EdgeApp status per unit.
  */
 export class Scheduler {
-  private timer: NodeJS.Timeout | undefined;
+  private readonly loop: ControllerLoop;
   private wake: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
   private unsubscribe: (() => void) | undefined;
   private stopped = false;
   /** Last progress key per app and unit (for the progress deadline). */
@@ -48,29 +47,30 @@ export class Scheduler {
   /** Last target key per app and unit (a config change is a new rollout within one revision). */
   private readonly targets = new Map<string, string>();
 
-  constructor(private readonly deps: SchedulerDeps, private readonly options: SchedulerOptions = {}) {}
+  constructor(private readonly deps: SchedulerDeps, options: SchedulerOptions = {}) {
+    this.loop = new ControllerLoop('scheduler', () => this.pass(), deps.log, { debounceMs: options.debounceMs ?? 20 });
+  }
 
   start(): void {
-    this.unsubscribe = this.deps.cache.onChange((e) => { if (this.relevant(e)) this.trigger(); });
-    this.trigger();
+    this.unsubscribe = this.deps.cache.onChange((e) => { if (this.relevant(e)) this.loop.trigger(); });
+    this.loop.trigger();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
-    clearTimeout(this.timer);
     clearTimeout(this.wake);
-    await this.running;
+    await this.loop.stop();
   }
 
   /** Resolves when no pass is pending or running (tests, shutdown). */
-  async idle(): Promise<void> {
-    while (this.running || this.timer) await (this.running ?? new Promise((r) => setTimeout(r, this.options.debounceMs ?? 20)));
+  idle(): Promise<void> {
+    return this.loop.idle();
   }
 
   /** Runs a pass soon (tests that move the clock). */
   poke(): void {
-    this.trigger();
+    this.loop.trigger();
   }
 
   private relevant(e: CacheEvent): boolean {
@@ -97,33 +97,14 @@ export class Scheduler {
     }
   }
 
-  private trigger(): void {
-    if (this.stopped) return;
-    if (this.running) { this.again = true; return; }
-    if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running = this.pass().finally(() => {
-        this.running = undefined;
-        if (this.again) { this.again = false; this.trigger(); }
-      });
-    }, this.options.debounceMs ?? 20);
-  }
-
   private async pass(): Promise<void> {
     this.deps.metrics.schedulerRuns.inc();
-    try {
-      const next = await this.reconcile();
-      clearTimeout(this.wake);
-      if (next !== undefined && !this.stopped) {
-        // A progress deadline is due: wake up for it even if nothing else changes.
-        this.wake = setTimeout(() => this.trigger(), Math.max(0, next - this.now()) + 50);
-        this.wake.unref();
-      }
-    } catch (err) {
-      // A store failure: retry, but slowly (a tight loop would only burn the CPU it needs).
-      this.deps.log.error({ err }, 'scheduler pass failed; retrying in 1 s');
-      setTimeout(() => this.trigger(), 1000).unref();
+    const next = await this.reconcile();
+    clearTimeout(this.wake);
+    if (next !== undefined && !this.stopped) {
+      // A progress deadline is due: wake up for it even if nothing else changes.
+      this.wake = setTimeout(() => this.loop.trigger(), Math.max(0, next - this.now()) + 50);
+      this.wake.unref();
     }
   }
 
@@ -206,7 +187,7 @@ export class Scheduler {
         await this.deps.store.create(r as AnyObject);
         this.deps.log.info({ app: app.metadata.name, revision: r.spec.revision }, 'app revision created');
       } catch (err) {
-        if (isOutpostError(err, 'ALREADY_EXISTS')) { this.again = true; continue; }
+        if (isOutpostError(err, 'ALREADY_EXISTS')) { this.loop.requeue(); continue; }
         if (isOutpostError(err, 'INVALID')) { problems.push(`cannot keep revision ${r.metadata.name.slice(0, 80)}: ${err.message}`); continue; }
         throw err;
       }
@@ -246,7 +227,7 @@ export class Scheduler {
       return await p;
     } catch (err) {
       if (isOutpostError(err, 'NOT_FOUND') || isOutpostError(err, 'CONFLICT')) {
-        this.again = true;
+        this.loop.requeue();
         return undefined;
       }
       throw err;

@@ -7,6 +7,7 @@ import type { Logger } from '../../shared/logger.js';
 import { InstanceSupervisor, type SupervisorDeps } from './instance-supervisor.js';
 import { hasProcFs } from './proc-stat.js';
 import { RuntimeStateStore } from './runtime-state.js';
+import { RuntimeListeners } from './runtime-listeners.js';
 import type { DesiredInstance, ProcessRuntimeDeps, ProcessRuntimeOptions, RuntimeEvent, RuntimeSettings } from './types.js';
 
 export type { DesiredInstance, ProcessRuntimeDeps, ProcessRuntimeOptions, RuntimeEvent } from './types.js';
@@ -25,8 +26,7 @@ export class ProcessRuntime {
   private readonly clock: Clock;
   private readonly settings: RuntimeSettings;
   private readonly instances = new Map<string, InstanceSupervisor>();
-  private readonly statusListeners: Array<(name: string, status: InstanceStatus) => void> = [];
-  private readonly eventListeners: Array<(event: RuntimeEvent) => void> = [];
+  private readonly listeners: RuntimeListeners;
   private lifecycle: LifecycleState = 'stopped';
   private pollTimer: Timer | null = null;
   private supervisorDeps: SupervisorDeps | null = null;
@@ -36,6 +36,7 @@ export class ProcessRuntime {
     options: ProcessRuntimeOptions,
   ) {
     this.log = deps.log.child({ component: 'runtime' });
+    this.listeners = new RuntimeListeners(this.log);
     this.clock = deps.clock ?? systemClock;
     this.settings = {
       logDir: options.logDir,
@@ -68,8 +69,8 @@ export class ProcessRuntime {
       clock: this.clock,
       settings: this.settings,
       procFs,
-      onStatus: (name, status) => this.emitStatus(name, status),
-      onEvent: (event) => this.emitEvent(event),
+      onStatus: (name, status) => this.listeners.emitStatus(name, status),
+      onEvent: (event) => this.listeners.emitEvent(event),
       onRemoved: (name) => this.instances.delete(name),
     };
     this.supervisorDeps = deps;
@@ -100,7 +101,7 @@ export class ProcessRuntime {
     const wanted = new Map<string, DesiredInstance>();
     for (const d of desired) {
       if (!INSTANCE_NAME.test(d.name) || d.name.length > 253) {
-        this.emitEvent({ type: 'Warning', reason: 'InvalidName', message: 'instance name is not a valid name; ignored', instance: d.name });
+        this.listeners.emitEvent({ type: 'Warning', reason: 'InvalidName', message: 'instance name is not a valid name; ignored', instance: d.name });
         continue;
       }
       if (wanted.has(d.name)) this.log.warn({ instance: d.name }, 'instance listed twice; the last entry wins');
@@ -142,12 +143,12 @@ export class ProcessRuntime {
 
   /** Called on every status change of any instance (not on every poll). */
   onStatus(listener: (name: string, status: InstanceStatus) => void): void {
-    this.statusListeners.push(listener);
+    this.listeners.onStatus(listener);
   }
 
   /** Called for Started, Exited, FailedStart, BackOff, Adopted, Stopped, Killed, Replaced, Removed, LogRotated, Unhealthy. */
   onEvent(listener: (event: RuntimeEvent) => void): void {
-    this.eventListeners.push(listener);
+    this.listeners.onEvent(listener);
   }
 
   statuses(): Map<string, InstanceStatus> {
@@ -169,26 +170,6 @@ export class ProcessRuntime {
     this.pollTimer = timer;
   }
 
-  private emitStatus(name: string, status: InstanceStatus): void {
-    for (const listener of this.statusListeners) {
-      try {
-        listener(name, { ...status });
-      } catch (err) {
-        this.log.error({ err, instance: name }, 'status listener failed');
-      }
-    }
-  }
-
-  private emitEvent(event: RuntimeEvent): void {
-    this.log.info({ instance: event.instance, reason: event.reason }, event.message);
-    for (const listener of this.eventListeners) {
-      try {
-        listener({ ...event });
-      } catch (err) {
-        this.log.error({ err, instance: event.instance }, 'event listener failed');
-      }
-    }
-  }
 
   /** One instance's failure must not stop the others, nor throw into a timer. */
   private guard(name: string, fn: () => void): void {

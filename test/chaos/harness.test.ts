@@ -7,7 +7,8 @@ import type { CrashRecord } from '../../chaos/faults.js';
 import { planFaults } from '../../chaos/faults.js';
 import type { StartRecord } from '../../chaos/markers.js';
 import type { InstanceVersion } from '../../chaos/observer.js';
-import { parseChaosArgs } from '../../chaos/main.js';
+import { resolve } from 'node:path';
+import { parseChaosArgs, REPORT_FILE } from '../../chaos/main.js';
 import { Rng } from '../../chaos/rng.js';
 import { planWorkload } from '../../chaos/workload.js';
 
@@ -56,7 +57,8 @@ describe('chaos harness', () => {
 
   test('command line: defaults, a printed seed, bad values refused', () => {
     const o = parseChaosArgs(['--', '--seed', '12']);
-    assert.deepEqual({ ...o, convergeTimeoutS: undefined }, { agents: 6, units: 3, durationS: 60, seed: 12, keep: false, convergeTimeoutS: undefined });
+    assert.deepEqual({ ...o, convergeTimeoutS: undefined }, { agents: 6, units: 3, durationS: 60, seed: 12, keep: false, convergeTimeoutS: undefined, reportFile: REPORT_FILE });
+    assert.equal(parseChaosArgs(['--report', 'x/r.json']).reportFile, resolve('x/r.json'));
     assert.equal(typeof parseChaosArgs([]).seed, 'number');
     assert.throws(() => parseChaosArgs(['--agents', 'x']), /--agents x/);
     assert.throws(() => parseChaosArgs(['--units', '5', '--agents', '2']), /every unit needs an agent/);

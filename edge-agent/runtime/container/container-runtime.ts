@@ -12,6 +12,7 @@ import { pendingContainerStatus, shortId } from './container-status.js';
 import type { ContainerSettings, ContainerSupervisorDeps } from './container-deps.js';
 import { ContainerSupervisor } from './container-supervisor.js';
 import type { DockerEngine } from './docker-engine.js';
+import { RuntimeListeners } from '../runtime-listeners.js';
 import type { ContainerSummary } from './engine-types.js';
 
 /** Instance names become directory and container names: the API's NameSchema. */
@@ -60,8 +61,7 @@ export class ContainerRuntime implements InstanceRuntime<DesiredContainer> {
   private readonly settings: ContainerSettings;
   private readonly pollIntervalMs: number;
   private readonly instances = new Map<string, ContainerSupervisor>();
-  private readonly statusListeners: Array<(name: string, status: InstanceStatus) => void> = [];
-  private readonly eventListeners: Array<(event: RuntimeEvent) => void> = [];
+  private readonly listeners: RuntimeListeners;
   private lifecycle: LifecycleState = 'stopped';
   private pollTimer: Timer | null = null;
   private supervisorDeps: ContainerSupervisorDeps | null = null;
@@ -79,6 +79,7 @@ export class ContainerRuntime implements InstanceRuntime<DesiredContainer> {
     options: ContainerRuntimeOptions,
   ) {
     this.log = deps.log.child({ component: 'container-runtime' });
+    this.listeners = new RuntimeListeners(this.log);
     this.clock = deps.clock ?? systemClock;
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.settings = {
@@ -113,8 +114,8 @@ export class ContainerRuntime implements InstanceRuntime<DesiredContainer> {
       log: this.log,
       clock: this.clock,
       settings: this.settings,
-      onStatus: (name, status) => this.emitStatus(name, status),
-      onEvent: (event) => this.emitEvent(event),
+      onStatus: (name, status) => this.listeners.emitStatus(name, status),
+      onEvent: (event) => this.listeners.emitEvent(event),
       onRemoved: (name) => this.instances.delete(name),
     };
     this.lifecycle = 'running';
@@ -133,7 +134,7 @@ export class ContainerRuntime implements InstanceRuntime<DesiredContainer> {
     const wanted = new Map<string, DesiredContainer>();
     for (const d of desired) {
       if (!INSTANCE_NAME.test(d.name) || d.name.length > 253) {
-        this.emitEvent({ type: 'Warning', reason: 'InvalidName', message: 'instance name is not a valid name; ignored', instance: d.name });
+        this.listeners.emitEvent({ type: 'Warning', reason: 'InvalidName', message: 'instance name is not a valid name; ignored', instance: d.name });
         continue;
       }
       wanted.set(d.name, d);
@@ -178,12 +179,12 @@ export class ContainerRuntime implements InstanceRuntime<DesiredContainer> {
   }
 
   onStatus(listener: (name: string, status: InstanceStatus) => void): void {
-    this.statusListeners.push(listener);
+    this.listeners.onStatus(listener);
   }
 
   /** Started, Exited, Adopted, Pulling, Pulled, FailedPull, FailedStart, BackOff, Unhealthy, Stopped, Replaced, Removed, LogRotated, EngineError. */
   onEvent(listener: (event: RuntimeEvent) => void): void {
-    this.eventListeners.push(listener);
+    this.listeners.onEvent(listener);
   }
 
   statuses(): Map<string, InstanceStatus> {
@@ -260,7 +261,7 @@ export class ContainerRuntime implements InstanceRuntime<DesiredContainer> {
       const status = pendingContainerStatus({ restarts: 0, templateHash: d.templateHash }, message);
       if (JSON.stringify(this.waiting.get(d.name)) === JSON.stringify(status)) continue;
       this.waiting.set(d.name, status);
-      this.emitStatus(d.name, status);
+      this.listeners.emitStatus(d.name, status);
     }
   }
 
@@ -309,32 +310,12 @@ export class ContainerRuntime implements InstanceRuntime<DesiredContainer> {
     this.log.warn({ instance, containerId: c.Id }, 'removing a container of an instance this node no longer runs');
     try {
       await this.deps.engine.removeContainer(c.Id);
-      this.emitEvent({ type: 'Normal', reason: 'Removed', message: `removed leftover container ${shortId(c.Id)}`, instance });
+      this.listeners.emitEvent({ type: 'Normal', reason: 'Removed', message: `removed leftover container ${shortId(c.Id)}`, instance });
     } catch (err) {
       this.log.warn({ err, instance }, 'removing a leftover container failed');
     }
   }
 
-  private emitStatus(name: string, status: InstanceStatus): void {
-    for (const listener of this.statusListeners) {
-      try {
-        listener(name, { ...status });
-      } catch (err) {
-        this.log.error({ err, instance: name }, 'status listener failed');
-      }
-    }
-  }
-
-  private emitEvent(event: RuntimeEvent): void {
-    this.log.info({ instance: event.instance, reason: event.reason }, event.message);
-    for (const listener of this.eventListeners) {
-      try {
-        listener({ ...event });
-      } catch (err) {
-        this.log.error({ err, instance: event.instance }, 'event listener failed');
-      }
-    }
-  }
 
   private guard(name: string, fn: () => void): void {
     try {
