@@ -4,12 +4,15 @@ import type { EdgeApp, UnitAppStatus } from '../../shared/api/index.js';
 export type RolloutVerdict = { state: 'complete' } | { state: 'failed'; units: UnitAppStatus[] } | { state: 'progressing' };
 
 /**
- * Complete: the hub has seen the app's latest generation and every selected unit reports
+ * Complete: the hub has seen the app's latest generation (and the configs it uses as of
+ * `configRevision`: see configRevisionOf) and every selected unit reports
  * Complete for the current revision. Failed: some unit's rollout to the current revision failed.
  */
-export function rolloutVerdict(app: EdgeApp): RolloutVerdict {
+export function rolloutVerdict(app: EdgeApp, configRevision = 0): RolloutVerdict {
   const st = app.status;
   if (!st || st.observedGeneration !== (app.metadata.generation ?? 0)) return { state: 'progressing' };
+  // A config change made just before: the hub has not taken it into account yet.
+  if ((st.observedConfigRevision ?? 0) < configRevision) return { state: 'progressing' };
   const units = st.units ?? [];
   const failed = units.filter((u) => u.rollout === 'Failed' && u.updateRevision === st.revision);
   if (failed.length > 0) return { state: 'failed', units: failed };

@@ -1,9 +1,10 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import type { AnyObject, AppRevision, EdgeApp } from '../../shared/api/index.js';
+import type { AnyObject, AppRevision, EdgeApp, EdgeConfig, NodeUnit } from '../../shared/api/index.js';
 import { parseDuration } from '../../shared/duration.js';
 import { OutpostError, isOutpostError } from '../../shared/errors.js';
 import { APP_LABEL, revisionHash } from '../../cloud-hub/scheduler/revisions.js';
+import { configRevisionOf } from '../../cloud-hub/configs/config-revision.js';
 import { API_PREFIX, type HubClient } from '../client.js';
 import { age, table } from '../format.js';
 import { rolloutVerdict, unitLine } from './rollout-progress.js';
@@ -103,12 +104,24 @@ async function history(client: HubClient, name: string): Promise<string> {
   ]));
 }
 
+/** The newest resourceVersion of the configs the app uses now (what the hub must have seen). */
+async function currentConfigRevision(client: HubClient, app: EdgeApp): Promise<number> {
+  const [configs, units] = await Promise.all([
+    client.request<{ items: EdgeConfig[] }>('GET', `${API_PREFIX}/edgeconfigs`),
+    client.request<{ items: NodeUnit[] }>('GET', `${API_PREFIX}/nodeunits`),
+  ]);
+  const byName = new Map(configs.items.map((c) => [c.metadata.name, c]));
+  const selected = units.items.filter((u) => app.status?.units?.some((s) => s.unit === u.metadata.name));
+  return configRevisionOf(app, selected, (n) => byName.get(n));
+}
+
 /**
  * Follows the app through the hub's watch API and shows per-unit progress: bars on a terminal,
  * one plain line per change otherwise. Returns the exit code.
  */
 async function followRollout(client: HubClient, name: string, timeoutMs: number, tty: boolean): Promise<number> {
-  await client.request<EdgeApp>('GET', appPath(name)); // a clear NOT_FOUND before watching
+  const first = await client.request<EdgeApp>('GET', appPath(name)); // a clear NOT_FOUND before watching
+  const configRevision = await currentConfigRevision(client, first);
   const view = tty ? new BarView() : new LineView();
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), timeoutMs);
@@ -124,7 +137,7 @@ async function followRollout(client: HubClient, name: string, timeoutMs: number,
       outcome = await readEvents(res.body, abort.signal, (type, app) => {
         if (type === 'DELETED') return { code: 1, text: `app ${name} was deleted` };
         view.show(app);
-        const v = rolloutVerdict(app);
+        const v = rolloutVerdict(app, configRevision);
         if (v.state === 'complete') return { code: 0, text: `rollout of ${name} complete: revision ${app.status?.revision ?? '-'} in ${app.status?.units?.length ?? 0} unit(s)` };
         if (v.state === 'failed') return { code: 1, text: `rollout of ${name} failed in unit ${v.units.map((u) => `${u.unit}${u.message ? ` (${u.message})` : ''}`).join(', ')}` };
         return undefined;

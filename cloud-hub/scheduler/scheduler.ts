@@ -1,8 +1,9 @@
-import { API_VERSION, type AnyObject, type AppRevision, type AppTemplate, type EdgeApp, type EdgeAppStatus, type EdgeNode, type Instance, type InstanceSpec, type NodeUnit, type UnitAppStatus } from '../../shared/api/index.js';
+import { API_VERSION, type AnyObject, type AppRevision, type AppTemplate, type EdgeApp, type EdgeAppStatus, type EdgeConfig, type EdgeNode, type Instance, type InstanceSpec, type NodeUnit, type UnitAppStatus } from '../../shared/api/index.js';
 import { deepEqual } from '../../shared/hash.js';
 import { isOutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
+import { configRevisionOf } from '../configs/config-revision.js';
 import { ControllerLoop } from '../controller-loop.js';
 import type { HubMetrics } from '../metrics.js';
 import { appSelectsUnit } from '../sessions/scope.js';
@@ -139,9 +140,11 @@ export class Scheduler {
       const revision = await this.syncRevisions(app, revisionsByApp.get(name) ?? [], new Set(mine.map((i) => i.spec.revision ?? 0)), problems);
       const configsHash = (t: AppTemplate) => (app.spec.restartOnConfigChange && this.deps.configsHash ? this.deps.configsHash(t) : '');
       const unitStatuses: UnitAppStatus[] = [];
+      const selectedUnits: NodeUnit[] = [];
       const now = this.now();
       for (const [unitName, unit] of [...units].sort(([a], [b]) => a.localeCompare(b))) {
         if (!appSelectsUnit(app, unitName, unit)) continue;
+        selectedUnits.push(unit);
         const key = `${name}\0${unitName}`;
         progressSeen.add(key);
         const r = reconcileUnit({
@@ -163,7 +166,9 @@ export class Scheduler {
       const warnings = unitNameWarnings(app, (u) => units.has(u));
       const message = [...new Set(problems)].slice(0, 5).join('; ').slice(0, 4096);
       const status: EdgeAppStatus = {
-        observedGeneration: app.metadata.generation ?? 0, revision, templateHash: revisionHash(app), units: unitStatuses,
+        observedGeneration: app.metadata.generation ?? 0, revision, templateHash: revisionHash(app),
+        observedConfigRevision: configRevisionOf(app, selectedUnits, (n) => cache.get('EdgeConfig', n) as EdgeConfig | undefined),
+        units: unitStatuses,
         ...(message ? { message } : {}), ...(warnings.length ? { warnings } : {}),
       };
       if (!deepEqual(app.status, status)) await this.ignoreGone(this.deps.store.updateStatus('EdgeApp', name, status));

@@ -122,6 +122,11 @@ export const EdgeAppStatusSchema = Type.Object(
     /** The current revision number (its template and overrides are kept as AppRevision `<app>-<n>`). */
     revision: Type.Optional(Type.Integer()),
     templateHash: Type.Optional(Type.String()),
+    /**
+     * The newest resourceVersion among the EdgeConfigs the app uses, as the hub saw them when it
+     * wrote this status: `rollout status` waits until it covers a config change just made.
+     */
+    observedConfigRevision: Type.Optional(Type.Integer({ minimum: 0 })),
     units: Type.Optional(Type.Array(UnitAppStatusSchema)),
     /** Why some instances could not be created (name collisions, invalid names, no node fits). */
     message: Type.Optional(Type.String({ maxLength: 4096 })),
