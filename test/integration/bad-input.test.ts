@@ -49,6 +49,40 @@ describe('bad input', () => {
     assert.equal(rev, keepVersion);
   });
 
+  test('API: issue 4 fields refused at apply time with the field path; an override for a missing unit only warns', async () => {
+    const rev = await revision();
+    const cases: Array<[string, (a: ReturnType<typeof edgeApp>) => void, RegExp]> = [
+      ['bad-patch', (a) => { a.spec.overrides = [{ units: { names: ['site-a'] }, patches: [{ op: 'replace', path: '/processes/0/nothing/here', value: 1 }] }]; }, /\/spec\/overrides\/0\/patches\/0/],
+      ['bad-patch-result', (a) => { a.spec.overrides = [{ units: { names: ['site-a'] }, patches: [{ op: 'add', path: '/processes/0/bogus', value: 1 }] }]; }, /\/spec\/overrides\/0\/patches/],
+      ['negative', (a) => { a.spec.overrides = [{ units: { names: ['site-a'] }, replicas: -1 }]; }, /\/spec\/overrides\/0\/replicas/],
+      ['unknown-field', (a) => { (a.spec.template.processes?.[0] as Record<string, unknown>).image = 'nginx'; }, /\/spec\/template\/processes\/0\/image/],
+      ['no-probe-target', (a) => { a.spec.template.processes![0]!.readinessProbe = { periodSeconds: 5 }; }, /\/spec\/template\/processes\/0\/readinessProbe: a probe needs a target/],
+      ['two-runtimes', (a) => { a.spec.template.containers = [{ image: 'busybox' }]; }, /\/spec\/template: set exactly one of processes or containers/],
+      ['bad-quantity', (a) => { a.spec.template.processes![0]!.resources = { requests: { memory: 'lots' } }; }, /\/spec\/template\/processes\/0\/resources\/requests\/memory/],
+    ];
+    for (const [name, mutate, path] of cases) {
+      const app = edgeApp(name);
+      mutate(app);
+      const r = await h.api<ErrorBody>('PUT', `${API}/edgeapps/${name}`, app);
+      assert.equal(r.status, 422, `${name}: ${JSON.stringify(r.body)}`);
+      assert.match(`${r.body.message} ${JSON.stringify(r.body.fields)}`, path, name);
+    }
+    assert.equal(await revision(), rev, 'nothing was written');
+
+    const ghost = edgeApp('ghost-override');
+    ghost.spec.overrides = [{ units: { names: ['no-such-unit'] }, replicas: 3 }];
+    const ok = await h.api('PUT', `${API}/edgeapps/ghost-override`, ghost);
+    assert.ok(ok.status === 200 || ok.status === 201, JSON.stringify(ok.body));
+    const deadline = Date.now() + 10_000;
+    let warnings: string[] = [];
+    while (Date.now() < deadline && warnings.length === 0) {
+      warnings = (await h.api<{ status?: { warnings?: string[] } }>('GET', `${API}/edgeapps/ghost-override`)).body.status?.warnings ?? [];
+      if (warnings.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(warnings.some((w) => /no-such-unit/.test(w)), JSON.stringify(warnings));
+    await h.api('DELETE', `${API}/edgeapps/ghost-override`);
+  });
+
   test('API: bad JSON is 400, unknown kind 404, wrong admin token 401, missing token 401', async () => {
     const rev = await revision();
     const r1 = await h.api<ErrorBody>('POST', `${API}/edgeapps`, '{"apiVersion": ');
