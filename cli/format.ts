@@ -1,4 +1,4 @@
-import type { AnyObject, EdgeApp, EdgeNode, Instance, NodeUnit } from '../shared/api/index.js';
+import type { AnyObject, AppRevision, EdgeApp, EdgeConfig, EdgeNode, Instance, NodeUnit } from '../shared/api/index.js';
 
 /** `3m`, `2h`, `5d` since an ISO time; `-` when unknown. */
 export function age(iso: string | undefined, now = Date.now()): string {
@@ -77,12 +77,30 @@ const instanceCols = (wide: boolean): Columns => ({
   },
 });
 
+const configCols = (): Columns => ({
+  headers: ['NAME', 'DATA', 'SECRETS', 'AGE'],
+  row: (o) => {
+    const c = o as EdgeConfig;
+    return [c.metadata.name, String(Object.keys(c.spec.data ?? {}).length), String(Object.keys(c.spec.secretData ?? {}).length), age(c.metadata.creationTimestamp)];
+  },
+});
+
+const revisionCols = (): Columns => ({
+  headers: ['NAME', 'APP', 'REVISION', 'HASH', 'AGE'],
+  row: (o) => {
+    const r = o as AppRevision;
+    return [r.metadata.name, r.spec.app, String(r.spec.revision), r.spec.hash, age(r.metadata.creationTimestamp)];
+  },
+});
+
 export function columnsFor(kind: string, wide: boolean): Columns {
   switch (kind) {
     case 'NodeUnit': return unitCols(wide);
     case 'EdgeNode': return nodeCols(wide);
     case 'EdgeApp': return appCols(wide);
     case 'Instance': return instanceCols(wide);
+    case 'EdgeConfig': return configCols();
+    case 'AppRevision': return revisionCols();
     default: return { headers: ['NAME'], row: (o) => [o.metadata.name] };
   }
 }

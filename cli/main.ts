@@ -65,7 +65,8 @@ token
   .option('--ttl <duration>', 'validity, e.g. 1h, 24h, 7d, or "never"', '24h')
   .option('--uses <n>', 'number of joins allowed, or "unlimited"', '1')
   .option('--description <text>', 'free text shown by token list')
-  .action(async (o: { unit: string; ttl: string; uses: string; description?: string }) => print(await tokenCreateCommand(client(), o)));
+  .option('--labels <k=v,...>', 'labels every node joining with this token gets (unit selectors match only these)')
+  .action(async (o: { unit: string; ttl: string; uses: string; description?: string; labels?: string }) => print(await tokenCreateCommand(client(), o)));
 token.command('list').description('list join tokens (never their secrets)').action(async () => print(await tokenListCommand(client())));
 token.command('delete <id>').description('revoke a join token').action(async (id: string) => print(await tokenDeleteCommand(client(), id)));
 

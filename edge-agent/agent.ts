@@ -87,7 +87,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   let desiredKnown = false;
   const reconcile = () => {
     if (!desiredKnown) {
-      desiredKnown = cacheHealth.current.status === 'True' && (cache.appliedRevision() > 0 || runtime.statuses().size === 0);
+      desiredKnown = cacheHealth.current.status === 'True' && (cache.appliedRevision() > 0 || (runtime.hasAdopted() && runtime.statuses().size === 0));
       if (!desiredKnown) {
         nodeLog.warn('cache holds no trustworthy desired state yet; keeping running instances as they are until the hub sends it');
         return;

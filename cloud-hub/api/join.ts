@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { API_VERSION, LabelsSchema, NameSchema, UNIT_LABEL, type AnyObject } from '../../shared/api/index.js';
+import { API_VERSION, LabelsSchema, NameSchema, UNIT_LABEL, type AnyObject, type NodeUnit } from '../../shared/api/index.js';
+import { TRUSTED_LABELS_ANNOTATION } from '../units/membership.js';
 import { OutpostError, isOutpostError } from '../../shared/errors.js';
 import { fieldErrors } from '../../shared/api/validate.js';
 import type { Logger } from '../../shared/logger.js';
@@ -34,8 +35,9 @@ export async function handleJoin(deps: { store: Store; secrets: HubSecrets; log:
     throw new OutpostError('INVALID', `join request is invalid: ${fields[0]?.path} ${fields[0]?.message}`, { fields });
   }
   let unit: string;
+  let tokenLabels: Record<string, string>;
   try {
-    unit = deps.secrets.checkJoinToken(body.token).unit;
+    ({ unit, labels: tokenLabels } = deps.secrets.checkJoinToken(body.token));
   } catch (err) {
     if (isOutpostError(err)) deps.metrics.authFailures.inc({ reason: err.code });
     throw err;
@@ -43,13 +45,22 @@ export async function handleJoin(deps: { store: Store; secrets: HubSecrets; log:
   if (deps.secrets.hasNode(body.node)) {
     throw new OutpostError('NODE_EXISTS', `node "${body.node}" has already joined; to re-join it, first run \`outpost delete node ${body.node}\``);
   }
-  const labels = { ...body.labels, [UNIT_LABEL]: unit };
+  // A token grants one unit. A name another unit lists in spec.nodes is that unit's to give:
+  // joining under it with some other unit's token would move the node into that unit.
+  const claimers = (await deps.store.list('NodeUnit')).items.filter((u) => u.metadata.name !== unit && (u.spec as NodeUnit['spec'])?.nodes?.includes(body.node));
+  if (claimers.length > 0) {
+    throw new OutpostError('FORBIDDEN', `node name "${body.node}" is listed in spec.nodes of unit ${claimers.map((u) => u.metadata.name).join(', ')}; join it with a token of that unit`);
+  }
+  // The agent's own labels are placement hints only; the token's labels (set by an operator) are
+  // the ones unit selectors match, and they win over the agent's.
+  const labels = { ...body.labels, ...tokenLabels, [UNIT_LABEL]: unit };
+  const annotations = Object.keys(tokenLabels).length ? { [TRUSTED_LABELS_ANNOTATION]: Object.keys(tokenLabels).sort().join(',') } : undefined;
   const existing = await deps.store.get('EdgeNode', body.node);
   if (existing && ((existing.spec as { joinUnit?: string }).joinUnit ?? (existing.spec as { unit: string }).unit) !== unit) {
     throw new OutpostError('NODE_EXISTS', `an EdgeNode "${body.node}" exists in another unit; delete it first`);
   }
   if (!existing) {
-    const node: AnyObject = { apiVersion: API_VERSION, kind: 'EdgeNode', metadata: { name: body.node, labels }, spec: { unit, joinUnit: unit } };
+    const node: AnyObject = { apiVersion: API_VERSION, kind: 'EdgeNode', metadata: { name: body.node, labels, ...(annotations && { annotations }) }, spec: { unit, joinUnit: unit } };
     await deps.store.create(node);
     await deps.store.updateStatus('EdgeNode', body.node, { phase: 'Pending' });
   }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { NameSchema } from '../../shared/api/index.js';
+import { LabelsSchema, NameSchema } from '../../shared/api/index.js';
 import { fieldErrors } from '../../shared/api/validate.js';
 import { parseDuration } from '../../shared/duration.js';
 import { OutpostError } from '../../shared/errors.js';
@@ -17,6 +17,8 @@ const CreateToken = TypeCompiler.Compile(
       ttl: Type.Optional(Type.String({ maxLength: 32 })),
       uses: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),
       description: Type.Optional(Type.String({ maxLength: 256 })),
+      /** Labels given to every node that joins with the token (trusted: unit selectors match them). */
+      labels: Type.Optional(LabelsSchema),
     },
     { additionalProperties: false },
   ),
@@ -39,7 +41,7 @@ export async function handleTokens(deps: { store: Store; secrets: HubSecrets }, 
     }
     const ttlText = body.ttl ?? DEFAULT_TOKEN_TTL;
     const ttlMs = ttlText === 'never' ? null : parseDuration(ttlText, 'ttl');
-    const created = deps.secrets.createJoinToken({ unit: body.unit, ttlMs, uses: body.uses === undefined ? 1 : body.uses, description: body.description ?? '' });
+    const created = deps.secrets.createJoinToken({ unit: body.unit, ttlMs, uses: body.uses === undefined ? 1 : body.uses, description: body.description ?? '', labels: body.labels ?? {} });
     return sendJson(res, 201, { token: created.token, ...created.info });
   }
   if (id !== undefined && method === 'DELETE') {

@@ -11,6 +11,8 @@ export interface JoinTokenInfo {
   usesLeft: number | null;
   createdAt: string;
   description: string;
+  /** Labels every node joining with this token gets; the only node labels unit selectors match. */
+  labels: Record<string, string>;
 }
 
 export interface NodeIdentity {
@@ -25,6 +27,7 @@ export interface CreateTokenOptions {
   /** Joins allowed; null for unlimited. */
   uses: number | null;
   description?: string;
+  labels?: Record<string, string>;
 }
 
 /**
@@ -40,16 +43,21 @@ export class HubSecrets {
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS join_tokens (
         id TEXT PRIMARY KEY, hash TEXT NOT NULL, unit TEXT NOT NULL, expires_at INTEGER,
-        uses_left INTEGER, created_at INTEGER NOT NULL, description TEXT NOT NULL DEFAULT '');
+        uses_left INTEGER, created_at INTEGER NOT NULL, description TEXT NOT NULL DEFAULT '',
+        labels TEXT NOT NULL DEFAULT '{}');
       CREATE TABLE IF NOT EXISTS node_credentials (
         id TEXT PRIMARY KEY, hash TEXT NOT NULL, node TEXT NOT NULL UNIQUE, unit TEXT NOT NULL,
         created_at INTEGER NOT NULL);
     `);
+    // hub.db files made before token labels existed.
+    if (!this.db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('join_tokens')").all().some((c) => c.name === 'labels')) {
+      this.db.exec("ALTER TABLE join_tokens ADD COLUMN labels TEXT NOT NULL DEFAULT '{}'");
+    }
     this.stmts = {
-      insertToken: this.db.prepare('INSERT INTO join_tokens (id, hash, unit, expires_at, uses_left, created_at, description) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      getToken: this.db.prepare<[string], { id: string; hash: string; unit: string; expires_at: number | null; uses_left: number | null }>('SELECT * FROM join_tokens WHERE id = ?'),
+      insertToken: this.db.prepare('INSERT INTO join_tokens (id, hash, unit, expires_at, uses_left, created_at, description, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      getToken: this.db.prepare<[string], { id: string; hash: string; unit: string; expires_at: number | null; uses_left: number | null; labels: string }>('SELECT * FROM join_tokens WHERE id = ?'),
       useToken: this.db.prepare('UPDATE join_tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left IS NOT NULL'),
-      listTokens: this.db.prepare<[], { id: string; unit: string; expires_at: number | null; uses_left: number | null; created_at: number; description: string }>('SELECT id, unit, expires_at, uses_left, created_at, description FROM join_tokens ORDER BY created_at'),
+      listTokens: this.db.prepare<[], { id: string; unit: string; expires_at: number | null; uses_left: number | null; created_at: number; description: string; labels: string }>('SELECT id, unit, expires_at, uses_left, created_at, description, labels FROM join_tokens ORDER BY created_at'),
       deleteToken: this.db.prepare('DELETE FROM join_tokens WHERE id = ?'),
       insertCred: this.db.prepare('INSERT INTO node_credentials (id, hash, node, unit, created_at) VALUES (?, ?, ?, ?, ?)'),
       getCred: this.db.prepare<[string], { hash: string; node: string; unit: string }>('SELECT hash, node, unit FROM node_credentials WHERE id = ?'),
@@ -63,17 +71,18 @@ export class HubSecrets {
     const secret = newSecret();
     const created = this.now();
     const expires = options.ttlMs === null ? null : created + options.ttlMs;
-    this.stmts.insertToken.run(id, hashSecret(secret), options.unit, expires, options.uses, created, options.description ?? '');
+    const labels = { ...options.labels };
+    this.stmts.insertToken.run(id, hashSecret(secret), options.unit, expires, options.uses, created, options.description ?? '', JSON.stringify(labels));
     return {
       token: `${id}.${secret}`,
-      info: { id, unit: options.unit, expiresAt: expires === null ? null : new Date(expires).toISOString(), usesLeft: options.uses, createdAt: new Date(created).toISOString(), description: options.description ?? '' },
+      info: { id, unit: options.unit, expiresAt: expires === null ? null : new Date(expires).toISOString(), usesLeft: options.uses, createdAt: new Date(created).toISOString(), description: options.description ?? '', labels },
     };
   }
 
   listJoinTokens(): JoinTokenInfo[] {
     return this.stmts.listTokens.all().map((r) => ({
       id: r.id, unit: r.unit, expiresAt: r.expires_at === null ? null : new Date(r.expires_at).toISOString(),
-      usesLeft: r.uses_left, createdAt: new Date(r.created_at).toISOString(), description: r.description,
+      usesLeft: r.uses_left, createdAt: new Date(r.created_at).toISOString(), description: r.description, labels: parseLabels(r.labels),
     }));
   }
 
@@ -85,7 +94,7 @@ export class HubSecrets {
    * Checks a join token without consuming it. Throws TOKEN_INVALID / TOKEN_EXPIRED / TOKEN_USED_UP.
    * The caller consumes it with `joinNode` once the node is created.
    */
-  checkJoinToken(token: string): { id: string; unit: string } {
+  checkJoinToken(token: string): { id: string; unit: string; labels: Record<string, string> } {
     const parts = splitToken(token);
     const row = parts ? this.stmts.getToken.get(parts.id) : undefined;
     if (!parts || !row || !secretMatches(parts.secret, row.hash)) throw new OutpostError('TOKEN_INVALID', 'join token is not valid (unknown id or wrong secret)');
@@ -93,7 +102,7 @@ export class HubSecrets {
       throw new OutpostError('TOKEN_EXPIRED', `join token ${row.id} expired at ${new Date(row.expires_at).toISOString()}; create a new one with \`outpost token create --unit ${row.unit}\``);
     }
     if (row.uses_left !== null && row.uses_left <= 0) throw new OutpostError('TOKEN_USED_UP', `join token ${row.id} has no uses left`);
-    return { id: row.id, unit: row.unit };
+    return { id: row.id, unit: row.unit, labels: parseLabels(row.labels) };
   }
 
   /** Consumes one use of the token and issues the node's credential, atomically. */
@@ -129,5 +138,14 @@ export class HubSecrets {
 
   close(): void {
     this.db.close();
+  }
+}
+
+function parseLabels(text: string): Record<string, string> {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string>) : {};
+  } catch {
+    return {};
   }
 }

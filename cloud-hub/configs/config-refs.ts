@@ -1,16 +1,8 @@
 import type { EdgeApp } from '../../shared/api/index.js';
 import { renderForUnit } from '../../shared/api/render.js';
-import type { AppTemplate } from '../../shared/api/workload.js';
+import { configNamesOf } from '../../shared/api/workload.js';
 
-/** The EdgeConfig names a template uses (envFrom and configMounts of its processes or containers). */
-export function configNamesOf(template: AppTemplate): string[] {
-  const names = new Set<string>();
-  for (const w of [...(template.processes ?? []), ...(template.containers ?? [])]) {
-    for (const e of w.envFrom ?? []) names.add(e.config);
-    for (const m of w.configMounts ?? []) names.add(m.config);
-  }
-  return [...names].sort();
-}
+export { configNamesOf };
 
 // Objects in the hub's cache are replaced, never mutated, on change: memoizing per object is safe.
 const byApp = new WeakMap<object, Map<string, readonly string[]>>();

@@ -33,9 +33,9 @@ export function rolloutBudget(rollout: Rollout | undefined, replicas: number): R
 export interface StepPlan {
   /** Existing instances to move to the target now (the agent replaces them). */
   update: number[];
-  /** Missing indexes to create at the target (replicas, and surge indexes >= replicas). */
+  /** Missing indexes to create (replicas, and surge indexes >= replicas at the target). */
   create: number[];
-  /** Existing indexes to delete: scale-down leftovers, and surge instances once the unit is done. */
+  /** Existing indexes to delete: scale-down leftovers, surge instances of an earlier target, all surge instances once the unit is done. */
   delete: number[];
   /** Every replica exists, runs the target and is available; no surge instance is left. */
   done: boolean;
@@ -43,10 +43,13 @@ export interface StepPlan {
 
 /**
  * One reconcile step of a unit. Missing replicas are created at once (they are unavailable
- * anyway: the first rollout of a unit creates everything). Existing ones are updated only while
- * `replicas - available` stays <= maxUnavailable after the update: not-available old instances
- * first (replacing them costs nothing), then available ones. With maxSurge, extra instances at
- * indexes >= replicas run the target meanwhile and are deleted when the unit is done.
+ * anyway: the first rollout of a unit creates everything). Every removal of an available instance
+ * (an update, or deleting an instance at an index >= replicas) happens only while at least
+ * `replicas - maxUnavailable` instances stay available, counting all indexes: not-available ones
+ * go first (that costs nothing). With maxSurge, up to maxSurge extra instances at indexes >=
+ * replicas run the target meanwhile and are deleted when the unit is done. Any other extra
+ * instance (a surge of an earlier target, a replica left by a scale-down) is deleted as soon as
+ * the budget allows: it may be what pays for an update still in flight.
  * `steps: false` (paused, failed) creates missing replicas but updates and surges nothing.
  */
 export function planStep(args: { replicas: number; budget: RolloutBudget; slots: Slot[]; steps: boolean }): StepPlan {
@@ -60,28 +63,38 @@ export function planStep(args: { replicas: number; budget: RolloutBudget; slots:
   const plan: StepPlan = { update: [], create: [], delete: [], done: false };
   for (let i = 0; i < replicas; i++) if (!byIndex.has(i)) plan.create.push(i);
   const old = primaries.filter((s) => !s.atTarget);
-  // Surge instances run the target, at most maxSurge of them; new ones only while old ones remain.
-  // Kept until the unit is done: deleting one earlier would take availability away mid-rollout.
-  const keptExtras: Slot[] = [];
+  const minAvailable = replicas - budget.maxUnavailable;
+  let available = args.slots.filter((s) => s.available).length;
+  /** Takes one available instance away if the budget allows it. */
+  const spend = (s: Slot): boolean => {
+    if (!s.available) return true;
+    if (available - 1 < minAvailable) return false;
+    available--;
+    return true;
+  };
+
+  let surgeKept = 0;
+  const unwanted: Slot[] = [];
   for (const s of extras) {
-    if (s.atTarget && keptExtras.length < budget.maxSurge) keptExtras.push(s);
-    else plan.delete.push(s.index);
+    if (s.atTarget && surgeKept < budget.maxSurge) surgeKept++;
+    else unwanted.push(s);
   }
+  // Not available first, then not on the target, then the highest index.
+  unwanted.sort((a, b) => Number(a.available) - Number(b.available) || Number(a.atTarget) - Number(b.atTarget) || b.index - a.index);
+  for (const s of unwanted) if (spend(s)) plan.delete.push(s.index);
+
+  // A new surge instance only once no extra beyond it exists (deleted ones included: they may still run).
   const surgeWanted = steps ? Math.min(budget.maxSurge, old.length) : 0;
-  let surge = keptExtras.length;
+  let surge = extras.length;
   for (let i = replicas; surge < surgeWanted; i++) {
     if (byIndex.has(i)) continue;
     plan.create.push(i);
     surge++;
   }
   if (!steps) return plan;
-  let available = primaries.filter((s) => s.available).length + keptExtras.filter((s) => s.available).length;
   const order = [...old].sort((a, b) => Number(a.available) - Number(b.available) || a.index - b.index);
   for (const s of order) {
-    if (s.available) {
-      if (replicas - (available - 1) > budget.maxUnavailable) break;
-      available--;
-    }
+    if (!spend(s)) break;
     plan.update.push(s.index);
   }
   return plan;

@@ -10,6 +10,7 @@ import { appSelectsUnit } from '../sessions/scope.js';
 import type { Store } from '../store/store.js';
 import { NodeUsage } from './placement.js';
 import { planRevisions, revisionHash } from './revisions.js';
+import type { ProgressMark } from './rollout-phase.js';
 import { reconcileUnit } from './unit-reconcile.js';
 import { unitNameWarnings } from './variants.js';
 
@@ -43,10 +44,8 @@ export class Scheduler {
   private wake: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopped = false;
-  /** Last progress key per app and unit (for the progress deadline). */
-  private readonly progress = new Map<string, string>();
-  /** Last target key per app and unit (a config change is a new rollout within one revision). */
-  private readonly targets = new Map<string, string>();
+  /** How far each unit's rollout has got, per app and unit (for the progress deadline; a restart restarts the clock). */
+  private readonly progress = new Map<string, ProgressMark>();
 
   constructor(private readonly deps: SchedulerDeps, options: SchedulerOptions = {}) {
     this.loop = new ControllerLoop('scheduler', () => this.pass(), deps.log, { debounceMs: options.debounceMs ?? 20 });
@@ -91,7 +90,8 @@ export class Scheduler {
       case 'Instance': {
         const os = (o as Instance).status;
         const ns = (n as Instance).status;
-        return os?.ready !== ns?.ready || os?.templateHash !== ns?.templateHash || os?.phase !== ns?.phase || !deepEqual(o.spec, n.spec);
+        // restarts: an updated instance that restarted counts as available only later (rollout-available.ts).
+        return os?.ready !== ns?.ready || os?.templateHash !== ns?.templateHash || os?.phase !== ns?.phase || os?.restarts !== ns?.restarts || !deepEqual(o.spec, n.spec);
       }
       default:
         return false;
@@ -103,7 +103,7 @@ export class Scheduler {
     const next = await this.reconcile();
     clearTimeout(this.wake);
     if (next !== undefined && !this.stopped) {
-      // A progress deadline is due: wake up for it even if nothing else changes.
+      // A progress deadline, or an instance counting as available after minReadySeconds: wake up for it even if nothing else changes.
       this.wake = setTimeout(() => this.loop.trigger(), Math.max(0, next - this.now()) + 50);
       this.wake.unref();
     }
@@ -113,7 +113,7 @@ export class Scheduler {
     return (this.deps.now ?? Date.now)();
   }
 
-  /** One pass; returns the earliest progress deadline still running, if any. */
+  /** One pass; returns the earliest time a unit needs a pass again though nothing changes, if any. */
   private async reconcile(): Promise<number | undefined> {
     const { cache } = this.deps;
     const units = new Map(cache.list('NodeUnit').map((u) => [u.metadata.name, u as NodeUnit]));
@@ -134,44 +134,52 @@ export class Scheduler {
     for (const app of apps) {
       const name = app.metadata.name;
       const mine = byApp.get(name) ?? [];
-      const mineByName = new Map(mine.map((i) => [i.metadata.name, i]));
-      const mineByUnit = groupBy(mine, (i) => i.spec.unit);
-      const problems: string[] = [];
-      const revision = await this.syncRevisions(app, revisionsByApp.get(name) ?? [], new Set(mine.map((i) => i.spec.revision ?? 0)), problems);
-      const configsHash = (t: AppTemplate) => (app.spec.restartOnConfigChange && this.deps.configsHash ? this.deps.configsHash(t) : '');
-      const unitStatuses: UnitAppStatus[] = [];
-      const selectedUnits: NodeUnit[] = [];
-      const now = this.now();
-      for (const [unitName, unit] of [...units].sort(([a], [b]) => a.localeCompare(b))) {
-        if (!appSelectsUnit(app, unitName, unit)) continue;
-        selectedUnits.push(unit);
-        const key = `${name}\0${unitName}`;
-        progressSeen.add(key);
-        const r = reconcileUnit({
-          app, unitName, unit, nodes: nodesByUnit.get(unitName) ?? [], instances: mineByUnit.get(unitName) ?? [],
-          revision, configsHash, usage, ownerOf: (n) => owners.get(n), now, prevProgressKey: this.progress.get(key), prevTargetKey: this.targets.get(key),
-        });
-        this.progress.set(key, r.progressKey);
-        this.targets.set(key, r.targetKey);
-        if (r.deadlineAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, r.deadlineAt);
-        for (const n of r.keep) keep.add(n);
-        for (const [iname, spec] of r.specs) {
-          const problem = await this.writeInstance(mineByName.get(iname), iname, spec);
-          if (problem) problems.push(problem);
-          else owners.set(iname, name);
+      try {
+        const mineByName = new Map(mine.map((i) => [i.metadata.name, i]));
+        const mineByUnit = groupBy(mine, (i) => i.spec.unit);
+        const problems: string[] = [];
+        const revision = await this.syncRevisions(app, revisionsByApp.get(name) ?? [], new Set(mine.map((i) => i.spec.revision ?? 0)), problems);
+        const configsHash = (t: AppTemplate) => (app.spec.restartOnConfigChange && this.deps.configsHash ? this.deps.configsHash(t) : '');
+        const unitStatuses: UnitAppStatus[] = [];
+        const selectedUnits: NodeUnit[] = [];
+        const now = this.now();
+        for (const [unitName, unit] of [...units].sort(([a], [b]) => a.localeCompare(b))) {
+          if (!appSelectsUnit(app, unitName, unit)) continue;
+          selectedUnits.push(unit);
+          const key = `${name}\0${unitName}`;
+          progressSeen.add(key);
+          const r = reconcileUnit({
+            app, unitName, unit, nodes: nodesByUnit.get(unitName) ?? [], instances: mineByUnit.get(unitName) ?? [],
+            revision, configsHash, usage, ownerOf: (n) => owners.get(n), now, prevProgress: this.progress.get(key), revisions: revisionsByApp.get(name) ?? [],
+          });
+          if (r.progress) this.progress.set(key, r.progress);
+          if (r.wakeAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, r.wakeAt);
+          for (const n of r.keep) keep.add(n);
+          for (const [iname, spec] of r.specs) {
+            const problem = await this.writeInstance(mineByName.get(iname), iname, spec);
+            if (problem) problems.push(problem);
+            else owners.set(iname, name);
+          }
+          problems.push(...r.problems);
+          unitStatuses.push(r.status);
         }
-        problems.push(...r.problems);
-        unitStatuses.push(r.status);
+        const warnings = unitNameWarnings(app, (u) => units.has(u));
+        const message = [...new Set(problems)].slice(0, 5).join('; ').slice(0, 4096);
+        const status: EdgeAppStatus = {
+          observedGeneration: app.metadata.generation ?? 0, revision, templateHash: revisionHash(app),
+          observedConfigRevision: configRevisionOf(app, selectedUnits, (n) => cache.get('EdgeConfig', n) as EdgeConfig | undefined),
+          units: unitStatuses,
+          ...(message ? { message } : {}), ...(warnings.length ? { warnings } : {}),
+        };
+        if (!deepEqual(app.status, status)) await this.ignoreGone(this.deps.store.updateStatus('EdgeApp', name, status));
+      } catch (err) {
+        // One app the store refuses (e.g. stored before today's validation rules) must not stop
+        // the others, and its instances stay as they are: nothing is deleted for it this pass.
+        if (!isOutpostError(err, 'INVALID')) throw err;
+        this.deps.log.error({ err, app: name }, 'cannot reconcile this app; its instances are left as they are');
+        for (const i of mine) keep.add(i.metadata.name);
+        for (const u of units.keys()) progressSeen.add(`${name}\0${u}`);
       }
-      const warnings = unitNameWarnings(app, (u) => units.has(u));
-      const message = [...new Set(problems)].slice(0, 5).join('; ').slice(0, 4096);
-      const status: EdgeAppStatus = {
-        observedGeneration: app.metadata.generation ?? 0, revision, templateHash: revisionHash(app),
-        observedConfigRevision: configRevisionOf(app, selectedUnits, (n) => cache.get('EdgeConfig', n) as EdgeConfig | undefined),
-        units: unitStatuses,
-        ...(message ? { message } : {}), ...(warnings.length ? { warnings } : {}),
-      };
-      if (!deepEqual(app.status, status)) await this.ignoreGone(this.deps.store.updateStatus('EdgeApp', name, status));
     }
     for (const i of instances) {
       if (!keep.has(i.metadata.name)) await this.ignoreGone(this.deps.store.delete('Instance', i.metadata.name));
@@ -180,7 +188,6 @@ export class Scheduler {
       if (!appNames.has(r.spec.app)) await this.ignoreGone(this.deps.store.delete('AppRevision', r.metadata.name));
     }
     for (const k of this.progress.keys()) if (!progressSeen.has(k)) this.progress.delete(k);
-    for (const k of this.targets.keys()) if (!progressSeen.has(k)) this.targets.delete(k);
     return wakeAt;
   }
 

@@ -1,8 +1,9 @@
-import type { AppTemplate, EdgeApp, EdgeNode, Instance, InstanceSpec, NodeUnit, UnitAppStatus } from '../../shared/api/index.js';
+import type { AppRevision, AppTemplate, EdgeApp, EdgeNode, Instance, InstanceSpec, NodeUnit, UnitAppStatus } from '../../shared/api/index.js';
 import { shortHash } from '../../shared/hash.js';
 import { requestsOf } from './placement-fit.js';
 import { instanceName, pickNode, type NodeUsage } from './placement.js';
-import { DEFAULT_PROGRESS_DEADLINE_SECONDS, rolloutPhase } from './rollout-phase.js';
+import { notAvailableWhy, runsSpecReady, targetAvailability } from './rollout-available.js';
+import { advanceMark, DEFAULT_PROGRESS_DEADLINE_SECONDS, rolloutPhase, type ProgressMark } from './rollout-phase.js';
 import { planStep, rolloutBudget, type Slot } from './rollout-plan.js';
 import { instanceHash, instanceTemplate, unitVariant } from './variants.js';
 
@@ -16,6 +17,8 @@ export interface UnitInput {
   instances: Instance[];
   /** The app's current revision number. */
   revision: number;
+  /** The app's AppRevisions: a unit that takes no steps creates instances at the revision it last completed. */
+  revisions: AppRevision[];
   /** Hash of the EdgeConfigs a template uses ('' when none or when the app does not restart on config change). */
   configsHash: (template: AppTemplate) => string;
   /** Placement bookkeeping of the whole pass (all apps): updated as instances are placed. */
@@ -23,9 +26,8 @@ export interface UnitInput {
   /** The app that owns an instance name, when it exists. */
   ownerOf: (name: string) => string | undefined;
   now: number;
-  prevProgressKey: string | undefined;
-  /** The unit's target key of the previous pass (undefined after a hub restart). */
-  prevTargetKey: string | undefined;
+  /** The unit's progress mark from the previous pass (undefined after a hub restart). */
+  prevProgress: ProgressMark | undefined;
 }
 
 export interface UnitResult {
@@ -34,12 +36,28 @@ export interface UnitResult {
   /** Instance names this unit keeps (everything else of the app in the unit goes). */
   keep: Set<string>;
   status: UnitAppStatus;
-  progressKey: string;
-  /** What the unit rolls to: its rendered template and configs hash. */
-  targetKey: string;
-  /** When a Progressing unit would hit its deadline (ms since epoch). */
-  deadlineAt?: number;
+  progress: ProgressMark | undefined;
+  /** When the unit needs a pass even if nothing changes (its deadline, an instance becoming available), ms since epoch. */
+  wakeAt?: number;
   problems: string[];
+}
+
+/** One revision of the app rendered for the unit. */
+interface Rendering {
+  unitTemplate: AppTemplate;
+  revision: number;
+  /** What an instance on `node` runs. */
+  at: (node: string) => { template: AppTemplate; templateHash: string };
+}
+
+function rendering(unitTemplate: AppTemplate, configs: string, revision: number): Rendering {
+  return {
+    unitTemplate, revision,
+    at: (node) => {
+      const template = instanceTemplate(unitTemplate, node);
+      return { template, templateHash: instanceHash(template, configs) };
+    },
+  };
 }
 
 /**
@@ -54,87 +72,89 @@ export function reconcileUnit(u: UnitInput): UnitResult {
   const problems: string[] = [];
   const variant = unitVariant(app, unitName, u.unit);
   const prev = app.status?.units?.find((s) => s.unit === unitName);
-  if (!variant.ok) {
-    for (const i of u.instances) keep.add(i.metadata.name);
-    const ready = u.instances.filter((i) => i.status?.ready).length;
-    const status: UnitAppStatus = { unit: unitName, desired: prev?.desired ?? u.instances.length, scheduled: u.instances.filter((i) => i.spec.node).length, ready, updated: 0, message: variant.message.slice(0, 2048) };
-    return { specs, keep, status, progressKey: u.prevProgressKey ?? '', targetKey: u.prevTargetKey ?? '', problems: [variant.message] };
-  }
+  if (!variant.ok) return unrenderable(u, prev, variant.message);
   const { replicas, template: unitTemplate } = variant;
   const configs = u.configsHash(unitTemplate);
-  const targetKey = shortHash({ template: unitTemplate, configs });
-  const target = (node: string) => {
-    const template = instanceTemplate(unitTemplate, node);
-    return { template, templateHash: instanceHash(template, configs) };
-  };
+  const targetHash = shortHash({ template: unitTemplate, configs });
+  const target = rendering(unitTemplate, configs, u.revision);
   const nodeByName = new Map(nodes.map((n) => [n.metadata.name, n]));
   const cordoned = u.unit?.spec?.cordon === true;
-  const place = (): string => {
-    const pick = pickNode({ unit: unitName, cordoned, nodes, app: appName, template: unitTemplate, usage });
+  const place = (template: AppTemplate): string => {
+    const pick = pickNode({ unit: unitName, cordoned, nodes, app: appName, template, usage });
     if (pick.reason !== undefined) problems.push(pick.reason);
     return pick.node;
   };
-  const specFor = (index: number, node: string): InstanceSpec => ({ app: appName, unit: unitName, node, index, ...target(node), revision: u.revision });
 
   // Homeless instances first: a node that is gone, left the unit, or is Down while another node fits.
   const current = new Map<number, Instance>();
+  const nodeOf = new Map<string, string>();
   for (const i of [...u.instances].sort((a, b) => a.spec.index - b.spec.index)) {
-    const name = i.metadata.name;
     let node = i.spec.node;
     const n = node ? nodeByName.get(node) : undefined;
     if (node && (!n || n.status?.phase === 'Down')) {
       usage.add(node, appName, requestsOf(i.spec.template), -1);
-      const to = place();
+      const to = place(i.spec.template);
       if (to || !n) node = to;
       else usage.add(node, appName, requestsOf(i.spec.template)); // Down, but nowhere to go: stays
     } else if (!node) {
-      node = place();
+      node = place(i.spec.template);
     }
-    if (node !== i.spec.node) specs.set(name, specFor(i.spec.index, node));
+    nodeOf.set(i.metadata.name, node);
     current.set(i.spec.index, i);
   }
+  const moved = (i: Instance) => nodeOf.get(i.metadata.name) !== i.spec.node;
+  const atTarget = (i: Instance) => i.spec.templateHash === target.at(i.spec.node).templateHash;
 
-  const targetHashOf = (i: Instance) => specs.get(i.metadata.name)?.templateHash ?? i.spec.templateHash;
+  const minReady = app.spec.rollout?.minReadySeconds ?? 0;
+  let wakeAt: number | undefined;
   const slots: Slot[] = [...current.values()].map((i) => {
-    const spec = specs.get(i.metadata.name) ?? i.spec;
-    const moved = specs.has(i.metadata.name);
-    return {
-      index: i.spec.index,
-      atTarget: targetHashOf(i) === target(spec.node).templateHash,
-      available: !moved && !!spec.node && i.status?.ready === true && i.status.templateHash === i.spec.templateHash,
-    };
+    let available = false;
+    if (!moved(i) && i.spec.node) {
+      if (!atTarget(i)) available = runsSpecReady(i);
+      else {
+        const a = targetAvailability(i, minReady, u.now);
+        if (a.at !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, a.at);
+        available = a.available;
+      }
+    }
+    return { index: i.spec.index, atTarget: atTarget(i), available };
   });
   const primaries = slots.filter((s) => s.index < replicas);
   const allAtTarget = primaries.length === replicas && primaries.every((s) => s.atTarget);
   const done = allAtTarget && primaries.every((s) => s.available) && slots.length === replicas;
   const updatedCount = slots.filter((s) => s.atTarget).length;
   const updatedAvailable = slots.filter((s) => s.atTarget && s.available).length;
-  const progressKey = `${updatedCount}/${updatedAvailable}`;
+  const progress = advanceMark(u.prevProgress, { rollout: `${u.revision}/${targetHash}`, updated: updatedCount, available: updatedAvailable });
   const phase = rolloutPhase({
     now: u.now, revision: u.revision, prev, done, allAtTarget, paused: app.spec.rollout?.paused === true,
     hasReadyNode: nodes.some((n) => n.status?.phase === 'Ready'),
-    progressKey, prevProgressKey: u.prevProgressKey, targetChanged: u.prevTargetKey !== undefined && u.prevTargetKey !== targetKey,
+    progressed: progress.progressed, targetHash,
     deadlineSeconds: app.spec.rollout?.progressDeadlineSeconds ?? DEFAULT_PROGRESS_DEADLINE_SECONDS,
-    describeStuck: () => describeStuck(u.instances, replicas, updatedCount, updatedAvailable, (i) => targetHashOf(i) === target(i.spec.node).templateHash),
+    describeStuck: () => describeStuck(u.instances, replicas, updatedCount, updatedAvailable, (i) => atTarget(i) && !slots.find((s) => s.index === i.spec.index)?.available, minReady),
   });
+  if (phase.deadlineAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, phase.deadlineAt);
 
   const plan = planStep({ replicas, budget: rolloutBudget(app.spec.rollout, replicas), slots, steps: phase.steps });
+  // A unit that takes no steps (Paused, Failed) creates and moves instances at the revision it last
+  // completed, not at the target it is not rolling to.
+  const base = phase.steps ? target : (completedRendering(u, prev) ?? target);
+  const specFor = (index: number, node: string, r: Rendering): InstanceSpec => ({ app: appName, unit: unitName, node, index, ...r.at(node), revision: r.revision });
   const deleting = new Set(plan.delete);
   for (const [index, i] of current) {
     if (deleting.has(index)) continue;
     const name = i.metadata.name;
     keep.add(name);
-    if (plan.update.includes(index)) {
-      const next = specFor(index, i.spec.node);
-      if (i.spec.node) {
-        usage.add(i.spec.node, appName, requestsOf(i.spec.template), -1);
-        usage.add(i.spec.node, appName, requestsOf(next.template));
-      }
-      specs.set(name, next);
+    const node = nodeOf.get(name) ?? i.spec.node;
+    let next: InstanceSpec | undefined;
+    if (plan.update.includes(index)) next = specFor(index, node, target);
+    else if (moved(i)) next = specFor(index, node, base); // a move replaces the process anyway
+    else if (atTarget(i) && i.spec.revision !== u.revision) next = { ...i.spec, revision: u.revision }; // bookkeeping only: same template, renumbered revision
+    if (!next) continue;
+    if (node && next.templateHash !== i.spec.templateHash) {
+      usage.add(node, appName, requestsOf(i.spec.template), -1);
+      usage.add(node, appName, requestsOf(next.template));
     }
-    else if (!specs.has(name) && targetHashOf(i) === target(i.spec.node).templateHash && i.spec.revision !== u.revision) {
-      specs.set(name, { ...i.spec, revision: u.revision }); // bookkeeping only: same template, renumbered revision
-    }
+    specs.set(name, next);
   }
   for (const index of plan.create) {
     const name = instanceName(appName, unitName, index);
@@ -145,7 +165,7 @@ export function reconcileUnit(u: UnitInput): UnitResult {
       continue;
     }
     keep.add(name);
-    specs.set(name, specFor(index, place()));
+    specs.set(name, specFor(index, place(base.unitTemplate), base)); // surge instances are created only while stepping: base is the target then
   }
 
   // Counts from what the instances will be asked to run, with what they last reported.
@@ -160,20 +180,52 @@ export function reconcileUnit(u: UnitInput): UnitResult {
     const running = st?.templateHash === spec.templateHash;
     if (spec.node) scheduled++;
     if (st?.ready) ready++;
-    if (running && spec.templateHash === target(spec.node).templateHash) updated++;
+    if (running && spec.templateHash === target.at(spec.node).templateHash) updated++;
     if (running && st.ready) available++;
   }
+  const message = phase.message ?? problems[0];
   const status: UnitAppStatus = {
     unit: unitName, desired: replicas, scheduled, ready, updated, available,
     ...(phase.completedRevision !== undefined ? { revision: phase.completedRevision } : {}),
-    updateRevision: u.revision, rollout: phase.phase, progressAt: phase.progressAt,
-    ...(phase.message ?? (problems.length ? problems[0] : undefined) ? { message: (phase.message ?? problems[0] ?? '').slice(0, 2048) } : {}),
+    updateRevision: u.revision, rollout: phase.phase, progressAt: phase.progressAt, targetHash,
+    ...(message ? { message: message.slice(0, 2048) } : {}),
   };
-  return { specs, keep, status, progressKey, targetKey, ...(phase.deadlineAt !== undefined ? { deadlineAt: phase.deadlineAt } : {}), problems };
+  return { specs, keep, status, progress: progress.mark, ...(wakeAt !== undefined ? { wakeAt } : {}), problems };
 }
 
-function describeStuck(instances: Instance[], replicas: number, updated: number, updatedAvailable: number, atTarget: (i: Instance) => boolean): string {
-  const stuck = instances.filter((i) => atTarget(i) && !(i.status?.ready && i.status.templateHash === i.spec.templateHash)).sort((a, b) => a.spec.index - b.spec.index)[0];
-  const why = stuck ? `; ${stuck.metadata.name}: ${stuck.spec.node ? `${stuck.status?.phase ?? 'Pending'}, not ready${stuck.status?.message ? ` (${stuck.status.message})` : ''}` : 'not placed'}` : '';
+/** The revision the unit last completed, rendered for it; undefined when it is the target's revision or no longer kept. */
+function completedRendering(u: UnitInput, prev: UnitAppStatus | undefined): Rendering | undefined {
+  const n = prev?.revision;
+  if (n === undefined || n === u.revision) return undefined;
+  const r = u.revisions.find((x) => x.spec.revision === n);
+  if (!r) return undefined;
+  const v = unitVariant({ ...u.app, spec: { ...u.app.spec, template: r.spec.template, overrides: r.spec.overrides ?? [] } }, u.unitName, u.unit);
+  return v.ok ? rendering(v.template, u.configsHash(v.template), n) : undefined;
+}
+
+/**
+ * A unit whose variant cannot be rendered (an override patch that does not apply to it): its
+ * instances are left as they are and its rollout is Failed with the reason, until the app changes.
+ * No targetHash: whatever renders next is a new rollout.
+ */
+function unrenderable(u: UnitInput, prev: UnitAppStatus | undefined, why: string): UnitResult {
+  const keep = new Set(u.instances.map((i) => i.metadata.name));
+  const message = why.slice(0, 2048);
+  const failedBefore = prev?.rollout === 'Failed' && prev.updateRevision === u.revision && prev.targetHash === undefined && prev.message === message;
+  const status: UnitAppStatus = {
+    unit: u.unitName, desired: prev?.desired ?? u.instances.length,
+    scheduled: u.instances.filter((i) => i.spec.node).length,
+    ready: u.instances.filter((i) => i.status?.ready).length,
+    updated: 0, available: u.instances.filter(runsSpecReady).length,
+    ...(prev?.revision !== undefined ? { revision: prev.revision } : {}),
+    updateRevision: u.revision, rollout: 'Failed',
+    progressAt: (failedBefore && prev.progressAt) || new Date(u.now).toISOString(), message,
+  };
+  return { specs: new Map(), keep, status, progress: u.prevProgress, problems: [why] };
+}
+
+function describeStuck(instances: Instance[], replicas: number, updated: number, updatedAvailable: number, stuck: (i: Instance) => boolean, minReady: number): string {
+  const first = instances.filter(stuck).sort((a, b) => a.spec.index - b.spec.index)[0];
+  const why = first ? `; ${first.metadata.name}: ${notAvailableWhy(first, minReady)}` : '';
   return `${updated} of ${replicas} instances updated, ${updatedAvailable} ready on the new revision${why}`;
 }

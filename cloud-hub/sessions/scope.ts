@@ -36,14 +36,21 @@ export function inScope(obj: AnyObject, scope: NodeScope, cache: ObjectCache): b
 }
 
 /**
- * What a node is shown of an object: an EdgeApp without the names and status of other units
- * (a node learns nothing about sites other than its own). Other kinds are sent as they are.
+ * What a node is shown of an object: an EdgeApp without the names, overrides and status of other
+ * units (a node learns nothing about sites other than its own: overrides name other units and
+ * carry their values; status messages and warnings name them too). Its instances carry the
+ * rendered template, so the agent needs neither. Other kinds are sent as they are.
  */
 export function projectForNode(obj: AnyObject, scope: NodeScope): AnyObject {
   if (obj.kind !== 'EdgeApp') return obj;
   const app = obj as EdgeApp;
-  const spec = { ...app.spec, units: { ...app.spec.units, ...(app.spec.units.names ? { names: app.spec.units.names.filter((n) => n === scope.unit) } : {}) } };
-  const status = app.status ? { ...app.status, ...(app.status.units ? { units: app.status.units.filter((u) => u.unit === scope.unit) } : {}) } : undefined;
+  const { overrides: _overrides, ...specRest } = app.spec;
+  const spec = { ...specRest, units: { ...app.spec.units, ...(app.spec.units.names ? { names: app.spec.units.names.filter((n) => n === scope.unit) } : {}) } };
+  let status: EdgeApp['status'];
+  if (app.status) {
+    const { message: _message, warnings: _warnings, ...statusRest } = app.status;
+    status = { ...statusRest, ...(app.status.units ? { units: app.status.units.filter((u) => u.unit === scope.unit) } : {}) };
+  }
   return { ...app, spec, ...(status ? { status } : {}) } as AnyObject;
 }
 

@@ -11,20 +11,28 @@ export interface Membership {
   alsoClaimedBy: string[];
 }
 
-/** The node's labels as the node itself has them: without what its unit stamped. */
-export function ownLabels(node: EdgeNode): Record<string, string> {
+/** Annotation naming the label keys the node's join token gave it (set by an operator, so trusted). */
+export const TRUSTED_LABELS_ANNOTATION = 'outpost.dev/trusted-labels';
+
+/**
+ * The labels unit selectors may match: those the join token gave (an operator's word), never
+ * those the agent claims for itself (`--labels`: any holder of a join token could otherwise
+ * label itself into another unit and receive its configs and secrets), nor those a unit stamped.
+ */
+export function trustedLabels(node: EdgeNode): Record<string, string> {
+  const trusted = new Set((node.metadata.annotations?.[TRUSTED_LABELS_ANNOTATION] ?? '').split(',').filter(Boolean));
   const stamped = new Set(stampedLabelKeys(node));
-  return Object.fromEntries(Object.entries(node.metadata.labels ?? {}).filter(([k]) => !stamped.has(k)));
+  return Object.fromEntries(Object.entries(node.metadata.labels ?? {}).filter(([k]) => trusted.has(k) && !stamped.has(k)));
 }
 
 /**
  * A node's unit: the first unit (by name) that lists it in `spec.nodes`; else the first whose
- * non-empty `spec.selector` matches the node's own labels; else the unit it joined. Stamped
- * labels are not matched against, so that a unit's stamping never pulls a node into another unit.
+ * non-empty `spec.selector` matches the node's trusted labels (see trustedLabels); else the unit
+ * it joined. (A node cannot join under a name another unit lists: see api/join.ts.)
  */
 export function resolveMembership(node: EdgeNode, units: NodeUnit[]): Membership {
   const sorted = [...units].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-  const labels = ownLabels(node);
+  const labels = trustedLabels(node);
   const byName = sorted.filter((u) => u.spec?.nodes?.includes(node.metadata.name)).map((u) => u.metadata.name);
   const bySelector = sorted
     .filter((u) => Object.keys(u.spec?.selector?.matchLabels ?? {}).length > 0 && matchesLabels(labels, u.spec?.selector?.matchLabels))

@@ -59,7 +59,13 @@ export class UnitController {
       members.set(m.unit, [...(members.get(m.unit) ?? []), stamped]);
       if (deepEqual(stamped.metadata, node.metadata) && deepEqual(stamped.spec, node.spec)) continue;
       if (stamped.spec.unit !== node.spec.unit) this.deps.log.info({ node: node.metadata.name, from: node.spec.unit, to: stamped.spec.unit, by: m.by }, 'node changes unit');
-      await this.tolerateRaces(store.update(stamped, { resourceVersion: node.metadata.resourceVersion ?? '' }));
+      try {
+        await this.tolerateRaces(store.update(stamped, { resourceVersion: node.metadata.resourceVersion ?? '' }));
+      } catch (err) {
+        // One node that cannot be stamped (a unit stored before today's rules) must not stop the others.
+        if (!isOutpostError(err, 'INVALID')) throw err;
+        this.deps.log.error({ err, node: node.metadata.name, unit: m.unit }, 'cannot update the node for its unit; skipping it');
+      }
     }
     const now = new Date(this.deps.now?.() ?? Date.now()).toISOString();
     for (const unit of units) {

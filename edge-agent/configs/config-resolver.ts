@@ -1,8 +1,8 @@
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EdgeConfig } from '../../shared/api/index.js';
 import { substitute } from '../../shared/api/render.js';
-import { workloadOf, type AppTemplate } from '../../shared/api/workload.js';
+import { configNamesOf, workloadOf, type AppTemplate } from '../../shared/api/workload.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ConfigResolver } from '../runtime/workload-runtime.js';
 import { syncDirectory, type DirModes } from './config-files.js';
@@ -10,13 +10,17 @@ import type { SecretDir } from './secret-dir.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const PLAIN: DirModes = { dir: 0o755, file: 0o644 };
-const SECRET: DirModes = { dir: 0o700, file: 0o600 };
+// Readable inside a container whatever user it runs as (a bind mount skips the parents' modes);
+// the per-agent parent directory (0700) keeps other users of the node out.
+const SECRET: DirModes = { dir: 0o755, file: 0o644 };
 
 export interface FileConfigResolverDeps {
   /** The agent's cache: EdgeConfigs come out of it with their secrets opened. */
   cache: {
     get<T extends EdgeConfig>(kind: 'EdgeConfig', name: string): T | undefined;
     cachedKeys(): { kind: string; name: string }[];
+    /** The node's instances: a config they use is kept on disk after it left the cache. */
+    instances(): { spec: { template: AppTemplate } }[];
     /** The node's own unit is the one NodeUnit the cache holds. */
     list(kind: 'NodeUnit'): { metadata: { name: string } }[];
   };
@@ -59,9 +63,20 @@ export class FileConfigResolver implements ConfigResolver {
     return { env, dirs };
   }
 
-  /** Removes the directories of configs no longer in the cache (their secrets with them), except those running instances still use. */
+  /**
+   * Removes config directories nobody needs: of configs neither in the cache nor used by a cached
+   * instance (a config deleted under a running instance keeps its files), and copies left in the
+   * other place by a config that gained or lost secretData, unless a running instance still uses
+   * them (`inUse`: paths). An empty tmpfs parent goes too.
+   */
   prune(inUse: ReadonlySet<string> = new Set()): void {
-    const keep = new Set(this.deps.cache.cachedKeys().filter((k) => k.kind === 'EdgeConfig').map((k) => k.name));
+    const cached = new Map<string, EdgeConfig>();
+    for (const k of this.deps.cache.cachedKeys()) {
+      if (k.kind !== 'EdgeConfig') continue;
+      const c = this.deps.cache.get('EdgeConfig', k.name);
+      if (c) cached.set(k.name, c);
+    }
+    const referenced = new Set(this.deps.cache.instances().flatMap((i) => configNamesOf(i.spec.template)));
     for (const parent of [this.options.plainDir, ...this.options.secretDir.candidates]) {
       let entries: string[];
       try {
@@ -70,15 +85,25 @@ export class FileConfigResolver implements ConfigResolver {
         continue;
       }
       for (const name of entries) {
-        if (keep.has(name) || inUse.has(join(parent, name))) continue;
+        const path = join(parent, name);
+        const config = cached.get(name);
+        const keep = inUse.has(path) || (config ? this.locationOf(config) === path : referenced.has(name));
+        if (keep) continue;
         try {
-          rmSync(join(parent, name), { recursive: true, force: true });
+          rmSync(path, { recursive: true, force: true });
         } catch (err) {
           // Left for the next pass; a reconcile must never fail over a stale directory.
-          this.deps.log.warn({ err, dir: join(parent, name) }, 'cannot remove the files of a config no longer on this node');
+          this.deps.log.warn({ err, dir: path }, 'cannot remove the files of a config no longer on this node');
         }
       }
+      if (parent !== this.options.plainDir && entries.length > 0) removeIfEmpty(parent);
     }
+  }
+
+  /** Where a config's files are written now. */
+  private locationOf(config: EdgeConfig): string {
+    const secret = Object.keys(config.spec.secretData ?? {}).length > 0;
+    return join(secret ? this.options.secretDir.ensure() : this.options.plainDir, config.metadata.name);
   }
 
   private need(instance: string, name: string): EdgeConfig {
@@ -95,15 +120,20 @@ export class FileConfigResolver implements ConfigResolver {
   private materialize(config: EdgeConfig): string {
     const name = config.metadata.name;
     const secret = Object.keys(config.spec.secretData ?? {}).length > 0;
-    const dir = join(secret ? this.options.secretDir.ensure() : this.options.plainDir, name);
-    // A config that gained or lost secretData moves: no copy stays behind in another place.
-    for (const parent of [this.options.plainDir, ...this.options.secretDir.candidates]) {
-      const other = join(parent, name);
-      if (other !== dir) rmSync(other, { recursive: true, force: true });
-    }
+    // A config that gained or lost secretData moves; prune() removes the old copy once no
+    // running instance uses it.
+    const dir = this.locationOf(config);
     if (syncDirectory(dir, new Map(Object.entries(this.values(config))), secret ? SECRET : PLAIN)) {
       this.deps.log.info({ config: name, dir }, 'config files updated');
     }
     return dir;
+  }
+}
+
+function removeIfEmpty(dir: string): void {
+  try {
+    if (readdirSync(dir).length === 0) rmdirSync(dir);
+  } catch {
+    // raced with a new config, or already gone
   }
 }

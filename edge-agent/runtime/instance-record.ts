@@ -63,7 +63,8 @@ export function toRow(record: {
   return {
     name: record.name,
     template_hash: record.templateHash,
-    template_json: JSON.stringify(record.template),
+    // Config values (secrets among them) stay out of the file: see ProcessTemplate.configEnv.
+    template_json: JSON.stringify({ ...record.template, configEnv: undefined }),
     pid: proc?.pid ?? null,
     start_time: proc?.startTime ?? null,
     restarts: record.restarts,

@@ -124,6 +124,11 @@ export class InstanceSupervisor {
     return sup;
   }
 
+  /** The template hash of what this supervisor runs (or is about to run). */
+  get templateHash(): string {
+    return this.spec.templateHash;
+  }
+
   /** The instance as the agent wants it, or null to stop and forget it. */
   setDesired(desired: DesiredInstance | null): void {
     this.desired = desired;
@@ -321,6 +326,8 @@ export class InstanceSupervisor {
       ...(template.livenessProbe && { livenessProbe: template.livenessProbe }),
       target: processProbeTarget({ env, cwd: template.workingDir ?? join(settings.workDir, this.name), clock }),
       clock,
+      // An adopted process (agent restart) waits out only what is left of its initial delay.
+      startedAtMs: p.startedAtMs,
       onReadiness: (result) => this.safe(() => current() && this.readinessChanged(p, result)),
       onLivenessFailure: (result) => this.safe(() => current() && this.livenessFailed(result)),
     });

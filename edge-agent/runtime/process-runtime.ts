@@ -107,7 +107,13 @@ export class ProcessRuntime {
       if (wanted.has(d.name)) this.log.warn({ instance: d.name }, 'instance listed twice; the last entry wins');
       wanted.set(d.name, d);
     }
+    for (const d of [...wanted.values()]) {
+      if (!d.keep) continue;
+      // Keep only what already runs this template; never start anything from a kept entry.
+      if (this.instances.get(d.name)?.templateHash !== d.templateHash) wanted.delete(d.name);
+    }
     for (const d of wanted.values()) {
+      if (d.keep) continue;
       this.guard(d.name, () => {
         let sup = this.instances.get(d.name);
         if (!sup) {

@@ -20,7 +20,7 @@ export class SpawnError extends Error {}
  * sets it. Nothing else of the agent's environment is passed on.
  */
 export function instanceEnv(template: ProcessTemplate, baseEnv: Record<string, string>, defaultPath: string | undefined): Record<string, string> {
-  const env: Record<string, string> = { ...baseEnv, ...template.env };
+  const env: Record<string, string> = { ...baseEnv, ...template.configEnv, ...template.env };
   if (env.PATH === undefined && defaultPath !== undefined) env.PATH = defaultPath;
   return env;
 }

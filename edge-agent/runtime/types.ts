@@ -11,6 +11,11 @@ export interface ProcessTemplate {
   command: string;
   args?: string[];
   env?: Record<string, string>;
+  /**
+   * Variables from EdgeConfigs (envFrom; may hold secrets): given to the process under `env`, and
+   * never written to runtime.db (the agent resolves them again from its encrypted cache).
+   */
+  configEnv?: Record<string, string>;
   workingDir?: string;
   /** Default Always. */
   restartPolicy?: RestartPolicy;
@@ -26,6 +31,12 @@ export interface DesiredInstance {
   template: ProcessTemplate;
   /** Hash of `template`; a change replaces the running process. */
   templateHash: string;
+  /**
+   * Keep what runs for this name if it runs this templateHash, with the template it has; start
+   * nothing new. For an instance whose config cannot be resolved now (deleted, or not readable
+   * after a restart): a running instance is never stopped for that.
+   */
+  keep?: boolean;
 }
 
 /** Something that happened to an instance, for the agent's event outbox. */

@@ -21,6 +21,8 @@ export interface InstanceRuntime<T> {
   onStatus(listener: (name: string, status: InstanceStatus) => void): void;
   onEvent(listener: (event: RuntimeEvent) => void): void;
   statuses(): Map<string, InstanceStatus>;
+  /** False while what runs is not known yet (containers not listed): statuses() may then miss some. */
+  hasAdopted?(): boolean;
 }
 
 /** A container instance for the container runtime. */
@@ -49,18 +51,20 @@ export function configDirEnv(config: string): string {
 
 /**
  * The template's process for the process runtime: template-wide settings copied in, config env
- * under the template env (the template wins), each mounted config's directory as an env variable.
+ * (configEnv: under the template env, never persisted), each mounted config's directory as an env
+ * variable.
  */
 export function flattenProcess(template: AppTemplate, configs: { env: Record<string, string>; dirs: Record<string, string> }): ProcessTemplate {
   const w = workloadOf(template);
   if (w.runtime !== 'process') throw new Error('not a process template');
   const p = w.spec;
   const dirEnv = Object.fromEntries(Object.entries(configs.dirs).map(([name, dir]) => [configDirEnv(name), dir]));
-  const env = { ...configs.env, ...dirEnv, ...p.env };
+  const env = { ...dirEnv, ...p.env };
   return {
     command: p.command,
     ...(p.args && { args: p.args }),
     ...(Object.keys(env).length > 0 && { env }),
+    ...(Object.keys(configs.env).length > 0 && { configEnv: { ...configs.env } }),
     ...(p.workingDir && { workingDir: p.workingDir }),
     ...(template.restartPolicy && { restartPolicy: template.restartPolicy }),
     ...(template.terminationGracePeriodSeconds !== undefined && { terminationGracePeriodSeconds: template.terminationGracePeriodSeconds }),
@@ -141,10 +145,19 @@ export class WorkloadRuntime {
         // A config deleted (or not yet delivered again) under a running instance never stops it:
         // it keeps what it was started with, as a Kubernetes pod keeps a deleted ConfigMap's files.
         const kept = this.lastGood.get(i.name);
-        if (kept && kept.entry.templateHash === i.templateHash) {
-          if (kept.runtime === 'process') procs.push(kept.entry as DesiredInstance);
-          else ctrs.push(kept.entry as DesiredContainer);
-          lastGood.set(i.name, kept);
+        const runs = this.runningHash(i.name) === i.templateHash;
+        if ((kept && kept.entry.templateHash === i.templateHash) || runs) {
+          if (kept && kept.entry.templateHash === i.templateHash) {
+            if (kept.runtime === 'process') procs.push(kept.entry as DesiredInstance);
+            else ctrs.push(kept.entry as DesiredContainer);
+            lastGood.set(i.name, kept);
+          } else if (workloadOf(i.template).runtime === 'process') {
+            // After an agent restart nothing is remembered: the process runtime keeps what it adopted.
+            procs.push({ name: i.name, template: flattenProcess(i.template, { env: {}, dirs: {} }), templateHash: i.templateHash, keep: true });
+          } else if (this.containers) {
+            // A container keeps its env and mounts from its creation; the same hash never recreates it.
+            ctrs.push({ name: i.name, template: i.template, templateHash: i.templateHash, configEnv: {}, configDirs: {} });
+          }
           keptNow.add(i.name);
           if (!this.keptWithoutConfig.has(i.name)) this.onKept?.(i.name, message);
           continue;
@@ -169,6 +182,12 @@ export class WorkloadRuntime {
     this.statusListeners.push(listener);
   }
 
+  /** The template hash of what runs for `name` now, if anything runs. */
+  private runningHash(name: string): string | undefined {
+    const s = this.processes.statuses().get(name) ?? this.containers?.statuses().get(name);
+    return s && (s.phase === 'Running' || s.phase === 'Pending') ? s.templateHash : undefined;
+  }
+
   /** Host directories that running instances still use (their config may be gone): not to be pruned. */
   configDirsInUse(): Set<string> {
     const out = new Set<string>();
@@ -182,6 +201,10 @@ export class WorkloadRuntime {
   onEvent(listener: (event: RuntimeEvent) => void): void {
     this.processes.onEvent(listener);
     this.containers?.onEvent(listener);
+  }
+
+  hasAdopted(): boolean {
+    return this.containers?.hasAdopted?.() ?? true;
   }
 
   statuses(): Map<string, InstanceStatus> {

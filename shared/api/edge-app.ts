@@ -57,6 +57,11 @@ export const RolloutSchema = Type.Object(
     maxSurge: Type.Optional(IntOrPercent),
     /** A unit whose update makes no progress for this long is marked Failed and stops. Default 600. */
     progressDeadlineSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+    /**
+     * An updated instance counts as available once ready for this long. Default 0: ready is enough,
+     * unless it restarted since its update (then at least 30 s up).
+     */
+    minReadySeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
     /** No further update steps while true (`outpost rollout pause|resume`). */
     paused: Type.Optional(Type.Boolean()),
   },
@@ -88,7 +93,7 @@ export const UnitRolloutPhaseSchema = Type.Union([
   Type.Literal('Paused'),
   /** The unit has no Ready node: it completes when its nodes come back. */
   Type.Literal('Waiting'),
-  /** No progress within progressDeadlineSeconds: no further steps until the template changes. */
+  /** No progress within progressDeadlineSeconds, or the unit's variant cannot be rendered: no further steps until the template changes. */
   Type.Literal('Failed'),
 ]);
 export type UnitRolloutPhase = Static<typeof UnitRolloutPhaseSchema>;
@@ -110,6 +115,8 @@ export const UnitAppStatusSchema = Type.Object(
     rollout: Type.Optional(UnitRolloutPhaseSchema),
     /** When the unit last made progress in its rollout (for the deadline). */
     progressAt: Type.Optional(Type.String()),
+    /** Hash of what the unit rolls to (its rendered template and configs): a change within one revision is a new rollout. */
+    targetHash: Type.Optional(Type.String({ maxLength: 64 })),
     message: Type.Optional(Type.String({ maxLength: 2048 })),
   },
   { additionalProperties: false },

@@ -12,6 +12,10 @@ const templateCheck = TypeCompiler.Compile(AppTemplateSchema);
  * apply and leave a valid template, unique config references. Field paths as in schema errors.
  */
 export function semanticProblems(obj: AnyObject): FieldError[] {
+  // A unit's name is stamped on its nodes as the value of label outpost.dev/unit (63 at most).
+  if (obj.kind === 'NodeUnit' && obj.metadata.name.length > 63) return [{ path: '/metadata/name', message: 'a NodeUnit name is at most 63 characters (it becomes a label value)' }];
+  // Revisions are named <app>-<number>.
+  if (obj.kind === 'EdgeApp' && obj.metadata.name.length > 240) return [{ path: '/metadata/name', message: 'an EdgeApp name is at most 240 characters (its revisions are named <app>-<n>)' }];
   if (obj.kind === 'EdgeApp') return appProblems(obj as EdgeApp);
   if (obj.kind === 'Instance') return templateProblems((obj as { spec: { template: AppTemplate } }).spec.template, '/spec/template');
   return [];

@@ -168,3 +168,13 @@ export function workloadOf(t: AppTemplate): { runtime: 'process'; spec: ProcessS
   if (p) return { runtime: 'process', spec: p };
   throw new Error('template has neither processes nor containers');
 }
+
+/** The EdgeConfig names a template uses (envFrom and configMounts of its processes or containers). */
+export function configNamesOf(template: AppTemplate): string[] {
+  const names = new Set<string>();
+  for (const w of [...(template.processes ?? []), ...(template.containers ?? [])]) {
+    for (const e of w.envFrom ?? []) names.add(e.config);
+    for (const m of w.configMounts ?? []) names.add(m.config);
+  }
+  return [...names].sort();
+}

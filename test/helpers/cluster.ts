@@ -57,11 +57,12 @@ export class TestCluster {
   }
 
   /** Starts an agent; joins with a new token of `unit` when its data dir has no credential yet. */
-  async startAgent(name: string, unit: string, extra: string[] = [], hubUrl?: string): Promise<Proc & { localApi: string }> {
+  /** `tokenBody`: more fields of the join token request, e.g. `{ labels: { camera: 'yes' } }`. */
+  async startAgent(name: string, unit: string, extra: string[] = [], hubUrl?: string, tokenBody: Record<string, unknown> = {}): Promise<Proc & { localApi: string }> {
     const hub = this.requireHub();
     const data = join(this.dir, 'agents', name);
     const args = ['agent', '--hub', hubUrl ?? hub.url, '--name', name, '--data', data, '--read-deadline', '3s', '--backoff-max', '1s', ...extra];
-    if (!existsSync(join(data, 'credential.json'))) args.push('--token', await this.createToken(unit));
+    if (!existsSync(join(data, 'credential.json'))) args.push('--token', await this.createToken(unit, tokenBody));
     return this.spawnAgent(args);
   }
 

@@ -2,7 +2,7 @@
 // made locally from busybox-static. Skips, saying why, where Podman cannot run.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -266,6 +266,35 @@ describe('container runtime on real Podman', { timeout: 170_000 }, () => {
     assert.equal(restarted.containerId, id, 'the same container is restarted');
     assert.ok(h.events.some((e) => e.reason === 'Unhealthy' && /liveness/.test(e.message)), 'an Unhealthy event names the liveness probe');
     await h.waitStatus('probed-0', (s) => s.ready && s.restarts === 1, 'ready again after the restart');
+    await h.close({ removeAll: true });
+  });
+
+  test('a timed-out exec probe leaves no process in the container; a log file that cannot be written drops output, nothing else', async (t) => {
+    const pm = need(t);
+    if (!pm) return;
+    const h = new Harness(pm, join(dir, 'exec-timeout'), 'node-exec');
+    mkdirSync(join(h.dataDir, 'logs', 'slow-0'), { recursive: true });
+    symlinkSync('/dev/full', join(h.dataDir, 'logs', 'slow-0', 'current.log')); // a full disk: every write fails with ENOSPC
+    await h.runtime.start();
+    h.runtime.reconcile([desired('slow-0', {
+      image: TEST_IMAGE,
+      command: ['sh', '-c', 'while true; do echo tick; sleep 0.2; done'],
+      livenessProbe: { exec: { command: ['sleep', '30'] }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 1000 },
+    })]);
+    const s = await h.waitStatus('slow-0', running, 'running');
+    const id = s.containerId ?? '';
+    await waitFor(async () => {
+      const ps = await h.engine.exec(id, ['ps', '-o', 'args'], 5000);
+      return ps.output.split('\n').filter((l) => l.trim() === 'sleep 30').length === 1 && ps;
+    }, { timeoutMs: 15_000, message: 'a probe command in flight' });
+    await new Promise((r) => setTimeout(r, 4000)); // four more timed-out attempts
+    const ps = await h.engine.exec(id, ['ps', '-o', 'args'], 5000);
+    const sleeping = ps.output.split('\n').filter((l) => l.trim() === 'sleep 30').length;
+    assert.ok(sleeping <= 1, `only the attempt in flight runs, not every timed-out one:\n${ps.output}`);
+    const now = h.status('slow-0');
+    assert.equal(now?.phase, 'Running', 'the agent copes with the full disk');
+    assert.equal(now?.containerId, id);
+    assert.equal(now?.restarts, 0);
     await h.close({ removeAll: true });
   });
 

@@ -123,12 +123,12 @@ describe('EdgeConfig with a real hub and agents', () => {
     assert.deepEqual(cachedConfigs('node-a'), ['shop-conf']);
     assert.deepEqual(cachedConfigs('node-b'), ['other-conf'], 'node-b never gets the config of site-a\'s app');
 
-    // The secret: a 0600 file on tmpfs, and env through envFrom.
+    // The secret: a file on tmpfs under the agent's private (0700) directory, and env through envFrom.
     const dir = /dir=(\S+)/.exec(log())?.[1] ?? '';
     assert.equal(dir, join(shmDir('node-a'), 'shop-conf'));
     assert.equal(readFileSync(join(dir, 'password'), 'utf8'), secret);
-    assert.equal(statSync(join(dir, 'password')).mode & 0o777, 0o600);
-    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    assert.equal(statSync(join(dir, 'password')).mode & 0o777, 0o644, 'readable by a container\'s own user');
+    assert.equal(statSync(shmDir('node-a')).mode & 0o777, 0o700, 'other users of the node are kept out');
     const environ = readFileSync(`/proc/${running.status?.pid}/environ`, 'utf8').split('\0');
     assert.ok(environ.includes(`CFG_password=${secret}`));
     assert.ok(environ.includes('CFG_greeting=hello in site-a on node-a'));
@@ -141,11 +141,12 @@ describe('EdgeConfig with a real hub and agents', () => {
     assert.equal(same.status?.pid, running.status?.pid);
     assert.ok(markedPids().includes(running.status?.pid ?? 0));
 
-    // The agent's SQLite file (and its WAL) never holds the secret plaintext.
-    const raw = ['cache.db', 'cache.db-wal'].map((f) => join(agentDir('node-a'), f)).filter(existsSync).map((f) => readFileSync(f));
+    // The agent's SQLite files (and their WALs) never hold the secret plaintext: not the cache,
+    // and not the runtime records (the process env from configs is not persisted).
+    const raw = ['cache.db', 'cache.db-wal', 'runtime.db', 'runtime.db-wal'].map((f) => join(agentDir('node-a'), f)).filter(existsSync).map((f) => readFileSync(f));
     assert.ok(raw.some((b) => b.includes('shop-conf')), 'the config is in the file');
     for (const b of raw) {
-      assert.ok(!b.includes(secret) && !b.includes(secret2), 'no secret plaintext in cache.db');
+      assert.ok(!b.includes(secret) && !b.includes(secret2), 'no secret plaintext in cache.db or runtime.db');
     }
     assert.equal(statSync(join(agentDir('node-a'), 'config.key')).mode & 0o777, 0o600);
 

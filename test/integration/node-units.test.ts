@@ -16,10 +16,11 @@ describe('node units: membership, stamping, cordon', () => {
   before(async () => {
     await cluster.startHub();
     for (const u of ['plant', 'line-1', 'spare']) await cluster.api('POST', `${API}/nodeunits`, nodeUnit(u));
-    // All three join unit "plant"; two carry line=1.
-    await cluster.startAgent('m1', 'plant', ['--labels', 'line=1']);
-    await cluster.startAgent('m2', 'plant', ['--labels', 'line=1']);
-    await cluster.startAgent('m3', 'plant', ['--labels', 'line=2']);
+    // All three join unit "plant"; the tokens of two give them line=1 (labels an operator gave).
+    // m3 claims line=1 for itself (--labels): a node's own labels never move it into a unit.
+    await cluster.startAgent('m1', 'plant', [], undefined, { labels: { line: '1' } });
+    await cluster.startAgent('m2', 'plant', [], undefined, { labels: { line: '1' } });
+    await cluster.startAgent('m3', 'plant', ['--labels', 'line=1']);
     await waitFor(async () => (await cluster.api<{ items: EdgeNode[] }>('GET', `${API}/edgenodes`)).items.filter((n) => n.status?.phase === 'Ready').length === 3, { timeoutMs: 30_000, message: 'three nodes Ready' });
   });
 
@@ -34,7 +35,8 @@ describe('node units: membership, stamping, cordon', () => {
       spec: { selector: { matchLabels: { line: '1' } }, nodeLabels: { area: 'line-one' }, taints: [{ key: 'dedicated', value: 'line', effect: 'PreferNoSchedule' }] },
     });
     await waitFor(async () => (await unitOf('m1')) === 'line-1' && (await unitOf('m2')) === 'line-1', { timeoutMs: 15_000, message: 'm1 and m2 moved to line-1' });
-    assert.equal(await unitOf('m3'), 'plant');
+    assert.equal(await unitOf('m3'), 'plant', 'self-given labels do not count for membership');
+    assert.equal((await node('m3')).metadata.labels?.line, '1', 'but the node has them (nodeSelector can use them)');
     const m1 = await node('m1');
     assert.equal(m1.metadata.labels?.area, 'line-one');
     assert.equal(m1.metadata.labels?.['outpost.dev/unit'], 'line-1');
@@ -77,6 +79,16 @@ describe('node units: membership, stamping, cordon', () => {
     await cluster.api('PUT', `${API}/nodeunits/spare`, { ...nodeUnit('spare'), spec: {} });
     await waitFor(async () => (await unitOf('m2')) === 'line-1', { timeoutMs: 15_000, message: 'm2 back in line-1 by selector' });
     assert.equal((await node('m2')).metadata.labels?.spare, undefined);
+  });
+
+  test('a name another unit lists in spec.nodes cannot join with some other unit\'s token', async () => {
+    await cluster.api('PUT', `${API}/nodeunits/spare`, { ...nodeUnit('spare'), spec: { nodes: ['reserved-1'] } });
+    const token = await cluster.createToken('plant');
+    const res = await cluster.fetch('POST', '/agent/v1/join', { token, node: 'reserved-1' });
+    assert.equal(res.status, 403);
+    assert.match(((await res.json()) as { message: string }).message, /listed in spec\.nodes of unit spare/);
+    assert.equal(await cluster.api('GET', `${API}/edgenodes/reserved-1`).catch(() => 'absent'), 'absent');
+    await cluster.api('PUT', `${API}/nodeunits/spare`, { ...nodeUnit('spare'), spec: {} });
   });
 
   test('cordon: running instances stay, no new ones are placed', async () => {

@@ -7,7 +7,7 @@ import { FileConfigResolver } from '../../edge-agent/configs/config-resolver.js'
 import { SecretDir } from '../../edge-agent/configs/secret-dir.js';
 import { WorkloadRuntime, type InstanceRuntime } from '../../edge-agent/runtime/workload-runtime.js';
 import type { DesiredInstance } from '../../edge-agent/runtime/types.js';
-import { API_VERSION, type EdgeConfig, type InstanceStatus } from '../../shared/api/index.js';
+import { API_VERSION, type AppTemplate, type EdgeConfig, type InstanceStatus } from '../../shared/api/index.js';
 import { silentLogger } from '../../shared/logger.js';
 import { processTemplate } from '../helpers/objects.js';
 
@@ -19,7 +19,9 @@ function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-resolver-'));
   const configs = new Map<string, EdgeConfig>();
   const units: string[] = [];
+  const instances: { spec: { template: AppTemplate } }[] = [];
   const cache = {
+    instances: () => instances,
     get: <T extends EdgeConfig>(_kind: 'EdgeConfig', name: string) => configs.get(name) as T | undefined,
     cachedKeys: () => [...configs.keys()].map((name) => ({ kind: 'EdgeConfig', name })),
     list: () => units.map((name) => ({ metadata: { name } })),
@@ -28,7 +30,7 @@ function setup() {
   const secretDir = new SecretDir(join(dir, 'data'), join(dir, 'no-tmpfs'));
   const secretRoot = join(dir, 'data', 'secret-configs');
   const resolver = new FileConfigResolver({ cache, log: silentLogger() }, { node: 'edge-a1', unit: 'site-a', plainDir: join(dir, 'configs'), secretDir });
-  return { dir, secretRoot, configs, units, resolver, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, secretRoot, configs, units, instances, resolver, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -68,19 +70,23 @@ test('resolver: a mounted plain config is a directory of files under <data>/conf
   }
 });
 
-test('resolver: a config with secrets goes wholly to the secret dir, files 0600 in a 0700 directory', () => {
+test('resolver: a config with secrets goes wholly to the secret dir (0700 parent; files readable by any user of a container)', () => {
   const s = setup();
   try {
     s.configs.set('db', config('db', { host: 'db' }, { password: 'pw' }));
     const { dirs } = s.resolver.resolve('i-0', processTemplate({ command: 'x', configMounts: [{ config: 'db' }] }));
     assert.equal(dirs.db, join(s.secretRoot, 'db'));
     assert.equal(mode(s.secretRoot), 0o700);
-    assert.equal(mode(join(s.secretRoot, 'db')), 0o700);
-    for (const f of ['host', 'password']) assert.equal(mode(join(s.secretRoot, 'db', f)), 0o600);
+    assert.equal(mode(join(s.secretRoot, 'db')), 0o755);
+    for (const f of ['host', 'password']) assert.equal(mode(join(s.secretRoot, 'db', f)), 0o644);
     assert.equal(readFileSync(join(s.secretRoot, 'db', 'password'), 'utf8'), 'pw');
-    // Losing its secrets moves it to the plain place; nothing stays behind.
+    // Losing its secrets moves it to the plain place; the old copy stays while a running
+    // instance uses it, and goes with the next prune after that.
     s.configs.set('db', config('db', { host: 'db' }));
     s.resolver.resolve('i-0', processTemplate({ command: 'x', configMounts: [{ config: 'db' }] }));
+    s.resolver.prune(new Set([join(s.secretRoot, 'db')]));
+    assert.ok(existsSync(join(s.secretRoot, 'db')), 'in use: kept');
+    s.resolver.prune();
     assert.ok(!existsSync(join(s.secretRoot, 'db')));
     assert.deepEqual(readdirSync(join(s.dir, 'configs', 'db')), ['host']);
   } finally {
@@ -123,9 +129,15 @@ test('resolver: a config not in the cache is an error naming it; prune removes t
     s.configs.set('gone', config('gone', { k: 'v' }, { s: 'secret' }));
     s.resolver.resolve('i-0', processTemplate({ command: 'x', configMounts: [{ config: 'keep' }, { config: 'gone' }] }));
     s.configs.delete('gone');
+    // A cached instance still uses it: its files stay (the instance keeps running on them).
+    s.instances.push({ spec: { template: processTemplate({ command: 'x', configMounts: [{ config: 'gone' }] }) } });
+    s.resolver.prune();
+    assert.ok(existsSync(join(s.secretRoot, 'gone', 's')));
+    s.instances.length = 0;
     s.resolver.prune();
     assert.ok(existsSync(join(s.dir, 'configs', 'keep', 'k')));
     assert.ok(!existsSync(join(s.secretRoot, 'gone')));
+    assert.ok(!existsSync(s.secretRoot), 'the empty secret parent goes too');
   } finally {
     s.cleanup();
   }

@@ -9,6 +9,7 @@ import type { Probe } from '../../shared/api/workload.js';
 import type { Clock, Timer } from '../../shared/clock.js';
 import { Prober, type ProbeResult, type ProbeTarget } from '../../edge-agent/runtime/probes/prober.js';
 import { processProbeTarget, runProbeCommand } from '../../edge-agent/runtime/probes/process-target.js';
+import { ProbeUnknown } from '../../edge-agent/runtime/probes/check.js';
 import { checkProcess, hasProcFs } from '../../edge-agent/runtime/proc-stat.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -186,28 +187,72 @@ describe('Prober timing and thresholds (manual clock, scripted exec)', () => {
     assert.deepEqual(l.changes, [{ passing: false, message: 'exec ["check"] exited 1' }]);
   });
 
-  test('never two attempts at once; a timed-out attempt fails with the timeout and the schedule goes on', async () => {
+  test('never two attempts at once; an exec that times out (the target says so) fails, and the schedule goes on', async () => {
     const clock = new ManualClock();
     const s = scriptedTarget();
     const l = prober('liveness', { ...EXEC, periodSeconds: 1, timeoutSeconds: 5, failureThreshold: 1 }, s.target, clock);
     l.p.start();
     clock.advance(0);
     await settle();
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 5; i++) {
       clock.advance(1000);
       await settle();
     }
     assert.equal(s.calls.length, 1, 'the slow attempt holds back the next');
+    assert.equal(s.calls[0]?.timeoutMs, 5000, 'the exec target times the command itself');
     assert.deepEqual(l.changes, []);
-    clock.advance(1000);
+    s.calls[0]?.reject(new Error('timed out after 5 s'));
     await settle();
     assert.deepEqual(l.changes, [{ passing: false, message: 'exec ["check"]: timed out after 5 s' }]);
-    s.calls[0]?.resolve({ exitCode: 0, output: '' }); // too late: ignored
-    await settle();
-    assert.equal(l.p.result.passing, false);
     clock.advance(0); // overdue: the next attempt starts at once
     await settle();
     assert.equal(s.calls.length, 2);
+  });
+
+  test('an attempt the target cannot make (ProbeUnknown), or an exec that never returns, is not counted', async () => {
+    const clock = new ManualClock();
+    const s = scriptedTarget();
+    const l = prober('liveness', { ...EXEC, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 1 }, s.target, clock);
+    l.p.start();
+    clock.advance(0);
+    await settle();
+    for (let i = 0; i < 3; i++) {
+      s.calls.at(-1)?.reject(new ProbeUnknown('POST /exec: connect ECONNREFUSED'));
+      await settle();
+      clock.advance(1000);
+      await settle();
+    }
+    assert.equal(s.calls.length, 4);
+    assert.deepEqual(l.changes, [], 'the engine being down is no liveness failure');
+    clock.advance(61_000); // the target never answers the 4th: given up, uncounted
+    await settle();
+    assert.deepEqual(l.changes, []);
+    clock.advance(0); // overdue: the next attempt starts at once
+    await settle();
+    assert.equal(s.calls.length, 5, 'and probing goes on');
+    await s.answer(1, 'down');
+    assert.deepEqual(l.changes, [{ passing: false, message: 'exec ["check"] exited 1: down' }], 'a real failure counts');
+  });
+
+  test('initialDelaySeconds counts from the start of the process or container (an adopted one is probed at once)', async () => {
+    const clock = new ManualClock();
+    clock.advance(100_000);
+    const s = scriptedTarget();
+    const changes: ProbeResult[] = [];
+    const adopted = new Prober('readiness', { ...EXEC, initialDelaySeconds: 30 }, s.target, (r) => changes.push(r), clock, 100_000 - 3_600_000);
+    const young = new Prober('readiness', { ...EXEC, initialDelaySeconds: 30 }, s.target, (r) => changes.push(r), clock, 100_000 - 10_000);
+    probers.push(adopted, young);
+    adopted.start();
+    young.start();
+    clock.advance(0);
+    await settle();
+    assert.equal(s.calls.length, 1, 'the long-running one at once');
+    clock.advance(19_999);
+    await settle();
+    assert.equal(s.calls.length, 1);
+    clock.advance(1);
+    await settle();
+    assert.equal(s.calls.length, 2, 'the one started 10 s ago after 20 s more');
   });
 
   test('a target that throws or rejects is a failed attempt with its message; a throwing listener does not stop the probe', async () => {
@@ -354,5 +399,15 @@ describe('Prober against real servers (manual clock for the schedule and timeout
     await waitFor(() => checkProcess(child, null, hasProcFs()) !== 'alive', { message: 'the background sleep killed' });
     const sig = await runProbeCommand(['sh', '-c', 'kill -TERM $$'], 5000, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: root });
     assert.equal(sig.exitCode, 128 + 15);
+  });
+
+  test('an exec probe in flight is killed with its group when the prober stops (the agent exits)', async () => {
+    const pidFile = join(root, 'probe-abort.pid');
+    const abort = new AbortController();
+    const started = runProbeCommand(['sh', '-c', `sleep 30 & echo $! > ${pidFile}; wait`], 60_000, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: root }, abort.signal);
+    const child = await waitFor(() => { try { return Number(readFileSync(pidFile, 'utf8').trim()); } catch { return 0; } }, { message: 'the probe started its child' });
+    abort.abort();
+    await assert.rejects(started, /aborted/);
+    await waitFor(() => checkProcess(child, null, hasProcFs()) !== 'alive', { message: 'the background sleep killed on abort' });
   });
 });

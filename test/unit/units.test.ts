@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NodeUnit } from '../../shared/api/index.js';
-import { resolveMembership } from '../../cloud-hub/units/membership.js';
+import { resolveMembership, TRUSTED_LABELS_ANNOTATION } from '../../cloud-hub/units/membership.js';
 import { STAMPED_LABELS_ANNOTATION, stampNode } from '../../cloud-hub/units/stamping.js';
 import { unitStatus } from '../../cloud-hub/units/unit-status.js';
 import { edgeNode, nodeUnit } from '../helpers/objects.js';
@@ -9,7 +9,7 @@ import { edgeNode, nodeUnit } from '../helpers/objects.js';
 const unit = (name: string, spec: NodeUnit['spec']): NodeUnit => ({ ...nodeUnit(name), spec: { ...spec } });
 
 test('membership: spec.nodes before selector before the join unit; the first unit by name wins a conflict', () => {
-  const node = edgeNode('n1', { unit: 'joined', labels: { zone: 'west', rack: '7' } });
+  const node = edgeNode('n1', { unit: 'joined', labels: { zone: 'west', rack: '7' }, annotations: { [TRUSTED_LABELS_ANNOTATION]: 'rack,zone' } });
   assert.deepEqual(resolveMembership(node, []), { unit: 'joined', by: 'join', alsoClaimedBy: [] });
   const bySel = unit('west', { selector: { matchLabels: { zone: 'west' } } });
   assert.equal(resolveMembership(node, [bySel]).unit, 'west');
@@ -20,6 +20,14 @@ test('membership: spec.nodes before selector before the join unit; the first uni
   assert.deepEqual(resolveMembership(node, [bySel, otherSel]), { unit: 'a-west', by: 'selector', alsoClaimedBy: ['west'] });
   // An empty selector claims nothing (it would otherwise take every node).
   assert.equal(resolveMembership(node, [unit('all', { selector: { matchLabels: {} } })]).unit, 'joined');
+});
+
+test('membership matches only labels the join token gave, never those the agent gave itself', () => {
+  const west = unit('west', { selector: { matchLabels: { zone: 'west' } } });
+  const selfLabelled = edgeNode('n1', { unit: 'joined', labels: { zone: 'west' } });
+  assert.equal(resolveMembership(selfLabelled, [west]).unit, 'joined');
+  const tokenLabelled = edgeNode('n2', { unit: 'joined', labels: { zone: 'west' }, annotations: { [TRUSTED_LABELS_ANNOTATION]: 'zone' } });
+  assert.equal(resolveMembership(tokenLabelled, [west]).unit, 'west');
 });
 
 test('membership ignores labels a unit stamped, so stamping never pulls a node into another unit', () => {

@@ -15,6 +15,7 @@ export interface ContainerSettings {
   backoffInitialMs: number;
   backoffMaxMs: number;
   backoffResetAfterMs: number;
+  pullStallTimeoutMs: number;
 }
 
 /** What a ContainerSupervisor gets from its runtime. */

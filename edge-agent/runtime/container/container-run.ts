@@ -1,7 +1,8 @@
+import { ProbeUnknown } from '../probes/check.js';
 import type { ProbeTarget } from '../probes/prober.js';
 import type { RuntimeEvent } from '../types.js';
 import { containerAddress, LABEL_TEMPLATE_HASH } from './container-config.js';
-import type { DockerEngine } from './docker-engine.js';
+import { EngineError, type DockerEngine } from './docker-engine.js';
 import type { ContainerInspect } from './engine-types.js';
 
 /** The container an instance has in the engine, and what is known of its current (or last) run. */
@@ -37,9 +38,23 @@ export function runKey(c: ContainerRun, edge: 'start' | 'end'): RuntimeEvent['pr
   return { pid: c.pid, startedAt: c.startedAt, edge };
 }
 
-/** Probes of a container: httpGet/tcpSocket at 127.0.0.1 on the host network, else at its address; exec through the engine. */
+/**
+ * Probes of a container: httpGet/tcpSocket at 127.0.0.1 on the host network, else at its address;
+ * exec through the engine. An engine that cannot be reached or answers 5xx says nothing about the
+ * container: ProbeUnknown, so the attempt is not counted.
+ */
 export function containerProbeTarget(engine: DockerEngine, c: ContainerRun, hostNetwork: boolean): ProbeTarget {
-  return { host: hostNetwork ? '127.0.0.1' : (c.address ?? '127.0.0.1'), exec: (command, timeoutMs) => engine.exec(c.id, command, timeoutMs) };
+  return {
+    host: hostNetwork ? '127.0.0.1' : (c.address ?? '127.0.0.1'),
+    exec: async (command, timeoutMs, signal) => {
+      try {
+        return await engine.exec(c.id, command, timeoutMs, signal);
+      } catch (err) {
+        if (err instanceof EngineError && (err.unreachable || err.status >= 500)) throw new ProbeUnknown(err.message, { cause: err });
+        throw err;
+      }
+    },
+  };
 }
 
 /** An engine time, or null for Go's zero time ("0001-01-01T00:00:00Z": never started or never finished). */

@@ -36,6 +36,8 @@ export interface ContainerRuntimeOptions {
   restartBackoff?: { initialMs?: number; maxMs?: number; resetAfterMs?: number };
   /** How often this node's containers are listed (exits, containers removed behind our back), ms; default 1000. */
   pollIntervalMs?: number;
+  /** An image pull that reports no progress for this long is aborted (and retried with back-off), ms; default 2 min. */
+  pullStallTimeoutMs?: number;
 }
 
 export interface ContainerRuntimeDeps {
@@ -91,6 +93,7 @@ export class ContainerRuntime implements InstanceRuntime<DesiredContainer> {
       backoffInitialMs: options.restartBackoff?.initialMs ?? 1000,
       backoffMaxMs: options.restartBackoff?.maxMs ?? 5 * 60_000,
       backoffResetAfterMs: options.restartBackoff?.resetAfterMs ?? 60_000,
+      pullStallTimeoutMs: options.pullStallTimeoutMs ?? 120_000,
     };
   }
 
@@ -185,6 +188,14 @@ export class ContainerRuntime implements InstanceRuntime<DesiredContainer> {
   /** Started, Exited, Adopted, Pulling, Pulled, FailedPull, FailedStart, BackOff, Unhealthy, Stopped, Replaced, Removed, LogRotated, EngineError. */
   onEvent(listener: (event: RuntimeEvent) => void): void {
     this.listeners.onEvent(listener);
+  }
+
+  /**
+   * Whether this node's containers were listed (and adopted). Until then statuses() does not show
+   * what runs, so an empty statuses() says nothing about what an empty cache would remove.
+   */
+  hasAdopted(): boolean {
+    return this.adopted;
   }
 
   statuses(): Map<string, InstanceStatus> {
@@ -287,7 +298,8 @@ export class ContainerRuntime implements InstanceRuntime<DesiredContainer> {
       const byInstance = new Map<string, ContainerSummary>();
       for (const c of list) {
         const instance = c.Labels?.[LABEL_INSTANCE];
-        if (!instance) continue;
+        // As at adoption: a container without a valid instance label is not ours to remove.
+        if (!instance || !INSTANCE_NAME.test(instance)) continue;
         const sup = this.instances.get(instance);
         if (sup) byInstance.set(instance, c);
         else await this.removeOrphan(instance, c);

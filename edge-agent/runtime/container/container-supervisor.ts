@@ -41,6 +41,10 @@ export class ContainerSupervisor {
   private restarts = 0;
   private restartDue = false;
   private backoffTimer: Timer | null = null;
+  /** The template hash the back-off was armed for: a new template does not wait it out. */
+  private backoffHash = '';
+  /** The pull in progress and the template it is for; aborted when that template is no longer wanted. */
+  private pull: { abort: AbortController; templateHash: string } | null = null;
   private retryTimer: Timer | null = null;
   private engineFailures = 0;
   private needsInspect = false;
@@ -111,13 +115,15 @@ export class ContainerSupervisor {
   /** The instance as the agent wants it, or null to stop and remove it. */
   setDesired(desired: DesiredContainer | null): void {
     this.desired = desired;
+    if (this.pull && this.pull.templateHash !== desired?.templateHash) this.pull.abort.abort(new Error('superseded'));
     this.kick();
   }
 
   /** What the runtime's periodic list saw of this instance's container (undefined: none). */
   observe(summary: ContainerSummary | undefined): void {
     const c = this.container;
-    if (!c || this.loop.busy) return;
+    // Seen during a step (a long pull, say) too: at worst one needless inspect after it.
+    if (!c) return;
     const running = summary?.State === 'running';
     if (summary === undefined || summary.Id !== c.id || running !== c.running) {
       this.needsInspect = true;
@@ -144,9 +150,10 @@ export class ContainerSupervisor {
     }
   }
 
-  /** Stops supervising (timers, probes, log copy); the container keeps running for the next agent. */
+  /** Stops supervising (timers, probes, log copy, a pull); the container keeps running for the next agent. */
   detach(): void {
     this.detached = true;
+    this.pull?.abort.abort(new Error('detached'));
     this.clearTimers();
     this.stopProbes();
     this.pump.stop();
@@ -166,6 +173,7 @@ export class ContainerSupervisor {
     const want = this.desired;
     if (want === undefined) return;
     if (want === null) return this.removeInstance(c);
+    if (this.backoffTimer !== null && this.backoffHash !== want.templateHash) this.newTemplateNoBackoff(want);
     if (c && c.templateHash !== want.templateHash) return this.replace(c, want);
     this.template = want.template;
     this.templateHash = want.templateHash;
@@ -190,7 +198,7 @@ export class ContainerSupervisor {
       this.restarts++;
       return this.startContainer(c, true);
     }
-    if (this.backoffTimer === null) this.armBackoff(this.lastExit);
+    if (this.backoffTimer === null) this.armBackoff(this.lastExit, want.templateHash);
   }
 
   /** Re-reads the container (the poll saw a change, or an engine call failed), then steps on. */
@@ -281,10 +289,23 @@ export class ContainerSupervisor {
   /** Pulls per policy; false (and a back-off) when there is no image to start. */
   private async prepareImage(want: DesiredContainer): Promise<boolean> {
     const spec = containerSpecOf(want.template);
+    const pull = { abort: new AbortController(), templateHash: want.templateHash };
+    this.pull = pull;
     try {
-      await ensureImage(spec.image, spec.imagePullPolicy ?? 'IfNotPresent', { engine: this.deps.engine, clock: this.deps.clock, report: this.pullReport() });
+      await ensureImage(spec.image, spec.imagePullPolicy ?? 'IfNotPresent', {
+        engine: this.deps.engine,
+        clock: this.deps.clock,
+        report: this.pullReport(),
+        signal: pull.abort.signal,
+        stallTimeoutMs: this.deps.settings.pullStallTimeoutMs,
+      });
       return true;
     } catch (err) {
+      // Not wanted any more (a newer template, removal, detach): the next step does what is wanted now.
+      if (pull.abort.signal.aborted) {
+        this.kick();
+        return false;
+      }
       if (!(err instanceof ImageUnavailableError)) throw err;
       const exit: ExitInfo = { code: null, signal: null, message: err.message, failedStart: true };
       if (this.container?.running) {
@@ -294,8 +315,10 @@ export class ContainerSupervisor {
         this.lastExit = exit;
         this.setStatus(exitedContainerStatus(this.base, exit, null));
       }
-      this.armBackoff(exit);
+      this.armBackoff(exit, want.templateHash);
       return false;
+    } finally {
+      if (this.pull === pull) this.pull = null;
     }
   }
 
@@ -314,9 +337,33 @@ export class ContainerSupervisor {
     this.kick();
   }
 
+  /**
+   * The crash-loop back-off was for another template (a crash of the old one, a failed pull of the
+   * old image): the new template starts at once, with a fresh count.
+   */
+  private newTemplateNoBackoff(want: DesiredContainer): void {
+    if (this.backoffTimer !== null) this.deps.clock.clearTimeout(this.backoffTimer);
+    this.backoffTimer = null;
+    this.restartDue = false;
+    this.crashes = 0;
+    if (!this.container) this.lastExit = null;
+    this.saveCounters();
+    this.log.info({ templateHash: want.templateHash }, 'template changed: back-off cleared');
+  }
+
   private async removeInstance(c: ContainerRun | null): Promise<void> {
     this.clearTimers();
     if (c) await this.stopAndRemove(c, 'stopping: removed from this node');
+    if (this.desired) {
+      // Wanted again while it was being removed: it starts afresh instead.
+      this.lastExit = null;
+      this.restarts = 0;
+      this.crashes = 0;
+      this.saveCounters();
+      this.setStatus(pendingContainerStatus(this.base));
+      this.kick();
+      return;
+    }
     this.removedFlag = true;
     this.deps.counters?.delete(this.name);
     this.event('Normal', 'Removed', 'instance removed from this node');
@@ -349,15 +396,25 @@ export class ContainerSupervisor {
     this.livenessFailure = null;
     this.stopProbes();
     this.setStatus({ ...this.runningNow(c), ready: false, message: `stopping: ${reason}` });
-    await this.deps.engine.stopContainer(c.id, this.graceSeconds());
-    const after = await this.deps.engine.inspectContainer(c.id);
+    let after: ContainerInspect | undefined;
+    try {
+      await this.deps.engine.stopContainer(c.id, this.graceSeconds());
+      after = await this.deps.engine.inspectContainer(c.id);
+    } catch (err) {
+      // The step is retried (stepFailed): the stop is still owed, and if the container turns out
+      // to run on, its probes start again (probedRun).
+      this.livenessFailure = reason;
+      this.probedRun = null;
+      throw err;
+    }
     const exit = after ? containerExit(after.State) : { code: null, signal: null, message: 'exited' };
     this.exited(c, { ...exit, code: exit.code === 0 ? null : exit.code, message: reason });
     this.kick();
   }
 
-  private armBackoff(exit: ExitInfo): void {
+  private armBackoff(exit: ExitInfo, templateHash: string): void {
     const { backoffInitialMs, backoffMaxMs } = this.deps.settings;
+    this.backoffHash = templateHash;
     const delay = backoffDelay(this.crashes, backoffInitialMs, backoffMaxMs);
     this.crashes++;
     this.saveCounters();
@@ -409,6 +466,7 @@ export class ContainerSupervisor {
       ...(spec.livenessProbe && { livenessProbe: spec.livenessProbe }),
       target: containerProbeTarget(this.deps.engine, c, t.hostNetwork === true),
       clock: this.deps.clock,
+      startedAtMs: c.startedAtMs,
       onReadiness: (result) => {
         if (!current()) return;
         const before = this.current?.ready === true;

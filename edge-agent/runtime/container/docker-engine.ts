@@ -2,9 +2,15 @@ import type { IncomingMessage } from 'node:http';
 import { EngineError, EngineHttp } from './engine-http.js';
 import type { ContainerCreateBody, ContainerInspect, ContainerSummary, PullProgress } from './engine-types.js';
 import { imagePath, splitImageRef } from './image-ref.js';
+import { killExecGroup } from './exec-reaper.js';
 import { StreamDemux } from './stream-demux.js';
 
 export { EngineError } from './engine-http.js';
+
+/** An exec that outlived its timeout (its processes were killed): the command's failure, not the engine's. */
+export class ExecTimedOut extends Error {
+  override readonly name = 'ExecTimedOut';
+}
 
 /** Output of a command run in a container (probes); at most 64 KiB is kept. */
 export interface ExecResult {
@@ -86,10 +92,13 @@ export class DockerEngine {
     }
   }
 
-  /** Removes a container, running or not (with its anonymous volumes); one that is gone already is fine. */
+  /**
+   * Removes a container, running or not; one that is gone already is fine. Its anonymous volumes
+   * are kept: a container removed by mistake must not take data with it (`podman volume prune`).
+   */
   async removeContainer(id: string): Promise<void> {
     try {
-      await this.http.json({ method: 'DELETE', path: `/containers/${encodeURIComponent(id)}`, query: { force: true, v: true }, timeoutMs: 60_000 });
+      await this.http.json({ method: 'DELETE', path: `/containers/${encodeURIComponent(id)}`, query: { force: true }, timeoutMs: 60_000 });
     } catch (err) {
       if (!(err instanceof EngineError && err.status === 404)) throw err;
     }
@@ -132,16 +141,21 @@ export class DockerEngine {
     });
   }
 
-  /** Runs a command in a running container and waits for it, at most `timeoutMs`. */
-  async exec(id: string, command: string[], timeoutMs: number): Promise<ExecResult> {
-    const signal = AbortSignal.timeout(timeoutMs);
+  /**
+   * Runs a command in a running container and waits for it. After `timeoutMs` (counted from the
+   * exec's start) or when `signal` aborts, its process group is killed (see killExecGroup) and the
+   * call rejects with ExecTimedOut or the abort reason. Engine failures reject with EngineError.
+   */
+  async exec(id: string, command: string[], timeoutMs: number, signal?: AbortSignal): Promise<ExecResult> {
     const created = await this.http.json<{ Id: string }>({
       method: 'POST',
       path: `/containers/${encodeURIComponent(id)}/exec`,
       body: { Cmd: command, AttachStdout: true, AttachStderr: true, AttachStdin: false, Tty: false },
-      signal,
+      ...(signal ? { signal } : {}),
     });
-    const res = await this.http.stream({ method: 'POST', path: `/exec/${encodeURIComponent(created.Id)}/start`, body: { Detach: false, Tty: false }, timeoutMs: 0, signal });
+    const execPath = `/exec/${encodeURIComponent(created.Id)}`;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const ended = signal ? AbortSignal.any([signal, timeout]) : timeout;
     const out: Buffer[] = [];
     let kept = 0;
     const demux = new StreamDemux((_s, payload) => {
@@ -149,15 +163,34 @@ export class DockerEngine {
       out.push(payload.subarray(0, 65536 - kept));
       kept += payload.length;
     });
-    await new Promise<void>((resolve) => {
-      res.on('data', (c: Buffer) => demux.push(c));
-      res.on('end', resolve);
-      res.on('close', resolve);
-      res.on('error', () => resolve());
-    });
-    if (signal.aborted) throw new EngineError(`exec ${command.join(' ')}: timed out after ${timeoutMs} ms`, 0);
-    const info = await this.http.json<{ ExitCode?: number | null; Running?: boolean }>({ method: 'GET', path: `/exec/${encodeURIComponent(created.Id)}/json`, signal });
+    try {
+      const res = await this.http.stream({ method: 'POST', path: `${execPath}/start`, body: { Detach: false, Tty: false }, timeoutMs: 0, signal: ended });
+      await new Promise<void>((resolve) => {
+        res.on('data', (c: Buffer) => demux.push(c));
+        res.on('end', resolve);
+        res.on('close', resolve);
+        res.on('error', () => resolve());
+      });
+    } catch (err) {
+      if (!ended.aborted) throw err;
+    }
+    if (ended.aborted) {
+      await this.killExec(execPath, id);
+      if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('exec aborted');
+      throw new ExecTimedOut(`timed out after ${timeoutMs / 1000} s`);
+    }
+    const info = await this.http.json<{ ExitCode?: number | null; Running?: boolean }>({ method: 'GET', path: `${execPath}/json`, timeoutMs: 10_000 });
     return { exitCode: info.ExitCode ?? -1, output: Buffer.concat(out).toString('utf8') };
+  }
+
+  /** Best effort: the engine does not stop an exec whose client went away. */
+  private async killExec(execPath: string, containerId: string): Promise<void> {
+    try {
+      const info = await this.http.json<{ Pid?: number; Running?: boolean }>({ method: 'GET', path: `${execPath}/json`, timeoutMs: 10_000 });
+      if (info.Running !== false && info.Pid) killExecGroup(info.Pid, containerId);
+    } catch {
+      // The engine is gone too: nothing to ask.
+    }
   }
 
   close(): void {

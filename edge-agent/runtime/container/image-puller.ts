@@ -1,5 +1,5 @@
 import type { ContainerSpec } from '../../../shared/api/workload.js';
-import type { Clock } from '../../../shared/clock.js';
+import type { Clock, Timer } from '../../../shared/clock.js';
 import type { Logger } from '../../../shared/logger.js';
 import { formatDelay } from '../restart-policy.js';
 import type { DockerEngine } from './docker-engine.js';
@@ -27,7 +27,10 @@ export interface EnsureImageOptions {
   clock: Clock;
   report: PullReport;
   progressIntervalMs?: number;
+  /** Aborts the pull (the image is no longer wanted): ensureImage then rejects with the abort reason, nothing reported. */
   signal?: AbortSignal;
+  /** A pull with no progress line for this long is given up as failed (a registry that stalls); default 2 min. */
+  stallTimeoutMs?: number;
 }
 
 /**
@@ -43,6 +46,7 @@ export async function ensureImage(image: string, policy: PullPolicy, options: En
   try {
     await pull(image, options);
   } catch (err) {
+    if (options.signal?.aborted) throw err;
     const reason = err instanceof Error ? err.message : String(err);
     const cached = policy === 'Always' && (await engine.hasImage(image));
     options.report.failed(image, reason, cached);
@@ -58,7 +62,9 @@ async function pull(image: string, options: EnsureImageOptions): Promise<void> {
   let lastReport = began;
   const layers = new Map<string, { current: number; total: number }>();
   report.pulling(image);
+  const stall = new StallWatch(clock, options.stallTimeoutMs ?? 120_000);
   const onProgress = (p: PullProgress) => {
+    stall.progress();
     const total = p.progressDetail?.total;
     if (p.id && total !== undefined && total > 0) layers.set(p.id, { current: p.progressDetail?.current ?? 0, total });
     const now = clock.now();
@@ -67,8 +73,64 @@ async function pull(image: string, options: EnsureImageOptions): Promise<void> {
     const sum = [...layers.values()].reduce((a, l) => ({ current: a.current + l.current, total: a.total + l.total }), { current: 0, total: 0 });
     report.progress(image, sum.total > 0 ? `${mib(sum.current)} of ${mib(sum.total)}` : (p.status ?? 'in progress'));
   };
-  await engine.pullImage(image, onProgress, options.signal);
+  const signal = options.signal ? AbortSignal.any([options.signal, stall.signal]) : stall.signal;
+  try {
+    await untilAborted(engine.pullImage(image, onProgress, signal), signal);
+  } finally {
+    stall.stop();
+  }
   report.pulled(image, clock.now() - began);
+}
+
+/** Aborts its signal when `progress()` was not called for `timeoutMs`. */
+class StallWatch {
+  private readonly abort = new AbortController();
+  private timer: Timer;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly timeoutMs: number,
+  ) {
+    this.timer = this.arm();
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  progress(): void {
+    this.clock.clearTimeout(this.timer);
+    this.timer = this.arm();
+  }
+
+  stop(): void {
+    this.clock.clearTimeout(this.timer);
+  }
+
+  private arm(): Timer {
+    const timer = this.clock.setTimeout(() => this.abort.abort(new Error(`no progress for ${formatDelay(this.timeoutMs)}`)), this.timeoutMs);
+    timer.unref?.();
+    return timer;
+  }
+}
+
+/** `work`, or a rejection with the abort reason as soon as `signal` aborts (an engine call that ignores it). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(signal.aborted && signal.reason instanceof Error ? signal.reason : err);
+      },
+    );
+  });
 }
 
 /** The report of an instance's pulls: events, its Pending status message, and progress in the agent log. */

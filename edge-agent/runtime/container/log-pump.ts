@@ -14,6 +14,8 @@ import type { DockerEngine } from './docker-engine.js';
  */
 export class ContainerLogPump {
   private abort: AbortController | null = null;
+  /** Output is being dropped because the log file cannot be written (a full disk): warned once per episode. */
+  private dropping = false;
 
   constructor(
     private readonly engine: DockerEngine,
@@ -43,6 +45,23 @@ export class ContainerLogPump {
     }
   }
 
+  /**
+   * Runs inside the engine stream's 'data' handler, where a throw would crash the agent: a write
+   * that fails (ENOSPC, EIO) drops this output instead (the engine keeps its own copy), warned once
+   * until writes succeed again.
+   */
+  private write(fd: number, data: Buffer, containerId: string): void {
+    try {
+      writeSync(fd, data);
+    } catch (err) {
+      if (!this.dropping) this.log.warn({ err, containerId, file: this.logs.current }, 'cannot write the container\'s log file; dropping its output until it can');
+      this.dropping = true;
+      return;
+    }
+    if (this.dropping) this.log.info({ containerId }, 'writing the container\'s log file again');
+    this.dropping = false;
+  }
+
   /** Never rejects. On an error (the engine restarted, say) it resumes from its last write, every 2 s, until stopped. */
   private async run(containerId: string, since: string, signal: AbortSignal): Promise<void> {
     let from = since;
@@ -52,7 +71,7 @@ export class ContainerLogPump {
         fd = this.logs.openAppend();
         const out = fd;
         await this.engine.followLogs(containerId, from, (data) => {
-          writeSync(out, data);
+          this.write(out, data, containerId);
           from = unixSeconds(Date.now());
         }, signal);
         return;

@@ -4,14 +4,28 @@ export interface CheckOutcome {
   message: string;
 }
 
+/**
+ * The attempt could not be made, through no fault of the probed instance (the container engine
+ * cannot be reached or answers 5xx): the prober skips it, counting it neither as a success nor as
+ * a failure, so that an engine restart never restarts healthy containers.
+ */
+export class ProbeUnknown extends Error {
+  override readonly name = 'ProbeUnknown';
+}
+
 /** One kind of probe bound to its target. `label` names it in messages, e.g. "GET http://127.0.0.1:8080/healthz". */
 export interface Check {
   label: string;
   /**
-   * One attempt. May reject (the prober reports `<label>: <reason>`); must stop its I/O when
-   * `signal` aborts (timeout or stop). `timeoutMs` is for checks that cannot take a signal (exec).
+   * One attempt. May reject (the prober reports `<label>: <reason>`; ProbeUnknown: skipped); must
+   * stop its I/O when `signal` aborts (timeout or stop).
    */
   run(signal: AbortSignal, timeoutMs: number): Promise<CheckOutcome>;
+  /**
+   * The check enforces `timeoutMs` itself (exec: the command's time, not the engine's, counts) and
+   * rejects when it is up; the prober then only aborts it on stop, and bounds it as a safety net.
+   */
+  selfTimed?: boolean;
 }
 
 /** "ECONNREFUSED", or the error's message when it has no code. */

@@ -7,6 +7,8 @@ export interface InstanceProbesOptions {
   livenessProbe?: Probe;
   target: ProbeTarget;
   clock: Clock;
+  /** When the process or container started (clock ms; an adopted one started before the probes): initialDelaySeconds counts from then. */
+  startedAtMs?: number;
   /** The readiness result changed (see Prober's onChange). */
   onReadiness: (result: ProbeResult) => void;
   /** The liveness probe reached its failureThreshold: the process must be restarted. */
@@ -19,10 +21,10 @@ export class InstanceProbes {
   private readonly liveness: Prober | null;
 
   private constructor(options: InstanceProbesOptions) {
-    const { target, clock } = options;
-    this.readiness = options.readinessProbe ? new Prober('readiness', options.readinessProbe, target, options.onReadiness, clock) : null;
+    const { target, clock, startedAtMs } = options;
+    this.readiness = options.readinessProbe ? new Prober('readiness', options.readinessProbe, target, options.onReadiness, clock, startedAtMs) : null;
     this.liveness = options.livenessProbe
-      ? new Prober('liveness', options.livenessProbe, target, (r) => { if (!r.passing) options.onLivenessFailure(r); }, clock)
+      ? new Prober('liveness', options.livenessProbe, target, (r) => { if (!r.passing) options.onLivenessFailure(r); }, clock, startedAtMs)
       : null;
   }
 

@@ -1,6 +1,6 @@
 import type { Probe } from '../../../shared/api/workload.js';
 import { systemClock, type Clock, type Timer } from '../../../shared/clock.js';
-import { describeError, type Check, type CheckOutcome } from './check.js';
+import { describeError, ProbeUnknown, type Check, type CheckOutcome } from './check.js';
 import { execCheck } from './exec-check.js';
 import { httpCheck } from './http-check.js';
 import { tcpCheck } from './tcp-check.js';
@@ -9,15 +9,27 @@ import { tcpCheck } from './tcp-check.js';
 export interface ProbeTarget {
   /** Host for httpGet/tcpSocket when the probe names none: 127.0.0.1 for processes, the container's address for containers. */
   host: string;
-  /** Runs an exec probe's command; exit code 0 = success. Processes: a child process with the instance's env and working dir; containers: Docker exec. */
-  exec(command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }>;
+  /**
+   * Runs an exec probe's command; exit code 0 = success. Processes: a child process with the
+   * instance's env and working dir; containers: Docker exec. After `timeoutMs` (the command's own
+   * time) or when `signal` aborts (the prober stops), it kills what the command runs and rejects.
+   * It rejects with ProbeUnknown when the command could not be run through no fault of the
+   * instance (the engine is unreachable or fails): such an attempt is not counted.
+   */
+  exec(command: string[], timeoutMs: number, signal: AbortSignal): Promise<{ exitCode: number; output: string }>;
 }
+
+/** How long past its timeout a self-timed check (exec) may run before the prober gives up on it (not counted). */
+const SELF_TIMED_GRACE_MS = 60_000;
 
 /** The probe's verdict; `message` says what was probed and what came back. */
 export interface ProbeResult {
   passing: boolean;
   message: string;
 }
+
+/** An attempt that could not be made (ProbeUnknown, or a self-timed check that never returned). */
+const UNKNOWN = Symbol('unknown');
 
 /** Kubernetes' defaults. */
 export const PROBE_DEFAULTS = { initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 3, successThreshold: 1 } as const;
@@ -30,7 +42,8 @@ export const NOT_PROBED = 'not probed yet';
  * `initialDelaySeconds`, then one every `periodSeconds` (never two at once: a slow attempt delays
  * the next), each bounded by `timeoutSeconds`. The result flips to failing after
  * `failureThreshold` consecutive failures and back to passing after `successThreshold`
- * consecutive successes. Readiness starts not passing, liveness passing.
+ * consecutive successes. Readiness starts not passing, liveness passing. An attempt that could not
+ * be made (ProbeUnknown: the engine is down) changes neither the streak nor the result.
  *
  * `onChange` is called when `passing` flips, and once more for a readiness probe whose first
  * attempt fails while it has never passed (no flip, but the message then says what fails).
@@ -55,6 +68,8 @@ export class Prober {
     target: ProbeTarget,
     private readonly onChange: (result: ProbeResult) => void,
     private readonly clock: Clock = systemClock,
+    /** When the probed process or container started (clock ms): initialDelaySeconds counts from then, not from now (an adopted instance). */
+    private readonly startedAtMs?: number,
   ) {
     this.current = { passing: kind === 'liveness', message: NOT_PROBED };
     this.check = checkOf(probe, target);
@@ -71,10 +86,11 @@ export class Prober {
   start(): void {
     if (this.state !== 'idle') return;
     this.state = 'running';
-    this.schedule(this.timing.initialDelayMs);
+    const since = this.startedAtMs === undefined ? 0 : Math.max(0, this.clock.now() - this.startedAtMs);
+    this.schedule(Math.max(0, this.timing.initialDelayMs - since));
   }
 
-  /** No callback after this; an attempt in flight is aborted (an exec is killed by its target at its timeout). */
+  /** No callback after this; an attempt in flight is aborted (an exec's command is killed by its target). */
   stop(): void {
     this.state = 'stopped';
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
@@ -107,7 +123,7 @@ export class Prober {
       const outcome = await this.runBounded(abort);
       if (this.inFlight !== abort || this.state !== 'running') return;
       this.inFlight = null;
-      this.record(outcome);
+      if (outcome !== UNKNOWN) this.record(outcome);
     } catch {
       // Only a bug gets here (runBounded never rejects, listeners are guarded); keep probing.
       if (this.inFlight === abort) this.inFlight = null;
@@ -118,22 +134,25 @@ export class Prober {
     }
   }
 
-  /** One attempt, failed after timeoutSeconds (the check is aborted then). */
-  private runBounded(abort: AbortController): Promise<CheckOutcome> {
+  /**
+   * One attempt, failed after timeoutSeconds (the check is aborted then); a self-timed check
+   * fails by its own timeout and is only given up (UNKNOWN) long after it. UNKNOWN: not counted.
+   */
+  private runBounded(abort: AbortController): Promise<CheckOutcome | typeof UNKNOWN> {
     const { timeoutMs } = this.timing;
-    const { label } = this.check;
+    const { label, selfTimed } = this.check;
     return new Promise((resolve) => {
       const timer = this.clock.setTimeout(() => {
         abort.abort();
-        resolve({ ok: false, message: `${label}: timed out after ${timeoutMs / 1000} s` });
-      }, timeoutMs);
-      const settle = (outcome: CheckOutcome) => {
+        resolve(selfTimed ? UNKNOWN : { ok: false, message: `${label}: timed out after ${timeoutMs / 1000} s` });
+      }, selfTimed ? timeoutMs + SELF_TIMED_GRACE_MS : timeoutMs);
+      const settle = (outcome: CheckOutcome | typeof UNKNOWN) => {
         this.clock.clearTimeout(timer);
         resolve(outcome);
       };
       Promise.resolve()
         .then(() => this.check.run(abort.signal, timeoutMs))
-        .then(settle, (err: unknown) => settle({ ok: false, message: `${label}: ${describeError(err)}` }));
+        .then(settle, (err: unknown) => settle(err instanceof ProbeUnknown ? UNKNOWN : { ok: false, message: `${label}: ${describeError(err)}` }));
     });
   }
 
@@ -163,7 +182,7 @@ export class Prober {
 function checkOf(probe: Probe, target: ProbeTarget): Check {
   if (probe.httpGet) return httpCheck(probe.httpGet, target.host);
   if (probe.tcpSocket) return tcpCheck(probe.tcpSocket, target.host);
-  if (probe.exec) return execCheck(probe.exec, (command, timeoutMs) => target.exec(command, timeoutMs));
+  if (probe.exec) return execCheck(probe.exec, (command, timeoutMs, signal) => target.exec(command, timeoutMs, signal));
   // Refused at apply time (semanticProblems); kept failing rather than throwing if one gets here.
   return { label: 'probe', run: () => Promise.resolve({ ok: false, message: 'probe: no httpGet, tcpSocket or exec' }) };
 }

@@ -18,20 +18,22 @@ export interface ProcessProbeTargetOptions {
 
 /** Probes of a process instance: httpGet/tcpSocket on 127.0.0.1, exec as a child process beside it. */
 export function processProbeTarget(options: ProcessProbeTargetOptions): ProbeTarget {
-  return { host: '127.0.0.1', exec: (command, timeoutMs) => runProbeCommand(command, timeoutMs, options) };
+  return { host: '127.0.0.1', exec: (command, timeoutMs, signal) => runProbeCommand(command, timeoutMs, options, signal) };
 }
 
 /**
  * Runs `command` directly (no shell) in its own process group, stdout and stderr captured up to
- * MAX_OUTPUT_BYTES. After `timeoutMs` the whole group is killed and the promise rejects; when the
- * command exits, what it left behind in its group is killed too, so a probe never leaves processes.
+ * MAX_OUTPUT_BYTES. After `timeoutMs`, or when `signal` aborts (the prober stops, e.g. the agent
+ * exits), the whole group is killed and the promise rejects; when the command exits, what it left
+ * behind in its group is killed too, so a probe never leaves processes.
  * Death by a signal gives exit code 128 + the signal number, as in a shell.
  */
-export function runProbeCommand(command: string[], timeoutMs: number, options: ProcessProbeTargetOptions): Promise<{ exitCode: number; output: string }> {
+export function runProbeCommand(command: string[], timeoutMs: number, options: ProcessProbeTargetOptions, signal?: AbortSignal): Promise<{ exitCode: number; output: string }> {
   const clock = options.clock ?? systemClock;
   return new Promise((resolve, reject) => {
     const [file, ...args] = command;
     if (file === undefined || file === '') return reject(new Error('empty command'));
+    if (signal?.aborted) return reject(new Error('aborted'));
     let child: ChildProcess;
     try {
       child = spawn(file, args, { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -53,7 +55,14 @@ export function runProbeCommand(command: string[], timeoutMs: number, options: P
       reject(new Error(`timed out after ${timeoutMs / 1000} s`));
     }, timeoutMs);
     timer.unref?.();
+    const onAbort = () => {
+      clock.clearTimeout(timer);
+      if (child.pid !== undefined) killGroupLeftovers(child.pid);
+      reject(new Error('aborted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     child.once('error', (err) => {
+      signal?.removeEventListener('abort', onAbort);
       clock.clearTimeout(timer);
       reject(new Error(describeSpawnError(err, file)));
     });
@@ -61,9 +70,10 @@ export function runProbeCommand(command: string[], timeoutMs: number, options: P
       // The leader is gone: its group may only hold what it left running (a pgid is not reused while it has members).
       if (child.pid !== undefined) killGroupLeftovers(child.pid);
     });
-    child.once('close', (code, signal) => {
+    child.once('close', (code, killedBy) => {
+      signal?.removeEventListener('abort', onAbort);
       clock.clearTimeout(timer);
-      const exitCode = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
+      const exitCode = code ?? 128 + (killedBy ? (constants.signals[killedBy] ?? 0) : 0);
       resolve({ exitCode, output: Buffer.concat(chunks).toString('utf8') });
     });
   });
