@@ -1,4 +1,4 @@
-import type { AnyObject, AppRevision, EdgeApp, EdgeConfig, EdgeNode, Instance, NodeUnit } from '../shared/api/index.js';
+import type { AnyObject, AppRevision, Device, DeviceModel, EdgeApp, EdgeConfig, EdgeNode, Instance, NodeUnit } from '../shared/api/index.js';
 
 /** `3m`, `2h`, `5d` since an ISO time; `-` when unknown. */
 export function age(iso: string | undefined, now = Date.now()): string {
@@ -93,6 +93,28 @@ const revisionCols = (): Columns => ({
   },
 });
 
+const deviceCols = (wide: boolean): Columns => ({
+  headers: ['NAME', 'MODEL', 'HOME', 'ONLINE', 'LAST-SEEN', 'DESIRED/OBSERVED', ...(wide ? ['REPORTED-BY', 'REPORTED', 'MESSAGE'] : [])],
+  row: (o) => {
+    const d = o as Device;
+    const s = d.status;
+    const home = d.spec.node !== undefined ? `node/${d.spec.node}` : `unit/${d.spec.unit ?? '?'}`;
+    const online = s?.online === undefined ? '-' : s.online ? 'yes' : 'no';
+    return [
+      d.metadata.name, d.spec.model, home, online, age(s?.lastSeen), `${d.metadata.generation ?? '-'}/${s?.observedDesired ?? '-'}`,
+      ...(wide ? [s?.node ?? '-', String(Object.keys(s?.reported ?? {}).length), s?.message ?? ''] : []),
+    ];
+  },
+});
+
+const deviceModelCols = (): Columns => ({
+  headers: ['NAME', 'PROPERTIES', 'READWRITE', 'AGE'],
+  row: (o) => {
+    const m = o as DeviceModel;
+    return [m.metadata.name, String(m.spec.properties.length), m.spec.properties.filter((p) => p.access === 'ReadWrite').map((p) => p.name).join(',') || '-', age(m.metadata.creationTimestamp)];
+  },
+});
+
 export function columnsFor(kind: string, wide: boolean): Columns {
   switch (kind) {
     case 'NodeUnit': return unitCols(wide);
@@ -101,6 +123,8 @@ export function columnsFor(kind: string, wide: boolean): Columns {
     case 'Instance': return instanceCols(wide);
     case 'EdgeConfig': return configCols();
     case 'AppRevision': return revisionCols();
+    case 'Device': return deviceCols(wide);
+    case 'DeviceModel': return deviceModelCols();
     default: return { headers: ['NAME'], row: (o) => [o.metadata.name] };
   }
 }

@@ -10,6 +10,8 @@ import { playgroundCommand } from './commands/playground.js';
 import { applyCommand, deleteCommand, describeCommand, eventsCommand, getCommand } from './commands/resources.js';
 import { tokenCreateCommand, tokenDeleteCommand, tokenListCommand } from './commands/tokens.js';
 import { registerRollout } from './commands/rollout.js';
+import { describeDevice, registerDevices } from './commands/devices.js';
+import { resolveKind } from '../shared/api/index.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -48,6 +50,12 @@ program
   .option('--backoff-max <duration>', 'upper bound of the reconnect backoff', '30s')
   .option('--stop-instances-on-exit', 'stop instances when the agent stops (by default they keep running)')
   .addOption(new Option('--container-socket <path>', 'Docker/Podman engine socket for container apps, or `none` (default: /run/podman/podman.sock, then /var/run/docker.sock)').env('OUTPOST_CONTAINER_SOCKET'))
+  .option('--mqtt-listen <host:port>', 'embedded MQTT broker for devices (TCP), or `none`; use 0.0.0.0:1883 to serve the site network', '127.0.0.1:1883')
+  .option('--mqtt-ws-listen <host:port>', 'also serve MQTT over WebSocket on this address')
+  .option('--mqtt-url <url>', 'use this existing MQTT broker (e.g. mosquitto) instead of the embedded one: mqtt://user:password@host:1883')
+  .option('--mqtt-anonymous', 'development only: accept clients without credentials (the client id names the device)')
+  .option('--telemetry-budget <rows>', 'device telemetry rows kept in the outbox while the hub is unreachable; oldest dropped first', '1000000')
+  .option('--telemetry-max-age <duration>', 'device telemetry older than this is dropped from the outbox (counted)', '7d')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('-o, --output <format>', 'agent status output').choices(['text', 'json']).default('text'))
   .action(async (action: string | undefined, o: AgentFlags & { output: string }) => {
@@ -78,7 +86,7 @@ program
 
 program
   .command('get <kind> [name]')
-  .description('list objects or show one (kinds: units, nodes, apps, instances)')
+  .description('list objects or show one (kinds: units, nodes, apps, instances, configs, devices, models)')
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'wide', 'json', 'yaml']).default('table'))
   .option('-l, --selector <selector>', 'label selector, e.g. tier=edge,zone!=eu')
   .option('--show-secrets', 'show the secretData values of configs (otherwise <redacted>)')
@@ -87,7 +95,7 @@ program
 program
   .command('describe <kind> <name>')
   .description('show one object with its instances, nodes and events')
-  .action(async (kind: string, name: string) => print(await describeCommand(client(), kind, name)));
+  .action(async (kind: string, name: string) => print(resolveKind(kind)?.kind === 'Device' ? await describeDevice(client(), name) : await describeCommand(client(), kind, name)));
 
 program
   .command('delete <kind> <name>')
@@ -102,6 +110,7 @@ program
   .action(async (o: { node?: string; object?: string }) => print(await eventsCommand(client(), o)));
 
 registerRollout(program, client);
+registerDevices(program, client);
 
 program
   .command('playground')

@@ -19,6 +19,10 @@ import { UnitController } from './units/unit-controller.js';
 import { ReportHandler } from './sessions/report-handler.js';
 import { SessionManager } from './sessions/session-manager.js';
 import { SqliteStore } from './store/sqlite-store.js';
+import { TelemetryStore } from './devices/telemetry-store.js';
+import { DeviceReports } from './devices/device-reports.js';
+import { DeviceController } from './devices/device-controller.js';
+import { createDeviceMetrics } from './devices/device-metrics.js';
 
 /** Everything a hub needs to know; main.ts fills it from flags and environment. */
 export interface HubOptions {
@@ -72,13 +76,17 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
   const events = new EventLog(join(options.dataDir, 'hub.db'));
   const cache = new ObjectCache({ store, log: log.child({ component: 'cache' }) });
   await cache.start();
+  const telemetry = new TelemetryStore(join(options.dataDir, 'telemetry.db'));
+  const deviceMetrics = createDeviceMetrics(registry, () => cache.list('Device').filter((d) => (d.status as { online?: boolean } | undefined)?.online === true).length);
+  const devices = new DeviceReports({ store, cache, telemetry, metrics: deviceMetrics, log: log.child({ component: 'devices' }) });
+  const deviceController = new DeviceController({ store, cache, telemetry, log: log.child({ component: 'devices' }) });
 
   let sessions: SessionManager | undefined;
   const health = new NodeHealth(
     { store, cache, log: log.child({ component: 'health' }), metrics, now: Date.now, isConnected: (n) => sessions?.isConnected(n) ?? false },
     options.startupGraceMs === undefined ? {} : { startupGraceMs: options.startupGraceMs },
   );
-  const reports = new ReportHandler({ store, cache, events, health, log: log.child({ component: 'reports' }), metrics });
+  const reports = new ReportHandler({ store, cache, events, health, log: log.child({ component: 'reports' }), metrics, devices });
   sessions = new SessionManager(
     {
       cache, secrets, log: log.child({ component: 'sessions' }), metrics,
@@ -100,7 +108,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
   });
   const units = new UnitController({ store, cache, log: log.child({ component: 'units' }) });
   const server = createApiServer({
-    store, secrets, sessions, events, registry, metrics, log, adminToken,
+    store, secrets, sessions, events, registry, metrics, log, adminToken, devices: { store, telemetry },
     onNodeDeleted: (name) => {
       secrets.revokeNode(name);
       sessions?.disconnect(name, 'node deleted');
@@ -112,6 +120,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
     { name: 'health', start: async () => health.start(), stop: () => health.stop() },
     { name: 'sessions', start: async () => sessions.start(), stop: () => sessions.stop() },
     { name: 'units', start: async () => units.start(), stop: () => units.stop() },
+    { name: 'devices', start: async () => deviceController.start(), stop: () => deviceController.stop() },
     { name: 'scheduler', start: async () => scheduler.start(), stop: () => scheduler.stop() },
     {
       name: 'http',
@@ -132,6 +141,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
     await store.close();
     secrets.close();
     events.close();
+    telemetry.close();
   };
   try {
     await startAll(components, 10_000, onStopError);

@@ -23,6 +23,9 @@ import { DockerEngine } from './runtime/container/docker-engine.js';
 import { chooseEngineSocket } from './runtime/container/engine-socket.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import { WorkloadRuntime } from './runtime/workload-runtime.js';
+import { DeviceBroker, type HostPort } from './devices/device-broker.js';
+import { createDeviceMetrics } from './devices/device-metrics.js';
+import { ExternalBroker } from './devices/external-broker.js';
 
 export interface AgentOptions {
   hubUrl: string;
@@ -43,6 +46,10 @@ export interface AgentOptions {
   stopInstancesOnExit?: boolean;
   /** Docker/Podman engine socket (--container-socket): a path, `none`, or unset to probe the defaults. */
   containerSocket?: string;
+  /** The embedded MQTT broker for devices (README "Devices (MQTT)"); unset = no broker. */
+  mqtt?: { listen: HostPort; wsListen?: HostPort; allowAnonymous?: boolean; /** Use this external broker instead of the embedded one. */ url?: string };
+  /** Outbox budget for device telemetry while the hub is unreachable (oldest dropped first, counted). */
+  telemetryBudget?: { maxRows?: number; maxAgeMs?: number; maxBytes?: number };
 }
 
 export interface RunningAgent {
@@ -65,7 +72,8 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   const runtimeDb = openAgentDatabase(join(options.dataDir, 'runtime.db'), nodeLog).db;
   // EdgeConfig secrets are sealed with the node's key before they reach the SQLite file.
   const cache = new DesiredCache(db, nodeSecretCodec(options.dataDir));
-  const outbox = new Outbox(db);
+  const tb = options.telemetryBudget ?? {};
+  const outbox = new Outbox(db, { ...(tb.maxRows !== undefined ? { maxTelemetry: tb.maxRows } : {}), ...(tb.maxAgeMs !== undefined ? { maxTelemetryAgeMs: tb.maxAgeMs } : {}), ...(tb.maxBytes !== undefined ? { maxTelemetryBytes: tb.maxBytes } : {}) });
   const registry = createRegistry('outpost_agent', { node: cred.node });
   const metrics = createAgentMetrics(registry);
   const processRuntime = new ProcessRuntime(
@@ -112,6 +120,10 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     );
   });
 
+  const deviceDeps = { cache, outbox, metrics: createDeviceMetrics(registry, outbox), log: nodeLog.child({ component: 'devices' }), node: cred.node, unit: cred.unit };
+  const devices = !options.mqtt ? undefined : options.mqtt.url ? new ExternalBroker(deviceDeps, { url: options.mqtt.url }) : new DeviceBroker(deviceDeps, options.mqtt);
+  let devicesError: string | undefined;
+
   const link = new HubLink(
     {
       cache, outbox, log: nodeLog.child({ component: 'link' }),
@@ -122,6 +134,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
           desiredKnown = true;
         }
         reconcile();
+        devices?.refresh();
       },
       onStateChange: (s: LinkState) => { metrics.connected.set(s.connected ? 1 : 0); if (s.connected) metrics.reconnects.inc(); },
     },
@@ -141,6 +154,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
       appliedRevision: cache.appliedRevision(),
       outboxDepth: outbox.depth(),
       droppedEvents: outbox.droppedEvents(),
+      ...(options.mqtt ? { mqtt: devicesError ? { error: devicesError } : { ...devices?.addresses(), telemetryQueued: outbox.telemetryQueued(), droppedTelemetry: outbox.droppedTelemetry() } } : {}),
       cache: cacheHealth.current,
       instances: Object.fromEntries(runtime.statuses()),
     };
@@ -156,6 +170,20 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     // Offline first: instances start from the cache before the hub is even dialled.
     { name: 'runtime', start: async () => { await runtime.start(); reconcile(); }, stop: async () => { if (options.stopInstancesOnExit) await runtime.stopAllInstances(); await runtime.stop(); } },
     { name: 'node-status', start: async () => reporter.start(), stop: async () => reporter.stop() },
+    {
+      // A broker that cannot listen (port taken) is reported, not fatal: workloads come first.
+      name: 'devices',
+      start: async () => {
+        try {
+          await devices?.start();
+        } catch (err) {
+          devicesError = `MQTT broker not started: ${(err as Error).message}`;
+          nodeLog.error({ err, listen: options.mqtt?.listen }, devicesError);
+          await devices?.stop().catch(() => {});
+        }
+      },
+      stop: async () => { if (!devicesError) await devices?.stop(); },
+    },
     { name: 'link', start: async () => link.start(), stop: () => link.stop() },
   ];
   const onStopError = (name: string, err: unknown) => nodeLog.error({ err, component: name }, 'stop failed');

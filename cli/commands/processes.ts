@@ -56,6 +56,18 @@ export async function hubCommand(flags: HubFlags): Promise<void> {
 export interface AgentFlags {
   hub: string; name: string; token?: string; data: string; labels?: string; listen: string; logLevel: string;
   readDeadline: string; backoffMax: string; stopInstancesOnExit?: boolean; containerSocket?: string;
+  mqttListen: string; mqttWsListen?: string; mqttAnonymous?: boolean; mqttUrl?: string; telemetryBudget: string; telemetryMaxAge: string;
+}
+
+function mqttUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new OutpostError('BAD_REQUEST', `--mqtt-url: "${text}" is not a URL (example: mqtt://user:password@broker.local:1883)`);
+  }
+  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:'].includes(url.protocol)) throw new OutpostError('BAD_REQUEST', `--mqtt-url: scheme "${url.protocol}" is not mqtt:, mqtts:, ws: or wss:`);
+  return text;
 }
 
 export async function agentCommand(flags: AgentFlags): Promise<void> {
@@ -74,6 +86,10 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
       backoffMaxMs: parseDuration(flags.backoffMax, '--backoff-max'), stopInstancesOnExit: flags.stopInstancesOnExit ?? false,
       ...(flags.token ? { token: flags.token } : {}),
       ...(flags.containerSocket !== undefined ? { containerSocket: flags.containerSocket } : {}),
+      ...(flags.mqttListen !== 'none' || flags.mqttUrl
+        ? { mqtt: { listen: parseListen(flags.mqttListen === 'none' ? '127.0.0.1:1883' : flags.mqttListen, '127.0.0.1'), ...(flags.mqttWsListen ? { wsListen: parseListen(flags.mqttWsListen, '127.0.0.1') } : {}), allowAnonymous: flags.mqttAnonymous ?? false, ...(flags.mqttUrl ? { url: mqttUrl(flags.mqttUrl) } : {}) } }
+        : {}),
+      telemetryBudget: { maxRows: positiveInt(flags.telemetryBudget, '--telemetry-budget'), maxAgeMs: parseDuration(flags.telemetryMaxAge, '--telemetry-max-age') },
     },
     log,
     controller.signal,

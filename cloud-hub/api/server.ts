@@ -13,6 +13,7 @@ import { bearerToken, sendError, sendJson } from './http.js';
 import { handleJoin } from './join.js';
 import { handleResource } from './resources.js';
 import { handleTokens } from './tokens.js';
+import { handleDeviceRoute, type DeviceApiDeps } from '../devices/device-api.js';
 
 export interface ApiDeps {
   store: Store;
@@ -24,6 +25,8 @@ export interface ApiDeps {
   log: Logger;
   adminToken: string;
   onNodeDeleted(name: string): void;
+  /** Device apply rules, credentials and telemetry (issue 5). */
+  devices?: DeviceApiDeps;
 }
 
 const API_PREFIX = '/apis/outpost.dev/v1alpha1';
@@ -104,6 +107,7 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
       const hint = resolveKind(plural);
       throw new OutpostError('UNKNOWN_KIND', `unknown resource "${plural}"${hint ? `; did you mean ${hint.plural}?` : ''}`);
     }
+    if (deps.devices && (await handleDeviceRoute(deps.devices, req, res, info, name || undefined, sub, url.searchParams))) return;
     return handleResource(deps, req, res, info, name || undefined, sub, url.searchParams);
   }
   throw new OutpostError('NOT_FOUND', `no such path ${path}`);

@@ -8,6 +8,7 @@ import type { NodeHealth } from '../health/node-health.js';
 import type { HubMetrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { NodeScope } from './scope.js';
+import type { DeviceItem, DeviceReports } from '../devices/device-reports.js';
 
 type Rejection = { seq: number; code: string; message: string };
 
@@ -24,7 +25,7 @@ export class ReportHandler {
   /** Units of recently deleted instances: their last events may still be on their way. */
   private readonly deletedUnits = new Map<string, string>();
 
-  constructor(private readonly deps: { store: Store; cache: ObjectCache; events: EventLog; health: NodeHealth; log: Logger; metrics: HubMetrics }) {
+  constructor(private readonly deps: { store: Store; cache: ObjectCache; events: EventLog; health: NodeHealth; log: Logger; metrics: HubMetrics; devices?: DeviceReports }) {
     deps.cache.onChange((e) => {
       if (e.type !== 'DELETED' || e.object.kind !== 'Instance') return;
       this.deletedUnits.delete(e.object.metadata.name);
@@ -44,6 +45,7 @@ export class ReportHandler {
   async handle(scope: NodeScope, items: ReportItem[], session?: { heldInstance(name: string): boolean }): Promise<{ rejected: Rejection[] }> {
     const rejected: Rejection[] = [];
     const events: HubEvent[] = [];
+    const deviceItems: DeviceItem[] = [];
     const reject = (item: ReportItem, code: string, message: string) => {
       rejected.push({ seq: item.seq, code, message });
       this.deps.metrics.reportsRejected.inc({ kind: item.kind, code });
@@ -80,7 +82,23 @@ export class ReportHandler {
           events.push({ node: scope.node, seq: item.seq, ...item.body });
           break;
         }
+        case 'device-report':
+        case 'device-presence':
+        case 'telemetry':
+          // Devices: authorized (the node may be the device's home) and stored per frame.
+          if (this.deps.devices) deviceItems.push(item);
+          else reject(item, 'OUTPOST_BAD_REQUEST', 'this hub does not store device reports');
+          break;
       }
+    }
+    if (deviceItems.length > 0 && this.deps.devices) {
+      const result = await this.deps.devices.handle(scope, deviceItems);
+      const kinds = new Map(deviceItems.map((i) => [i.seq, i.kind]));
+      for (const r of result.rejected) {
+        rejected.push(r);
+        this.deps.metrics.reportsRejected.inc({ kind: kinds.get(r.seq) ?? 'device', code: r.code });
+      }
+      this.deps.metrics.reportsStored.inc({ kind: 'device' }, deviceItems.length - result.rejected.length);
     }
     if (events.length > 0) {
       this.deps.events.append(events);

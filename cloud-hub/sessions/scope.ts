@@ -3,6 +3,7 @@ import { selectsUnit } from '../../shared/api/render.js';
 import type { ObjectKey } from '../../shared/protocol/frames.js';
 import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
 import { configsForNode, configsOfObject } from '../configs/config-scope.js';
+import { deviceDesiredSet, deviceObjectInScope, deviceScopeChanged } from '../devices/device-scope.js';
 
 /** Who a session serves: the node and its unit when the session opened (a unit change closes the session). */
 export interface NodeScope {
@@ -30,6 +31,10 @@ export function inScope(obj: AnyObject, scope: NodeScope, cache: ObjectCache): b
       return (obj as Instance).spec.node === scope.node;
     case 'EdgeConfig':
       return nodeConfigNames(scope, cache).has(obj.metadata.name);
+    case 'Device':
+    case 'DeviceModel':
+    case 'DeviceCredential':
+      return deviceObjectInScope(obj, scope, cache);
     default:
       return false;
   }
@@ -68,6 +73,7 @@ export function desiredSet(scope: NodeScope, cache: ObjectCache): AnyObject[] {
     if (config) out.push(config);
   }
   out.push(...apps, ...instances);
+  out.push(...deviceDesiredSet(scope, cache));
   return out;
 }
 
@@ -91,6 +97,10 @@ export function nodeConfigNames(scope: NodeScope, cache: ObjectCache): Set<strin
  */
 export function configScopeChanged(event: CacheEvent, scope: NodeScope, cache: ObjectCache): boolean {
   const kind = event.object.kind;
+  if (kind === 'Device') {
+    // A device entering, leaving or changing model changes the node's models and credentials.
+    return deviceScopeChanged(event.oldObject, event.type === 'DELETED' ? undefined : event.object, scope);
+  }
   if (kind !== 'EdgeApp' && kind !== 'Instance') return false;
   // A status write (the most frequent change) moves nothing: scope and configs follow the spec.
   if (event.type !== 'DELETED' && onlyStatusChanged(event.oldObject, event.object)) return false;

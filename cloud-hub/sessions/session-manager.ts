@@ -10,6 +10,7 @@ import type { HubMetrics } from '../metrics.js';
 import { AdmissionQueue, type AdmissionOptions } from './admission.js';
 import { AgentSession, type SessionHooks, type SessionOptions } from './agent-session.js';
 import { configAudience } from '../configs/config-scope.js';
+import { deviceHomes } from '../devices/device-scope.js';
 import { appSelectsUnit, keyOf, unitLabels } from './scope.js';
 
 export interface SessionManagerDeps {
@@ -156,6 +157,19 @@ export class SessionManager {
           (app, unitName) => appSelectsUnit(app, unitName, cache.get('NodeUnit', unitName) as NodeUnit | undefined));
         for (const s of this.sessions.values()) {
           if (audience.units.has(s.scope.unit) || audience.nodes.has(s.scope.node) || s.holds(keyOf(object))) s.handleChange(event);
+        }
+        return;
+      }
+      case 'Device':
+      case 'DeviceCredential':
+      case 'DeviceModel': {
+        // A device (or its credential) concerns the sessions of its homes, before and after the
+        // change; a model those holding it or homing a device of that model.
+        const devices = object.kind === 'Device' ? [object, oldObject] : object.kind === 'DeviceCredential' ? [this.deps.cache.get('Device', object.metadata.name)]
+          : this.deps.cache.list('Device').filter((d) => (d.spec as { model: string }).model === object.metadata.name);
+        const homes = deviceHomes(devices);
+        for (const s of this.sessions.values()) {
+          if (homes.nodes.has(s.scope.node) || homes.units.has(s.scope.unit) || s.holds(keyOf(object))) s.handleChange(event);
         }
         return;
       }

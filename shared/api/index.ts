@@ -10,3 +10,4 @@ export { REDACTED } from './edge-config.js';
 export type { AppTemplate, ConfigMount, ContainerSpec, EnvFrom, Probe, ProcessSpec, Resources, RestartPolicy, Taint, Toleration } from './workload.js';
 export { workloadOf } from './workload.js';
 export type { Instance, InstancePhase, InstanceSpec, InstanceStatus } from './instance.js';
+export type { Device, DeviceCredential, DeviceModel, DeviceSpec, DeviceStatus, Property, PropertyType, PropertyValue } from './device.js';

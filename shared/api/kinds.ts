@@ -1,12 +1,13 @@
 import type { TObject } from '@sinclair/typebox';
 import { AppRevisionSchema } from './app-revision.js';
+import { DeviceCredentialSchema, DeviceModelSchema, DeviceSchema } from './device.js';
 import { EdgeAppSchema } from './edge-app.js';
 import { EdgeConfigSchema } from './edge-config.js';
 import { EdgeNodeSchema } from './edge-node.js';
 import { InstanceSchema } from './instance.js';
 import { NodeUnitSchema } from './node-unit.js';
 
-export type KindName = 'NodeUnit' | 'EdgeNode' | 'EdgeApp' | 'Instance' | 'EdgeConfig' | 'AppRevision';
+export type KindName = 'NodeUnit' | 'EdgeNode' | 'EdgeApp' | 'Instance' | 'EdgeConfig' | 'AppRevision' | 'DeviceModel' | 'Device' | 'DeviceCredential';
 
 export interface KindInfo {
   kind: KindName;
@@ -27,6 +28,9 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'EdgeApp', plural: 'edgeapps', singular: 'edgeapp', shortNames: ['apps', 'app', 'ea'], schema: EdgeAppSchema, operatorWritable: true, operatorDeletable: true },
   { kind: 'Instance', plural: 'instances', singular: 'instance', shortNames: ['inst', 'instances'], schema: InstanceSchema, operatorWritable: false, operatorDeletable: false },
   { kind: 'EdgeConfig', plural: 'edgeconfigs', singular: 'edgeconfig', shortNames: ['configs', 'config', 'ec'], schema: EdgeConfigSchema, operatorWritable: true, operatorDeletable: true },
+  { kind: 'DeviceModel', plural: 'devicemodels', singular: 'devicemodel', shortNames: ['models', 'model', 'dm'], schema: DeviceModelSchema, operatorWritable: true, operatorDeletable: true },
+  { kind: 'Device', plural: 'devices', singular: 'device', shortNames: ['dev', 'devs'], schema: DeviceSchema, operatorWritable: true, operatorDeletable: true },
+  { kind: 'DeviceCredential', plural: 'devicecredentials', singular: 'devicecredential', shortNames: ['credentials', 'credential', 'dc'], schema: DeviceCredentialSchema, operatorWritable: false, operatorDeletable: false },
   { kind: 'AppRevision', plural: 'apprevisions', singular: 'apprevision', shortNames: ['revisions', 'revision', 'rev'], schema: AppRevisionSchema, operatorWritable: false, operatorDeletable: false },
 ];
 

@@ -17,6 +17,10 @@ export function semanticProblems(obj: AnyObject): FieldError[] {
   // Revisions are named <app>-<number>.
   if (obj.kind === 'EdgeApp' && obj.metadata.name.length > 240) return [{ path: '/metadata/name', message: 'an EdgeApp name is at most 240 characters (its revisions are named <app>-<n>)' }];
   if (obj.kind === 'EdgeApp') return appProblems(obj as EdgeApp);
+  if (obj.kind === 'Device') {
+    const spec = obj.spec as { node?: string; unit?: string };
+    if ((spec.node === undefined) === (spec.unit === undefined)) return [{ path: '/spec', message: 'set exactly one of node and unit (the device\'s MQTT home)' }];
+  }
   if (obj.kind === 'Instance') return templateProblems((obj as { spec: { template: AppTemplate } }).spec.template, '/spec/template');
   return [];
 }

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { InstanceStatusSchema } from '../api/instance.js';
+import { PropertyValueSchema } from '../api/device.js';
 import { NodeConditionSchema } from '../api/edge-node.js';
 import { NameSchema, type AnyObject } from '../api/meta.js';
 import { OutpostError } from '../errors.js';
@@ -91,11 +92,65 @@ export const EventItem = Type.Object(
   },
   { additionalProperties: false },
 );
-export const ReportItem = Type.Union([InstanceStatusItem, NodeStatusItem, EventItem]);
+const DeviceValues = Type.Record(Type.String({ maxLength: 64 }), PropertyValueSchema, { additionalProperties: false, maxProperties: 256 });
+
+/** A device's reported twin values (already validated against its model by the agent). Coalesced per device in the outbox (values merged, newest wins per property). */
+export const DeviceReportItem = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1 }),
+    kind: Type.Literal('device-report'),
+    body: Type.Object(
+      {
+        device: NameSchema,
+        /** prop -> {value, timestamp}: each property keeps the time it was reported at. */
+        reported: Type.Record(Type.String({ maxLength: 64 }), Type.Object({ value: PropertyValueSchema, timestamp: Type.String({ maxLength: 64 }) }, { additionalProperties: false }), { additionalProperties: false, maxProperties: 256 }),
+        /** The device's own report counter, when it sends one. */
+        version: Type.Optional(Type.Integer({ minimum: 0 })),
+        /** The desired version the device acknowledged. */
+        observedDesired: Type.Optional(Type.Integer({ minimum: 0 })),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** One telemetry message, in order per device; the hub stores it once per (node, seq). */
+export const TelemetryItem = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1 }),
+    kind: Type.Literal('telemetry'),
+    body: Type.Object(
+      {
+        device: NameSchema,
+        /** The device's timestamp, or the agent's arrival time (ISO 8601). */
+        timestamp: Type.String({ maxLength: 64 }),
+        values: DeviceValues,
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** A device connected or disconnected (MQTT connect, disconnect, last will, keepalive timeout). Coalesced per device. */
+export const DevicePresenceItem = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1 }),
+    kind: Type.Literal('device-presence'),
+    body: Type.Object({ device: NameSchema, online: Type.Boolean(), at: Type.String({ maxLength: 64 }) }, { additionalProperties: false }),
+  },
+  { additionalProperties: false },
+);
+
+export const ReportItem = Type.Union([InstanceStatusItem, NodeStatusItem, EventItem, DeviceReportItem, TelemetryItem, DevicePresenceItem]);
 export type ReportItem = Static<typeof ReportItem>;
 export type InstanceStatusReport = Static<typeof InstanceStatusItem>;
 export type NodeStatusReport = Static<typeof NodeStatusItem>;
 export type EventReport = Static<typeof EventItem>;
+export type DeviceReport = Static<typeof DeviceReportItem>;
+export type TelemetryReport = Static<typeof TelemetryItem>;
+export type DevicePresenceReport = Static<typeof DevicePresenceItem>;
 
 /** The frame checks only each item's envelope; items are validated one by one (reportItemProblem). */
 export const RawReportItem = Type.Object({ seq: Type.Integer({ minimum: 1 }), kind: Type.String({ maxLength: 64 }), body: Type.Unknown() });
