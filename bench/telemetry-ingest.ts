@@ -6,11 +6,11 @@
 // Options: --devices N (50) --messages M per device (2000) --window W in flight per device (100).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { topics } from '../shared/devices/topics.js';
+import { freePort } from '../shared/free-port.js';
 
 const repoRoot = new URL('..', import.meta.url).pathname;
 const PASSWORD = 'bench-password';
@@ -54,17 +54,6 @@ async function agentChild(dir: string, devices: number): Promise<void> {
     process.send?.({ rows: outbox.telemetryQueued().rows });
   });
   process.stdout.write(`${broker.addresses().tcp!.port}\n`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function firstLine(child: ChildProcess): Promise<string> {

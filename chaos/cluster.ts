@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { FaultProxy } from './fault-proxy.js';
 import { httpRequest } from './http.js';
+import { freePort } from '../shared/free-port.js';
 
 const repoRoot = resolve(import.meta.dirname, '..');
 const bin = join(repoRoot, 'bin/outpost.js');
@@ -243,19 +243,6 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): void {
   } catch {
     // already gone
   }
-}
-
-/** A port free right now on loopback (the hub keeps it for the whole run). */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = addr && typeof addr !== 'string' ? addr.port : 0;
-      s.close(() => resolvePort(port));
-    });
-  });
 }
 
 function fileSize(path: string): number {

@@ -3,7 +3,6 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -22,19 +21,9 @@ import type { DesiredContainer } from '../../edge-agent/runtime/workload-runtime
 import { TestCluster } from '../helpers/cluster.js';
 import { startPodman, TEST_IMAGE, TEST_IMAGE_2, type Podman } from '../helpers/podman.js';
 import { waitFor } from '../helpers/wait.js';
+import { freePort } from '../../shared/free-port.js';
 
 const API = '/apis/outpost.dev/v1alpha1';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function desired(name: string, container: ContainerSpec, extra: Omit<AppTemplate, 'containers'> = {}, configs: Partial<Pick<DesiredContainer, 'configEnv' | 'configDirs'>> = {}): DesiredContainer {
   const template: AppTemplate = { containers: [container], terminationGracePeriodSeconds: 1, ...extra };

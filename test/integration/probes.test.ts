@@ -1,7 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { shortHash } from '../../shared/hash.js';
 import { silentLogger } from '../../shared/logger.js';
 import { ProcessRuntime, type DesiredInstance, type RuntimeEvent } from '../../edge-agent/runtime/process-runtime.js';
 import { pause, waitFor } from '../helpers/wait.js';
+import { freePort } from '../../shared/free-port.js';
 
 // Probes run by the real process runtime on real processes. Probe periods are whole seconds
 // (schema), so each test takes a few seconds; the waits are bounded, the assertions untimed.
@@ -56,14 +57,6 @@ function status(h: Harness, name: string): InstanceStatus | undefined {
 
 function events(h: Harness, reason: string, instance: string): RuntimeEvent[] {
   return h.events.filter((e) => e.reason === reason && e.instance === instance);
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
 }
 
 /** A node HTTP server as the instance: /healthz answers 200 while READY_FILE exists, 503 otherwise. */
