@@ -59,7 +59,17 @@ export const DeviceSpecSchema = Type.Object(
 );
 export type DeviceSpec = Static<typeof DeviceSpecSchema>;
 
-export const ReportedValueSchema = Type.Object({ value: PropertyValueSchema, timestamp: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
+export const ReportedValueSchema = Type.Object(
+  {
+    value: PropertyValueSchema,
+    timestamp: Type.String({ maxLength: 64 }),
+    /** The device's report version this value came with, when it sends one (twin merge order). */
+    version: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** The node whose agent reported this value (twin merge order, last tie-break). */
+    node: Type.Optional(Type.String({ maxLength: 253 })),
+  },
+  { additionalProperties: false },
+);
 
 export const DeviceStatusSchema = Type.Object(
   {
@@ -70,6 +80,8 @@ export const DeviceStatusSchema = Type.Object(
     /** The desired version (metadata.generation) the device has acknowledged. */
     observedDesired: Type.Optional(Type.Integer({ minimum: 0 })),
     online: Type.Optional(Type.Boolean()),
+    /** When the presence `online` follows was observed (newest presence report wins). */
+    presenceAt: Type.Optional(Type.String({ maxLength: 64 })),
     lastSeen: Type.Optional(Type.String({ maxLength: 64 })),
     /** The node that last reported about the device. */
     node: Type.Optional(Type.String({ maxLength: 253 })),

@@ -102,8 +102,8 @@ export const DeviceReportItem = Type.Object(
     body: Type.Object(
       {
         device: NameSchema,
-        /** prop -> {value, timestamp}: each property keeps the time it was reported at. */
-        reported: Type.Record(Type.String({ maxLength: 64 }), Type.Object({ value: PropertyValueSchema, timestamp: Type.String({ maxLength: 64 }) }, { additionalProperties: false }), { additionalProperties: false, maxProperties: 256 }),
+        /** prop -> {value, timestamp, version?}: each property keeps the time (and device version) it was reported with. */
+        reported: Type.Record(Type.String({ maxLength: 64 }), Type.Object({ value: PropertyValueSchema, timestamp: Type.String({ maxLength: 64 }), version: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false }), { additionalProperties: false, maxProperties: 256 }),
         /** The device's own report counter, when it sends one. */
         version: Type.Optional(Type.Integer({ minimum: 0 })),
         /** The desired version the device acknowledged. */
