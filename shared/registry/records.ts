@@ -87,7 +87,9 @@ export interface InstanceView extends ServiceInstance {
 
 /**
  * The registry state every other part (HTTP API, DNS, peer replication, hub reports) works with.
- * Implemented by RegistryState (edge-agent/registry/registry-state.ts).
+ * Implemented by RegistryState (edge-agent/registry/registry-state.ts). Instances of other units
+ * (nearness `remote`) are added by a wrapper over lookups (edge-agent/registry/hub-lookup.ts, from
+ * the hub's global view), so RegistryState answers for its own node and unit only.
  */
 export interface Registry {
   readonly node: string;
