@@ -23,6 +23,7 @@ import { TelemetryStore } from './devices/telemetry-store.js';
 import { DeviceReports } from './devices/device-reports.js';
 import { DeviceController } from './devices/device-controller.js';
 import { createDeviceMetrics } from './devices/device-metrics.js';
+import { TwinConvergence } from './devices/twin-convergence.js';
 
 /** Everything a hub needs to know; main.ts fills it from flags and environment. */
 export interface HubOptions {
@@ -78,8 +79,9 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
   await cache.start();
   const telemetry = new TelemetryStore(join(options.dataDir, 'telemetry.db'));
   const deviceMetrics = createDeviceMetrics(registry, () => cache.list('Device').filter((d) => (d.status as { online?: boolean } | undefined)?.online === true).length);
-  const devices = new DeviceReports({ store, cache, telemetry, metrics: deviceMetrics, log: log.child({ component: 'devices' }) });
-  const deviceController = new DeviceController({ store, cache, telemetry, log: log.child({ component: 'devices' }) });
+  const convergence = new TwinConvergence(deviceMetrics.twinConvergence);
+  const devices = new DeviceReports({ store, cache, telemetry, metrics: deviceMetrics, log: log.child({ component: 'devices' }), convergence });
+  const deviceController = new DeviceController({ store, cache, telemetry, log: log.child({ component: 'devices' }), convergence });
 
   let sessions: SessionManager | undefined;
   const health = new NodeHealth(

@@ -5,6 +5,7 @@ import type { ObjectCache } from '../cache/object-cache.js';
 import type { Store } from '../store/store.js';
 import { syncModelWarning } from './model-message.js';
 import type { TelemetryStore } from './telemetry-store.js';
+import type { TwinConvergence } from './twin-convergence.js';
 
 const MAX_PENDING = 100_000;
 
@@ -19,13 +20,16 @@ export class DeviceController {
   private readonly pending = new Set<string>();
   private state: 'stopped' | 'running' = 'stopped';
 
-  constructor(private readonly deps: { store: Store; cache: ObjectCache; telemetry: TelemetryStore; log: Logger }) {}
+  constructor(private readonly deps: { store: Store; cache: ObjectCache; telemetry: TelemetryStore; log: Logger; convergence?: TwinConvergence }) {}
 
   start(): void {
     this.state = 'running';
     this.unsubscribe = this.deps.cache.onChange((e) => {
       const { object } = e;
-      if (object.kind === 'Device' && e.type === 'DELETED') this.enqueue(`deleted:${object.metadata.name}`);
+      if (object.kind === 'Device' && e.type === 'DELETED') {
+        this.deps.convergence?.forget(object.metadata.name);
+        this.enqueue(`deleted:${object.metadata.name}`);
+      } else if (object.kind === 'Device') this.desiredChanged(e.oldObject as Device | undefined, object as Device);
       else if (object.kind === 'DeviceModel') {
         for (const d of this.deps.cache.list('Device') as Device[]) if (d.spec.model === object.metadata.name) this.enqueue(`warn:${d.metadata.name}`);
       }
@@ -35,6 +39,14 @@ export class DeviceController {
     for (const c of cache.list('DeviceCredential')) if (!cache.get('Device', c.metadata.name)) this.enqueue(`deleted:${c.metadata.name}`);
     for (const name of telemetry.devices()) if (!cache.get('Device', name)) this.enqueue(`deleted:${name}`);
     for (const d of cache.list('Device')) this.enqueue(`warn:${d.metadata.name}`);
+  }
+
+  /** A change of the desired values starts the convergence clock of the new generation. */
+  private desiredChanged(before: Device | undefined, after: Device): void {
+    const desired = JSON.stringify(after.spec.desired ?? {});
+    if (desired === JSON.stringify(before?.spec.desired ?? {}) || after.metadata.generation === undefined) return;
+    if (before?.metadata.generation === after.metadata.generation) return;
+    this.deps.convergence?.desiredChanged(after.metadata.name, after.metadata.generation);
   }
 
   async stop(): Promise<void> {

@@ -11,37 +11,70 @@ export interface MergeResult {
   dropped: { property: string; reason: RejectReason }[];
 }
 
-const later = (a: string | undefined, b: string): string => (a === undefined || Date.parse(b) >= Date.parse(a) || Number.isNaN(Date.parse(a)) ? b : a);
+type Reported = NonNullable<DeviceStatus['reported']>[string];
+
+const timeOf = (iso: string | undefined): number => {
+  const ms = iso === undefined ? Number.NaN : Date.parse(iso);
+  return Number.isNaN(ms) ? -Infinity : ms;
+};
 
 /**
- * Merges one reported-twin item into a Device status. The edge wins: items arrive in the agent's
- * outbox order, so per property the later item wins. A report whose version is below
- * status.reportedVersion is stale and changes nothing. Values that do not fit the model (when
- * there is one) are dropped; the rest of the report still applies.
+ * The order of two values of one property: by device version (a value without one is older than
+ * any with one), then timestamp, then reporting node name, then the JSON of the value. A total
+ * order, so the merge of the same reports gives the same twin whatever order they arrive in, from
+ * however many home agents of a unit-bound device.
+ */
+export function compareReported(a: Reported, b: Reported): number {
+  return (a.version ?? -1) - (b.version ?? -1)
+    || timeOf(a.timestamp) - timeOf(b.timestamp)
+    || (a.node ?? '').localeCompare(b.node ?? '')
+    || JSON.stringify(a.value).localeCompare(JSON.stringify(b.value));
+}
+
+const later = (a: string | undefined, b: string): string => (timeOf(b) >= timeOf(a) ? b : a ?? b);
+
+/**
+ * Merges one reported-twin item into a Device status, per property: the newer value by
+ * compareReported wins, so concurrent reports of two agents lose nothing and commute. A report
+ * none of whose values is newer than what is stored, and whose version is below
+ * status.reportedVersion, counts as stale. Values that do not fit the model (when there is one)
+ * are dropped; the rest of the report still applies. reportedVersion and observedDesired only grow.
  */
 export function mergeReport(status: DeviceStatus, report: DeviceReport['body'], ctx: { node: string; model: DeviceModel | undefined; now: string }): MergeResult {
-  if (report.version !== undefined && status.reportedVersion !== undefined && report.version < status.reportedVersion) {
-    return { status, ignored: 'stale-version', dropped: [] };
-  }
   const dropped: MergeResult['dropped'] = [];
   const reported = { ...(status.reported ?? {}) };
   let newest: string | undefined;
+  let won = 0;
   for (const [name, entry] of Object.entries(report.reported)) {
     if (ctx.model) {
       const prop = propertyOf(ctx.model, name);
       const problem = prop ? valueProblem(prop, entry.value) : { reason: 'unknown-property' as const };
       if (problem) { dropped.push({ property: name, reason: problem.reason }); continue; }
     }
-    reported[name] = entry;
+    const version = entry.version ?? report.version;
+    const candidate: Reported = { value: entry.value, timestamp: entry.timestamp, ...(version !== undefined ? { version } : {}), node: ctx.node };
     newest = later(newest, entry.timestamp);
+    const current = reported[name];
+    if (current !== undefined && compareReported(candidate, current) < 0) continue;
+    reported[name] = candidate;
+    won++;
   }
-  const next: DeviceStatus = { ...status, reported, node: ctx.node, lastSeen: later(status.lastSeen, newest ?? ctx.now) };
+  const stale = report.version !== undefined && status.reportedVersion !== undefined && report.version < status.reportedVersion;
+  if (stale && won === 0) return { status, ignored: 'stale-version', dropped };
+  const next: DeviceStatus = { ...status, reported, lastSeen: later(status.lastSeen, newest ?? ctx.now) };
+  if (next.lastSeen !== status.lastSeen || status.node === undefined) next.node = ctx.node;
   if (report.version !== undefined) next.reportedVersion = Math.max(report.version, status.reportedVersion ?? 0);
-  if (report.observedDesired !== undefined) next.observedDesired = report.observedDesired;
+  if (report.observedDesired !== undefined) next.observedDesired = Math.max(report.observedDesired, status.observedDesired ?? 0);
   return { status: next, dropped };
 }
 
-/** Applies a presence item: online follows the item; lastSeen never goes back. */
+/**
+ * Applies a presence item: the newest by its time wins (online before offline at the same
+ * instant), so a device moving between two agents of its unit ends up with the state of the
+ * latest connection whichever report arrives last. lastSeen never goes back.
+ */
 export function mergePresence(status: DeviceStatus, presence: DevicePresenceReport['body'], node: string): DeviceStatus {
-  return { ...status, online: presence.online, node, lastSeen: later(status.lastSeen, presence.at) };
+  const order = timeOf(presence.at) - timeOf(status.presenceAt) || (presence.online ? 1 : 0) - (status.online ? 1 : 0);
+  if (status.presenceAt !== undefined && order < 0) return { ...status, lastSeen: later(status.lastSeen, presence.at) };
+  return { ...status, online: presence.online, presenceAt: presence.at, node, lastSeen: later(status.lastSeen, presence.at) };
 }
