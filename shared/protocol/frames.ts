@@ -4,6 +4,7 @@ import { InstanceStatusSchema } from '../api/instance.js';
 import { PropertyValueSchema } from '../api/device.js';
 import { NodeConditionSchema } from '../api/edge-node.js';
 import { NameSchema, type AnyObject } from '../api/meta.js';
+import { RegistryRecordSchema } from '../registry/record-schema.js';
 import { OutpostError } from '../errors.js';
 
 /**
@@ -143,7 +144,16 @@ export const DevicePresenceItem = Type.Object(
   { additionalProperties: false },
 );
 
-export const ReportItem = Type.Union([InstanceStatusItem, NodeStatusItem, EventItem, DeviceReportItem, TelemetryItem, DevicePresenceItem]);
+/**
+ * One record of the agent's unit registry (own or replicated; README "Global view"). Coalesced per
+ * record key in the outbox: only the newest version is queued. The hub merges by `supersedes`.
+ */
+export const RegistryRecordItem = Type.Object(
+  { seq: Type.Integer({ minimum: 1 }), kind: Type.Literal('registry-record'), body: RegistryRecordSchema },
+  { additionalProperties: false },
+);
+
+export const ReportItem = Type.Union([InstanceStatusItem, NodeStatusItem, EventItem, DeviceReportItem, TelemetryItem, DevicePresenceItem, RegistryRecordItem]);
 export type ReportItem = Static<typeof ReportItem>;
 export type InstanceStatusReport = Static<typeof InstanceStatusItem>;
 export type NodeStatusReport = Static<typeof NodeStatusItem>;
@@ -151,6 +161,7 @@ export type EventReport = Static<typeof EventItem>;
 export type DeviceReport = Static<typeof DeviceReportItem>;
 export type TelemetryReport = Static<typeof TelemetryItem>;
 export type DevicePresenceReport = Static<typeof DevicePresenceItem>;
+export type RegistryRecordReport = Static<typeof RegistryRecordItem>;
 
 /** The frame checks only each item's envelope; items are validated one by one (reportItemProblem). */
 export const RawReportItem = Type.Object({ seq: Type.Integer({ minimum: 1 }), kind: Type.String({ maxLength: 64 }), body: Type.Unknown() });
