@@ -15,6 +15,7 @@ import { nodeConfigResolver, nodeSecretCodec } from './configs/node-configs.js';
 import { NodeReporter } from './node-reporter.js';
 import { Outbox } from './cache/outbox.js';
 import { HubLink, type LinkState } from './link/hub-link.js';
+import { AgentTunnel } from './tunnel/agent-tunnel.js';
 import { joinHub, readCredential, writeCredential, type NodeCredential } from './link/join.js';
 import { createLocalApi } from './local-api/server.js';
 import { createAgentMetrics } from './metrics.js';
@@ -124,9 +125,12 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   const devices = !options.mqtt ? undefined : options.mqtt.url ? new ExternalBroker(deviceDeps, { url: options.mqtt.url }) : new DeviceBroker(deviceDeps, options.mqtt);
   let devicesError: string | undefined;
 
+  // Tunnel streams from the hub (issue 8): each kind registers its handler here.
+  const tunnel = new AgentTunnel({ log: nodeLog.child({ component: 'tunnel' }) });
+
   const link = new HubLink(
     {
-      cache, outbox, log: nodeLog.child({ component: 'link' }),
+      cache, outbox, log: nodeLog.child({ component: 'link' }), tunnel,
       onDesiredChanged: (full) => {
         metrics.appliedRevision.set(cache.appliedRevision());
         if (full) {

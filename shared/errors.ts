@@ -23,6 +23,12 @@ export const ErrorCodes = {
   PROTOCOL: { code: 'OUTPOST_PROTOCOL', status: 400 },
   UNAVAILABLE: { code: 'OUTPOST_UNAVAILABLE', status: 503 },
   INTERNAL: { code: 'OUTPOST_INTERNAL', status: 500 },
+  /** Tunnel (issue 8): the node has no session with the hub. */
+  NODE_DISCONNECTED: { code: 'OUTPOST_NODE_DISCONNECTED', status: 503 },
+  /** Tunnel: too many open streams on the node. */
+  STREAM_LIMIT: { code: 'OUTPOST_STREAM_LIMIT', status: 429 },
+  /** Tunnel: the other end closed the stream before it finished. */
+  CANCELLED: { code: 'OUTPOST_CANCELLED', status: 499 },
 } as const;
 
 export type ErrorName = keyof typeof ErrorCodes;

@@ -4,6 +4,8 @@ import { isOutpostError, OutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { CloseCodes, PROTOCOL_VERSION, parseAgentFrame, reportItemProblem, type AgentFrame, type HelloFrame, type HubFrame, type ObjectKey, type RawReportItem, type ReportItem } from '../../shared/protocol/frames.js';
 import { objectDigest } from '../../shared/hash.js';
+import { DEFAULT_MAX_STREAMS_PER_NODE } from '../../shared/protocol/streams.js';
+import { StreamMux } from '../../shared/tunnel/stream-mux.js';
 import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
 import type { HubMetrics } from '../metrics.js';
 import type { AdmissionQueue } from './admission.js';
@@ -36,6 +38,8 @@ export interface SessionOptions {
   readDeadlineMs: number;
   /** Above this many buffered bytes the session stops streaming and resyncs once drained. */
   highWaterBytes: number;
+  /** Tunnel streams open at once on this session (issue 8). Default DEFAULT_MAX_STREAMS_PER_NODE. */
+  maxStreams?: number;
 }
 
 export interface SessionHooks {
@@ -62,12 +66,19 @@ export class AgentSession {
   private readonly timer: NodeJS.Timeout;
   private resyncNeeded = false;
   private reportChain: Promise<void> = Promise.resolve();
+  /** Tunnel streams (logs, exec, port-forward) on this session: binary frames. */
+  readonly streams: StreamMux;
 
   constructor(
     private readonly deps: { ws: WebSocket; scope: NodeScope; cache: ObjectCache; hooks: SessionHooks; log: Logger; metrics: HubMetrics; now: () => number; admission: AdmissionQueue },
     private readonly options: SessionOptions,
   ) {
     this.lastHeard = deps.now();
+    const ws = deps.ws;
+    this.streams = new StreamMux(
+      { send: (frame, done) => (ws.readyState === ws.OPEN ? ws.send(frame, { binary: true }, () => done()) : done()) },
+      { role: 'hub', maxStreams: options.maxStreams ?? DEFAULT_MAX_STREAMS_PER_NODE },
+    );
     deps.ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     deps.ws.on('pong', () => { this.lastHeard = deps.now(); });
     deps.ws.on('close', () => this.closed());
@@ -169,8 +180,16 @@ export class AgentSession {
   private onMessage(data: RawData, isBinary: boolean): void {
     this.lastHeard = this.deps.now();
     let frame: AgentFrame;
+    if (isBinary) {
+      try {
+        if (this.state !== 'live') throw new OutpostError('PROTOCOL', 'stream frame before the session is live');
+        this.streams.receive(data as Buffer);
+      } catch (err) {
+        this.protocolError(err);
+      }
+      return;
+    }
     try {
-      if (isBinary) throw new OutpostError('PROTOCOL', 'binary frames are not part of the protocol');
       frame = parseAgentFrame(data.toString());
     } catch (err) {
       this.protocolError(err);
@@ -286,6 +305,8 @@ export class AgentSession {
     this.state = 'closed';
     this.resolveClosed();
     clearInterval(this.timer);
+    const { unit, node } = this.deps.scope;
+    this.streams.closeAll(new OutpostError('NODE_DISCONNECTED', `${unit}/${node} disconnected from the hub; its streams are closed`));
     this.deps.hooks.onClose(this);
   }
 }

@@ -12,6 +12,9 @@ import { AgentSession, type SessionHooks, type SessionOptions } from './agent-se
 import { configAudience } from '../configs/config-scope.js';
 import { deviceHomes } from '../devices/device-scope.js';
 import { appSelectsUnit, keyOf, unitLabels } from './scope.js';
+import type { OpenRequest } from '../../shared/protocol/streams.js';
+import type { TunnelStream } from '../../shared/tunnel/tunnel-stream.js';
+import { disconnectedError } from '../tunnel/disconnected-error.js';
 
 export interface SessionManagerDeps {
   cache: ObjectCache;
@@ -60,6 +63,16 @@ export class SessionManager {
 
   isConnected(node: string): boolean {
     return this.sessions.has(node);
+  }
+
+  /**
+   * Opens a tunnel stream to the node's agent (issue 8). Rejects with NODE_DISCONNECTED (with the
+   * since-time), STREAM_LIMIT, or the agent's refusal (its code: NOT_FOUND, FORBIDDEN, ...).
+   */
+  openStream(node: string, req: OpenRequest): Promise<TunnelStream> {
+    const session = this.sessions.get(node);
+    if (!session || session.state !== 'live') return Promise.reject(disconnectedError(this.deps.cache, node, req.target.instance));
+    return session.streams.open(req);
   }
 
   /** Sum of revisions not yet acknowledged, over all sessions. */

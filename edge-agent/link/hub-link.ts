@@ -6,6 +6,7 @@ import { MAX_FRAME_BYTES, MAX_REPORT_ITEMS, PROTOCOL_VERSION, parseHubFrame, typ
 import { OUTPOST_VERSION } from '../../shared/version.js';
 import type { DesiredCache } from '../cache/desired-cache.js';
 import type { Outbox } from '../cache/outbox.js';
+import type { FrameSink } from '../../shared/tunnel/stream-mux.js';
 
 /** A session that lasted this long resets the reconnect backoff. */
 const HEALTHY_SESSION_MS = 10_000;
@@ -31,6 +32,8 @@ export interface HubLinkDeps {
   /** Called after a sync batch is committed; `full` when it carried the complete key list. */
   onDesiredChanged(full: boolean): void;
   onStateChange?(state: LinkState): void;
+  /** Tunnel streams (issue 8): binary frames of each session go to the receiver `attach` returns. */
+  tunnel?: { attach(sink: FrameSink): { receive(data: Buffer): void }; detach(reason: string): void };
 }
 
 /**
@@ -84,6 +87,7 @@ export class HubLink {
     this.ws = ws;
     this.inflightSeq = undefined;
     let failure: string | undefined;
+    let streams: { receive(data: Buffer): void } | undefined;
     ws.on('unexpected-response', (_req, res) => {
       failure = `hub refused the connection: HTTP ${res.statusCode}`;
       const chunks: Buffer[] = [];
@@ -106,10 +110,19 @@ export class HubLink {
     ws.on('open', () => {
       this.touch();
       this.send(this.hello());
+      streams = this.deps.tunnel?.attach({ send: (frame, done) => (ws.readyState === WebSocket.OPEN ? ws.send(frame, { binary: true }, () => done()) : done()) });
     });
     ws.on('message', (data, isBinary) => {
       this.touch();
-      if (isBinary) return this.protocolError('binary frame from hub');
+      if (isBinary) {
+        if (!streams) return this.protocolError('binary frame from hub');
+        try {
+          streams.receive(data as Buffer);
+        } catch (err) {
+          this.protocolError((err as Error).message);
+        }
+        return;
+      }
       let frame: HubFrame;
       try {
         frame = parseHubFrame(data.toString());
@@ -129,6 +142,7 @@ export class HubLink {
     ws.on('close', (code, reason) => {
       clearTimeout(this.deadlineTimer);
       clearTimeout(this.healthyTimer);
+      if (streams) this.deps.tunnel?.detach(failure ?? `closed (${code})`);
       if (this.ws !== ws) return;
       this.ws = undefined;
       const lastError = failure ?? `closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`;

@@ -1,0 +1,230 @@
+import { Duplex } from 'node:stream';
+import { fromErrorBody, isOutpostError, OutpostError, type ErrorBody } from '../errors.js';
+import { MAX_STREAM_CHUNK_BYTES, STREAM_WINDOW_BYTES, type ControlMessage, type OpenRequest, type ResetBody } from '../protocol/streams.js';
+
+/** One queued outgoing item of a stream, in the order the stream's user produced them. */
+export type OutItem = { kind: 'data'; buf: Buffer } | { kind: 'control'; msg: object } | { kind: 'end' };
+
+/** What a TunnelStream needs from its mux. */
+export interface StreamPort {
+  /** The stream has something to send (data with credit, control, end). */
+  wake(stream: TunnelStream): void;
+  /** Sends CREDIT now (bypasses the data queue). */
+  grant(stream: TunnelStream, bytes: number): void;
+  /** Sends RESET now and forgets the stream. */
+  reset(stream: TunnelStream, body: ResetBody): void;
+  /** The stream is gone (closed or destroyed): forget it. */
+  released(stream: TunnelStream): void;
+}
+
+/** Queued outgoing bytes above which a write waits (Writable backpressure to the stream's user). */
+const OUT_HIGH_WATER = 256 * 1024;
+
+/**
+ * One multiplexed stream of a tunnel, the same class on the hub and the agent: a Duplex of binary
+ * data, plus ordered control messages (`sendControl`, event 'control') and `reset(code, message)`.
+ * A reset from the other end destroys the stream with an OutpostError carrying its code.
+ *
+ * Events: the Duplex ones ('data', 'end', 'finish', 'error', 'close') and 'control' (msg).
+ */
+export class TunnelStream extends Duplex {
+  /** Bytes this side may still send (the peer's window). */
+  private sendCredit = STREAM_WINDOW_BYTES;
+  /** Bytes received and handed to the reader but not yet granted back. */
+  private toGrant = 0;
+  /** Bytes the peer may still send before we grant more (a peer exceeding it is broken). */
+  private recvAllowance = STREAM_WINDOW_BYTES;
+  private readonly inQueue: Buffer[] = [];
+  private remoteEnded = false;
+  private pushedEnd = false;
+  private readonly outQueue: OutItem[] = [];
+  private outQueuedBytes = 0;
+  private heldWrite: (() => void) | undefined;
+  private heldWriteBytes = 0;
+  /** Bytes of data passed to _write so far (enqueued). */
+  private enqueuedBytes = 0;
+  /** Control messages waiting for data written before them to be enqueued. */
+  private readonly deferredControls: { afterBytes: number; msg: object }[] = [];
+  private wantRead = false;
+  /** A RESET was sent or received: no further frame may be sent. */
+  private resetDone = false;
+
+  constructor(
+    readonly id: number,
+    readonly open: OpenRequest,
+    private readonly port: StreamPort,
+  ) {
+    super({ allowHalfOpen: true });
+    this.once('close', () => this.port.released(this));
+    // A reset by the peer or a lost session is normal for a tunnel: it must never crash the
+    // process through an unhandled 'error'. Listeners still get it, and `errored` keeps it.
+    this.on('error', () => undefined);
+  }
+
+  /** Sends a control message after all data written before it. */
+  sendControl(msg: object): void {
+    if (this.resetDone || this.destroyed) return;
+    // Data still in the Writable's buffer has not reached _write yet: the control waits for it.
+    const pending = this.writableLength - this.heldWriteBytes;
+    if (pending <= 0) this.enqueue({ kind: 'control', msg });
+    else this.deferredControls.push({ afterBytes: this.enqueuedBytes + pending, msg });
+  }
+
+  /** Aborts the stream both ways, telling the peer why (code: an OutpostError code). */
+  reset(code: string, message: string): void {
+    if (this.resetDone || this.destroyed) return;
+    this.resetDone = true;
+    this.port.reset(this, { code, message: message.slice(0, 2000) });
+    this.destroy();
+  }
+
+  // ---- mux side
+
+  /** Next frame item to send, respecting credit for data; undefined when blocked or empty. */
+  takeOut(): OutItem | undefined {
+    const head = this.outQueue[0];
+    if (!head || this.resetDone) return undefined;
+    if (head.kind === 'data') {
+      if (this.sendCredit <= 0) return undefined;
+      if (head.buf.length > this.sendCredit) {
+        const part = head.buf.subarray(0, this.sendCredit);
+        head.buf = head.buf.subarray(this.sendCredit);
+        this.sendCredit = 0;
+        this.outQueuedBytes -= part.length;
+        this.releaseWrite();
+        return { kind: 'data', buf: part };
+      }
+      this.sendCredit -= head.buf.length;
+      this.outQueuedBytes -= head.buf.length;
+    }
+    this.outQueue.shift();
+    this.releaseWrite();
+    return head;
+  }
+
+  /** Whether takeOut() would return something now. */
+  get sendable(): boolean {
+    const head = this.outQueue[0];
+    return !this.resetDone && head !== undefined && (head.kind !== 'data' || this.sendCredit > 0);
+  }
+
+  onRemoteData(buf: Buffer): void {
+    if (this.destroyed) return;
+    if (buf.length > this.recvAllowance) {
+      this.reset('OUTPOST_PROTOCOL', `peer sent ${buf.length} bytes with ${this.recvAllowance} bytes of credit`);
+      return;
+    }
+    this.recvAllowance -= buf.length;
+    this.inQueue.push(buf);
+    this.flushRead();
+  }
+
+  onRemoteCredit(bytes: number): void {
+    this.sendCredit = Math.min(this.sendCredit + bytes, 2 * STREAM_WINDOW_BYTES);
+    if (this.sendable) this.port.wake(this);
+  }
+
+  onRemoteControl(msg: ControlMessage): void {
+    if (!this.destroyed) this.emit('control', msg);
+  }
+
+  onRemoteEnd(): void {
+    this.remoteEnded = true;
+    this.flushRead();
+  }
+
+  onRemoteReset(body: ErrorBody | ResetBody): void {
+    this.resetDone = true;
+    this.destroy(fromErrorBody(body as ErrorBody, 502));
+  }
+
+  /** Drops a stream nobody holds yet (its open was refused): no 'error' event. */
+  discard(): void {
+    this.resetDone = true;
+    this.destroy();
+  }
+
+  /** The session under the stream is gone. */
+  abort(err: Error): void {
+    this.resetDone = true;
+    this.destroy(err);
+  }
+
+  // ---- Duplex
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.resetDone) return callback(new OutpostError('CANCELLED', 'stream was reset'));
+    for (let i = 0; i < chunk.length; i += MAX_STREAM_CHUNK_BYTES) this.enqueue({ kind: 'data', buf: chunk.subarray(i, i + MAX_STREAM_CHUNK_BYTES) });
+    this.enqueuedBytes += chunk.length;
+    this.flushDeferredControls();
+    if (this.outQueuedBytes <= OUT_HIGH_WATER) return callback();
+    this.heldWriteBytes = chunk.length;
+    this.heldWrite = () => callback();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.flushDeferredControls(true);
+    this.enqueue({ kind: 'end' });
+    callback();
+  }
+
+  override _read(): void {
+    this.wantRead = true;
+    this.flushRead();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.resetDone) {
+      // Destroyed locally before it finished (a consumer went away): tell the peer.
+      const finished = this.writableFinished && this.remoteEnded && this.inQueue.length === 0;
+      if (!finished) {
+        this.resetDone = true;
+        const body = err && isOutpostError(err) ? { code: err.code, message: err.message } : { code: 'OUTPOST_CANCELLED', message: err ? `stream aborted: ${err.message}` : 'stream closed by the other end' };
+        this.port.reset(this, body);
+      }
+    }
+    this.heldWrite = undefined;
+    callback(err);
+  }
+
+  private enqueue(item: OutItem): void {
+    if (this.resetDone) return;
+    this.outQueue.push(item);
+    if (item.kind === 'data') this.outQueuedBytes += item.buf.length;
+    if (this.sendable) this.port.wake(this);
+  }
+
+  private flushDeferredControls(all = false): void {
+    while (this.deferredControls.length > 0 && (all || (this.deferredControls[0]?.afterBytes ?? Infinity) <= this.enqueuedBytes)) {
+      const d = this.deferredControls.shift();
+      if (d) this.enqueue({ kind: 'control', msg: d.msg });
+    }
+  }
+
+  private releaseWrite(): void {
+    if (this.heldWrite && this.outQueuedBytes <= OUT_HIGH_WATER) {
+      const cb = this.heldWrite;
+      this.heldWrite = undefined;
+      this.heldWriteBytes = 0;
+      cb();
+    }
+  }
+
+  private flushRead(): void {
+    while (this.wantRead && this.inQueue.length > 0) {
+      const buf = this.inQueue.shift() as Buffer;
+      this.toGrant += buf.length;
+      this.wantRead = this.push(buf);
+    }
+    // Grant in batches: one CREDIT frame per quarter window read, not per chunk.
+    if (this.toGrant >= STREAM_WINDOW_BYTES / 4 && !this.resetDone && !this.destroyed) {
+      this.recvAllowance += this.toGrant;
+      this.port.grant(this, this.toGrant);
+      this.toGrant = 0;
+    }
+    if (this.remoteEnded && this.inQueue.length === 0 && !this.pushedEnd) {
+      this.pushedEnd = true;
+      this.push(null);
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { StreamMux, type OpenHandler } from '../../shared/tunnel/stream-mux.js';
+import type { TunnelStream } from '../../shared/tunnel/tunnel-stream.js';
+import { isOutpostError, OutpostError } from '../../shared/errors.js';
+import { STREAM_WINDOW_BYTES } from '../../shared/protocol/streams.js';
+
+/** A hub mux and an agent mux wired back to back; frames cross asynchronously like a socket. */
+function pair(onOpen: OpenHandler, maxStreams = 4) {
+  let hub: StreamMux | undefined;
+  let agent: StreamMux | undefined;
+  const deliver = (to: () => StreamMux | undefined) => (frame: Buffer, done: () => void) => {
+    setImmediate(() => { to()?.receive(frame); done(); });
+  };
+  hub = new StreamMux({ send: deliver(() => agent) }, { role: 'hub', maxStreams, openTimeoutMs: 2000 });
+  agent = new StreamMux({ send: deliver(() => hub) }, { role: 'agent', maxStreams }, onOpen);
+  return { hub, agent };
+}
+
+const echo: OpenHandler = (_open, stream) => { stream.pipe(stream); };
+
+test('data, control and end cross in order; the stream closes both ways', async () => {
+  let agentSide: TunnelStream | undefined;
+  const { hub } = pair((open, stream) => {
+    agentSide = stream;
+    stream.on('control', (m: { type: string }) => { if (m.type === 'ping') stream.sendControl({ type: 'pong' }); });
+    stream.on('data', (d: Buffer) => stream.write(d));
+    stream.on('end', () => { stream.sendControl({ type: 'exit', code: 3 }); stream.end(); });
+    assert.equal(open.kind, 'exec');
+  });
+  const s = await hub.open({ kind: 'exec', target: { instance: 'a-1' }, params: {} });
+  const got: Buffer[] = [];
+  const controls: unknown[] = [];
+  s.on('data', (d: Buffer) => got.push(d));
+  s.on('control', (m) => controls.push(m));
+  s.write('hello ');
+  s.sendControl({ type: 'ping' });
+  s.end('world');
+  await once(s, 'close');
+  assert.equal(Buffer.concat(got).toString(), 'hello world');
+  assert.deepEqual(controls, [{ type: 'pong' }, { type: 'exit', code: 3 }]);
+  assert.ok(agentSide);
+  assert.equal(hub.size, 0);
+});
+
+test('a refusal rejects the open with the agent\'s code', async () => {
+  const { hub } = pair(() => { throw new OutpostError('NOT_FOUND', 'instance x-9 is not running on this node'); });
+  await assert.rejects(hub.open({ kind: 'logs', target: { instance: 'x-9' }, params: {} }), (err) => isOutpostError(err, 'NOT_FOUND') && /x-9/.test(err.message));
+});
+
+test('a bad open (no target) is refused with BAD_REQUEST; the stream limit holds on the hub', async () => {
+  const { hub } = pair(echo, 2);
+  await assert.rejects(hub.open({ kind: 'logs', target: {}, params: {} }), (err) => isOutpostError(err, 'BAD_REQUEST'));
+  const a = await hub.open({ kind: 'port-forward', target: { instance: 'a-1', port: 80 }, params: {} });
+  const b = await hub.open({ kind: 'port-forward', target: { instance: 'a-1', port: 80 }, params: {} });
+  await assert.rejects(hub.open({ kind: 'port-forward', target: { instance: 'a-1', port: 80 }, params: {} }), (err) => isOutpostError(err, 'STREAM_LIMIT'));
+  a.destroy();
+  b.destroy();
+});
+
+test('a reader that does not read stalls only its own stream (credit), and resumes', async () => {
+  const { hub } = pair((_open, stream) => {
+    // The agent writes as fast as credit allows.
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    let sent = 0;
+    const more = () => {
+      while (sent < 8 * STREAM_WINDOW_BYTES) {
+        sent += chunk.length;
+        if (!stream.write(chunk)) return void stream.once('drain', more);
+      }
+      stream.end();
+    };
+    more();
+  });
+  const slow = await hub.open({ kind: 'logs', target: { instance: 'slow-1' }, params: {} });
+  const fast = await hub.open({ kind: 'logs', target: { instance: 'fast-1' }, params: {} });
+  slow.pause();
+  let fastBytes = 0;
+  fast.on('data', (d: Buffer) => { fastBytes += d.length; });
+  await once(fast, 'end');
+  assert.equal(fastBytes, 8 * STREAM_WINDOW_BYTES);
+  // The paused stream got at most its window plus what its Readable buffers.
+  assert.ok(slow.readableLength <= STREAM_WINDOW_BYTES + 64 * 1024, `slow stream buffered ${slow.readableLength}`);
+  let slowBytes = 0;
+  slow.on('data', (d: Buffer) => { slowBytes += d.length; });
+  slow.resume();
+  await once(slow, 'end');
+  assert.equal(slowBytes, 8 * STREAM_WINDOW_BYTES);
+});
+
+test('closing the session ends every stream with its error', async () => {
+  const { hub } = pair(() => undefined);
+  const s = await hub.open({ kind: 'logs', target: { instance: 'a-1' }, params: {} });
+  const err = once(s, 'error');
+  hub.closeAll(new OutpostError('NODE_DISCONNECTED', 'site/n1 disconnected'));
+  const [e] = await err;
+  assert.ok(isOutpostError(e, 'NODE_DISCONNECTED'));
+  await assert.rejects(hub.open({ kind: 'logs', target: { instance: 'a-1' }, params: {} }), (x) => isOutpostError(x, 'NODE_DISCONNECTED'));
+});
