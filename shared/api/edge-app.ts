@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { MatchLabelsSelectorSchema, NameSchema, objectSchema } from './meta.js';
-import { AppTemplateSchema, ResourcesSchema } from './workload.js';
+import { AppServiceSchema, AppTemplateSchema, ResourcesSchema } from './workload.js';
 
 export { RestartPolicySchema, type AppTemplate, type RestartPolicy } from './workload.js';
 
@@ -82,6 +82,8 @@ export const EdgeAppSpecSchema = Type.Object(
     restartOnConfigChange: Type.Optional(Type.Boolean()),
     /** Old revisions kept for `outpost rollout undo`. Default 10. */
     revisionHistoryLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+    /** Registers every instance in its node's local service registry (issue 6); health follows the readiness probe. */
+    service: Type.Optional(AppServiceSchema),
   },
   { additionalProperties: false },
 );

@@ -24,8 +24,9 @@ export interface UnitVariant {
  * then `{{unit}}` is substituted in every string value. Throws a PatchError-carrying Error when a
  * JSON patch cannot apply to this unit's template (the caller shows it in the app's status).
  */
-export function renderForUnit(spec: Pick<EdgeAppSpec, 'template' | 'replicasPerUnit' | 'overrides'>, unitName: string, unitLabels: Record<string, string> | undefined): UnitVariant {
-  let template = structuredClone(spec.template);
+export function renderForUnit(spec: Pick<EdgeAppSpec, 'template' | 'replicasPerUnit' | 'overrides' | 'service'>, unitName: string, unitLabels: Record<string, string> | undefined): UnitVariant {
+  // spec.service travels in the template, so it reaches the agent with each instance and overrides can patch /service.
+  let template = structuredClone(spec.service ? { ...spec.template, service: spec.service } : spec.template);
   let replicas = spec.replicasPerUnit ?? 1;
   const applied: number[] = [];
   (spec.overrides ?? []).forEach((o, i) => {

@@ -142,8 +142,29 @@ export const TaintSchema = Type.Object(
 );
 export type Taint = Static<typeof TaintSchema>;
 
+/**
+ * EdgeApp `spec.service`: every instance of the app is registered in its node's local service
+ * registry under this name (README "Local service registry"), health following its readiness.
+ */
+export const AppServiceSchema = Type.Object(
+  {
+    /** A DNS label: the instances answer at <name>.outpost and <name>.<unit>.outpost. */
+    name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 }),
+    port: PortNumber,
+    /** Default tcp. */
+    protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('http'), Type.Literal('https'), Type.Literal('grpc')])),
+    metadata: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9._/-]{1,63}$' }), Type.String({ maxLength: 512 }), { additionalProperties: false, maxProperties: 32 })),
+    /** 1..1000, default 100. */
+    weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  },
+  { additionalProperties: false },
+);
+export type AppService = Static<typeof AppServiceSchema>;
+
 export const AppTemplateSchema = Type.Object(
   {
+    /** Copied by the hub from EdgeApp spec.service (so overrides can patch /service); the agent registers each instance under it. */
+    service: Type.Optional(AppServiceSchema),
     processes: Type.Optional(Type.Array(ProcessSpecSchema, { minItems: 1, maxItems: 1 })),
     containers: Type.Optional(Type.Array(ContainerSpecSchema, { minItems: 1, maxItems: 1 })),
     /** Default Always. */
