@@ -129,6 +129,18 @@ export class InstanceSupervisor {
     return this.spec.templateHash;
   }
 
+  /**
+   * The environment and working directory this instance's process gets (for `outpost exec`);
+   * undefined unless a process runs. An instance adopted after an agent restart and kept while its
+   * config is unreadable has no config env here: runtime.db never holds those values.
+   */
+  execContext(): { env: Record<string, string>; cwd: string } | undefined {
+    if (this.state !== 'running' || this.detached) return undefined;
+    const { template } = this.spec;
+    const { settings } = this.deps;
+    return { env: instanceEnv(template, { ...settings.baseEnv, OUTPOST_INSTANCE: this.name }, settings.defaultPath), cwd: template.workingDir ?? join(settings.workDir, this.name) };
+  }
+
   /** The instance as the agent wants it, or null to stop and forget it. */
   setDesired(desired: DesiredInstance | null): void {
     this.desired = desired;

@@ -161,6 +161,11 @@ export class ProcessRuntime {
     return new Map([...this.instances].map(([name, sup]) => [name, sup.status()]));
   }
 
+  /** Env and working directory of a running instance's process (for exec); undefined when none runs. */
+  execContext(name: string): { env: Record<string, string>; cwd: string } | undefined {
+    return this.instances.get(name)?.execContext();
+  }
+
   /** The current log file of an instance (stdout and stderr). */
   logPath(name: string): string {
     return join(this.settings.logDir, name, 'current.log');

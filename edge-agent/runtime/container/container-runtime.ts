@@ -198,6 +198,12 @@ export class ContainerRuntime implements InstanceRuntime<DesiredContainer> {
     return this.adopted;
   }
 
+  /** The engine and the running container of an instance (for exec); undefined when none runs. */
+  execTarget(name: string): { engine: DockerEngine; containerId: string } | undefined {
+    const containerId = this.instances.get(name)?.runningContainerId();
+    return containerId === undefined ? undefined : { engine: this.deps.engine, containerId };
+  }
+
   statuses(): Map<string, InstanceStatus> {
     if (!this.adopted) return new Map([...this.waiting].map(([n, s]) => [n, { ...s }]));
     return new Map([...this.instances].map(([name, sup]) => [name, sup.status()]));

@@ -112,6 +112,11 @@ export class ContainerSupervisor {
     return sup;
   }
 
+  /** The id of this instance's container while it runs (for exec); undefined otherwise. */
+  runningContainerId(): string | undefined {
+    return this.container?.running && !this.detached && !this.removedFlag ? this.container.id : undefined;
+  }
+
   /** The instance as the agent wants it, or null to stop and remove it. */
   setDesired(desired: DesiredContainer | null): void {
     this.desired = desired;

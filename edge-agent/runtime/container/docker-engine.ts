@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { EngineError, EngineHttp } from './engine-http.js';
 import type { ContainerCreateBody, ContainerInspect, ContainerSummary, PullProgress } from './engine-types.js';
 import { imagePath, splitImageRef } from './image-ref.js';
@@ -181,6 +182,32 @@ export class DockerEngine {
     }
     const info = await this.http.json<{ ExitCode?: number | null; Running?: boolean }>({ method: 'GET', path: `${execPath}/json`, timeoutMs: 10_000 });
     return { exitCode: info.ExitCode ?? -1, output: Buffer.concat(out).toString('utf8') };
+  }
+
+  /** Creates an exec (not started) in a running container; returns its id. 409: not running. */
+  async createExec(id: string, body: { Cmd: string[]; Tty: boolean; AttachStdin: boolean }): Promise<string> {
+    const created = await this.http.json<{ Id: string }>({
+      method: 'POST',
+      path: `/containers/${encodeURIComponent(id)}/exec`,
+      body: { ...body, AttachStdout: true, AttachStderr: true },
+    });
+    return created.Id;
+  }
+
+  /**
+   * Starts an exec attached: the raw connection carries stdin one way and the output the other
+   * (multiplexed with 8-byte headers without a tty, see StreamDemux; raw with one).
+   */
+  async startExecAttached(execId: string, tty: boolean): Promise<{ socket: Socket; head: Buffer }> {
+    return this.http.upgrade({ method: 'POST', path: `/exec/${encodeURIComponent(execId)}/start`, body: { Detach: false, Tty: tty } });
+  }
+
+  async resizeExec(execId: string, cols: number, rows: number): Promise<void> {
+    await this.http.json({ method: 'POST', path: `/exec/${encodeURIComponent(execId)}/resize`, query: { h: rows, w: cols }, timeoutMs: 10_000 });
+  }
+
+  async inspectExec(execId: string): Promise<{ ExitCode?: number | null; Running?: boolean; Pid?: number }> {
+    return this.http.json({ method: 'GET', path: `/exec/${encodeURIComponent(execId)}/json`, timeoutMs: 10_000 });
   }
 
   /** Best effort: the engine does not stop an exec whose client went away. */

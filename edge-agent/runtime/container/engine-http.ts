@@ -1,4 +1,5 @@
 import { Agent, request, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 
 /** API version prefix: Docker 20.10+ and Podman's compatible service (`podman system service`) both serve it. */
 export const ENGINE_API = '/v1.41';
@@ -56,6 +57,39 @@ export class EngineHttp {
   /** A streaming call: the response once its status is 2xx (the caller reads and ends it). */
   stream(req: EngineRequest): Promise<IncomingMessage> {
     return this.open(req, false);
+  }
+
+  /**
+   * A call the engine answers by hijacking the connection (exec start with stdin): asks for an
+   * upgrade (`Upgrade: tcp`, as the docker CLI does) and resolves with the raw socket and any bytes
+   * that came with the 101 answer. Rejects with EngineError on any other answer.
+   */
+  upgrade(req: EngineRequest): Promise<{ socket: Socket; head: Buffer }> {
+    const payload = Buffer.from(JSON.stringify(req.body ?? {}));
+    return new Promise((resolve, reject) => {
+      const r = request({
+        socketPath: this.socketPath,
+        method: req.method,
+        path: ENGINE_API + req.path + queryString(req.query),
+        agent: false,
+        headers: { Host: 'engine', Connection: 'Upgrade', Upgrade: 'tcp', 'Content-Type': 'application/json', 'Content-Length': payload.length },
+        signal: AbortSignal.timeout(req.timeoutMs ?? 30_000),
+      });
+      r.on('upgrade', (_res, socket: Socket, head: Buffer) => {
+        // The timeout bounds the answer only, never the hijacked stream.
+        socket.removeAllListeners('timeout');
+        resolve({ socket, head });
+      });
+      r.on('response', (res) => {
+        const status = res.statusCode ?? 0;
+        readBody(res).then(
+          (text) => reject(new EngineError(`${req.method} ${req.path}: ${errorMessage(text) || `HTTP ${status} instead of an upgrade`}`, status)),
+          (err: unknown) => reject(new EngineError(`${req.method} ${req.path}: HTTP ${status}`, status, { cause: err })),
+        );
+      });
+      r.on('error', (err: NodeJS.ErrnoException) => reject(new EngineError(`${req.method} ${req.path}: ${err.message}`, 0, { cause: err })));
+      r.end(payload);
+    });
   }
 
   close(): void {
