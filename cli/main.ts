@@ -11,6 +11,7 @@ import { applyCommand, deleteCommand, describeCommand, eventsCommand, getCommand
 import { tokenCreateCommand, tokenDeleteCommand, tokenListCommand } from './commands/tokens.js';
 import { registerRollout } from './commands/rollout.js';
 import { describeDevice, registerDevices } from './commands/devices.js';
+import { describeServiceCommand, getServicesCommand, SERVICE_WORDS } from './commands/services.js';
 import { resolveKind } from '../shared/api/index.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -86,16 +87,16 @@ program
 
 program
   .command('get <kind> [name]')
-  .description('list objects or show one (kinds: units, nodes, apps, instances, configs, devices, models)')
+  .description('list objects or show one (kinds: units, nodes, apps, instances, configs, devices, models; services: the hub registry view)')
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'wide', 'json', 'yaml']).default('table'))
   .option('-l, --selector <selector>', 'label selector, e.g. tier=edge,zone!=eu')
   .option('--show-secrets', 'show the secretData values of configs (otherwise <redacted>)')
-  .action(async (kind: string, name: string | undefined, o: { output: string; selector?: string; showSecrets?: boolean }) => print(await getCommand(client(), kind, name, o)));
+  .action(async (kind: string, name: string | undefined, o: { output: string; selector?: string; showSecrets?: boolean }) => print(SERVICE_WORDS.has(kind) ? await getServicesCommand(client(), name, o) : await getCommand(client(), kind, name, o)));
 
 program
   .command('describe <kind> <name>')
   .description('show one object with its instances, nodes and events')
-  .action(async (kind: string, name: string) => print(resolveKind(kind)?.kind === 'Device' ? await describeDevice(client(), name) : await describeCommand(client(), kind, name)));
+  .action(async (kind: string, name: string) => print(SERVICE_WORDS.has(kind) ? await describeServiceCommand(client(), name) : resolveKind(kind)?.kind === 'Device' ? await describeDevice(client(), name) : await describeCommand(client(), kind, name)));
 
 program
   .command('delete <kind> <name>')

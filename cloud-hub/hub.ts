@@ -23,6 +23,10 @@ import { TelemetryStore } from './devices/telemetry-store.js';
 import { DeviceReports } from './devices/device-reports.js';
 import { DeviceController } from './devices/device-controller.js';
 import { createDeviceMetrics } from './devices/device-metrics.js';
+import { GlobalRegistryView } from './registry/global-view.js';
+import { RegistryReports } from './registry/registry-reports.js';
+import { createRegistryMetrics } from './registry/registry-metrics.js';
+import { ViewJanitor } from './registry/view-janitor.js';
 import { TwinConvergence } from './devices/twin-convergence.js';
 
 /** Everything a hub needs to know; main.ts fills it from flags and environment. */
@@ -83,12 +87,18 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
   const devices = new DeviceReports({ store, cache, telemetry, metrics: deviceMetrics, log: log.child({ component: 'devices' }), convergence });
   const deviceController = new DeviceController({ store, cache, telemetry, log: log.child({ component: 'devices' }), convergence });
 
+  const registryView = new GlobalRegistryView({ path: join(options.dataDir, 'registry.db') });
+  const registryMetrics = createRegistryMetrics(registry, () => registryView.size());
+  const registryLog = log.child({ component: 'registry' });
+  const registryReports = new RegistryReports({ view: registryView, cache, metrics: registryMetrics, log: registryLog });
+  const registryJanitor = new ViewJanitor({ view: registryView, cache, metrics: registryMetrics, log: registryLog });
+
   let sessions: SessionManager | undefined;
   const health = new NodeHealth(
     { store, cache, log: log.child({ component: 'health' }), metrics, now: Date.now, isConnected: (n) => sessions?.isConnected(n) ?? false },
     options.startupGraceMs === undefined ? {} : { startupGraceMs: options.startupGraceMs },
   );
-  const reports = new ReportHandler({ store, cache, events, health, log: log.child({ component: 'reports' }), metrics, devices });
+  const reports = new ReportHandler({ store, cache, events, health, log: log.child({ component: 'reports' }), metrics, devices, registry: registryReports });
   sessions = new SessionManager(
     {
       cache, secrets, log: log.child({ component: 'sessions' }), metrics,
@@ -111,6 +121,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
   const units = new UnitController({ store, cache, log: log.child({ component: 'units' }) });
   const server = createApiServer({
     store, secrets, sessions, events, registry, metrics, log, adminToken, devices: { store, telemetry },
+    registryView: { view: registryView, cache, secrets, metrics: registryMetrics },
     onNodeDeleted: (name) => {
       secrets.revokeNode(name);
       sessions?.disconnect(name, 'node deleted');
@@ -123,6 +134,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
     { name: 'sessions', start: async () => sessions.start(), stop: () => sessions.stop() },
     { name: 'units', start: async () => units.start(), stop: () => units.stop() },
     { name: 'devices', start: async () => deviceController.start(), stop: () => deviceController.stop() },
+    { name: 'registry', start: async () => registryJanitor.start(), stop: async () => registryJanitor.stop() },
     { name: 'scheduler', start: async () => scheduler.start(), stop: () => scheduler.stop() },
     {
       name: 'http',
@@ -144,6 +156,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
     secrets.close();
     events.close();
     telemetry.close();
+    registryView.close();
   };
   try {
     await startAll(components, 10_000, onStopError);

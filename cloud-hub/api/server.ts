@@ -14,6 +14,7 @@ import { handleJoin } from './join.js';
 import { handleResource } from './resources.js';
 import { handleTokens } from './tokens.js';
 import { handleDeviceRoute, type DeviceApiDeps } from '../devices/device-api.js';
+import { handleAgentRegistry, handleServices, type RegistryApiDeps } from '../registry/registry-api.js';
 
 export interface ApiDeps {
   store: Store;
@@ -27,6 +28,8 @@ export interface ApiDeps {
   onNodeDeleted(name: string): void;
   /** Device apply rules, credentials and telemetry (issue 5). */
   devices?: DeviceApiDeps;
+  /** The global service registry view (issue 6). */
+  registryView?: RegistryApiDeps;
 }
 
 const API_PREFIX = '/apis/outpost.dev/v1alpha1';
@@ -82,6 +85,7 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     if (req.method !== 'POST') throw new OutpostError('METHOD_NOT_ALLOWED', 'use POST to join');
     return handleJoin(deps, req, res);
   }
+  if (deps.registryView && handleAgentRegistry(deps.registryView, req, res, path)) return;
   if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
     const token = bearerToken(req);
     if (!token || !tokenEquals(token, deps.adminToken)) {
@@ -91,6 +95,7 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     if (!plural) return sendJson(res, 200, { groupVersion: 'outpost.dev/v1alpha1', resources: KINDS.map((k) => ({ name: k.plural, kind: k.kind, shortNames: k.shortNames })) });
     if (rest.length > 0) throw new OutpostError('NOT_FOUND', `no such path ${path}`);
     if (plural === 'jointokens') return handleTokens(deps, req, res, name);
+    if (plural === 'services' && deps.registryView) return handleServices(deps.registryView, req, res, name || undefined, sub, url.searchParams);
     if (plural === 'events') {
       if (req.method !== 'GET') throw new OutpostError('METHOD_NOT_ALLOWED', 'events are read-only');
       const filter: { node?: string; objectName?: string; limit?: number } = {};

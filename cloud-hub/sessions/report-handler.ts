@@ -9,6 +9,8 @@ import type { HubMetrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { NodeScope } from './scope.js';
 import type { DeviceItem, DeviceReports } from '../devices/device-reports.js';
+import type { RegistryReports } from '../registry/registry-reports.js';
+import type { RegistryRecordReport } from '../../shared/protocol/frames.js';
 
 type Rejection = { seq: number; code: string; message: string };
 
@@ -25,7 +27,7 @@ export class ReportHandler {
   /** Units of recently deleted instances: their last events may still be on their way. */
   private readonly deletedUnits = new Map<string, string>();
 
-  constructor(private readonly deps: { store: Store; cache: ObjectCache; events: EventLog; health: NodeHealth; log: Logger; metrics: HubMetrics; devices?: DeviceReports }) {
+  constructor(private readonly deps: { store: Store; cache: ObjectCache; events: EventLog; health: NodeHealth; log: Logger; metrics: HubMetrics; devices?: DeviceReports; registry?: RegistryReports }) {
     deps.cache.onChange((e) => {
       if (e.type !== 'DELETED' || e.object.kind !== 'Instance') return;
       this.deletedUnits.delete(e.object.metadata.name);
@@ -46,6 +48,7 @@ export class ReportHandler {
     const rejected: Rejection[] = [];
     const events: HubEvent[] = [];
     const deviceItems: DeviceItem[] = [];
+    const registryItems: RegistryRecordReport[] = [];
     const reject = (item: ReportItem, code: string, message: string) => {
       rejected.push({ seq: item.seq, code, message });
       this.deps.metrics.reportsRejected.inc({ kind: item.kind, code });
@@ -89,6 +92,11 @@ export class ReportHandler {
           if (this.deps.devices) deviceItems.push(item);
           else reject(item, 'OUTPOST_BAD_REQUEST', 'this hub does not store device reports');
           break;
+        case 'registry-record':
+          // Authorized per record (origin in the node's unit) and merged per frame.
+          if (this.deps.registry) registryItems.push(item);
+          else reject(item, 'OUTPOST_BAD_REQUEST', 'this hub does not keep a registry view');
+          break;
       }
     }
     if (deviceItems.length > 0 && this.deps.devices) {
@@ -99,6 +107,14 @@ export class ReportHandler {
         this.deps.metrics.reportsRejected.inc({ kind: kinds.get(r.seq) ?? 'device', code: r.code });
       }
       this.deps.metrics.reportsStored.inc({ kind: 'device' }, deviceItems.length - result.rejected.length);
+    }
+    if (registryItems.length > 0 && this.deps.registry) {
+      const result = this.deps.registry.handle(scope, registryItems);
+      for (const r of result.rejected) {
+        rejected.push(r);
+        this.deps.metrics.reportsRejected.inc({ kind: 'registry-record', code: r.code });
+      }
+      this.deps.metrics.reportsStored.inc({ kind: 'registry-record' }, registryItems.length - result.rejected.length);
     }
     if (events.length > 0) {
       this.deps.events.append(events);
