@@ -18,6 +18,8 @@ import type { EdgeConfig } from '../shared/api/index.js';
 import { UnitController } from './units/unit-controller.js';
 import { ReportHandler } from './sessions/report-handler.js';
 import { SessionManager } from './sessions/session-manager.js';
+import { AuditLog } from './tunnel/audit-log.js';
+import { TunnelApi } from './tunnel/tunnel-api.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { TelemetryStore } from './devices/telemetry-store.js';
 import { DeviceReports } from './devices/device-reports.js';
@@ -43,6 +45,8 @@ export interface HubOptions {
   startupGraceMs?: number;
   /** Agent sessions admitted per second (a reconnect storm becomes a queue). Default 500. */
   admissionRate?: number;
+  /** Tunnel streams open at once per node (logs, exec, port-forward). Default 32. */
+  maxStreamsPerNode?: number;
 }
 
 /** Where a running hub can be found, written to `<data>/hub.json` for the CLI. */
@@ -111,6 +115,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
     },
     {
       pingIntervalMs: options.pingIntervalMs ?? 10_000, readDeadlineMs: options.readDeadlineMs ?? 30_000, highWaterBytes: 8 * 1024 * 1024,
+      ...(options.maxStreamsPerNode === undefined ? {} : { maxStreams: options.maxStreamsPerNode }),
       admission: { ratePerSecond: options.admissionRate ?? 500, burst: Math.min(200, options.admissionRate ?? 500) },
     },
   );
@@ -119,8 +124,10 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
     configsHash: (t) => configsHash(t, (n) => cache.get('EdgeConfig', n) as EdgeConfig | undefined),
   });
   const units = new UnitController({ store, cache, log: log.child({ component: 'units' }) });
+  const audit = new AuditLog(join(options.dataDir, 'hub.db'));
+  const tunnel = new TunnelApi({ cache, sessions, audit, adminToken, log: log.child({ component: 'tunnel' }) });
   const server = createApiServer({
-    store, secrets, sessions, events, registry, metrics, log, adminToken, devices: { store, telemetry },
+    store, secrets, sessions, events, registry, metrics, log, adminToken, devices: { store, telemetry }, tunnel,
     registryView: { view: registryView, cache, secrets, metrics: registryMetrics },
     onNodeDeleted: (name) => {
       secrets.revokeNode(name);
@@ -147,6 +154,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
       stop: async () => {
         server.close();
         server.closeAllConnections();
+        tunnel.stop();
       },
     },
   ];
@@ -155,6 +163,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
     await store.close();
     secrets.close();
     events.close();
+    audit.close();
     telemetry.close();
     registryView.close();
   };

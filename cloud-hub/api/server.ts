@@ -14,6 +14,7 @@ import { handleJoin } from './join.js';
 import { handleResource } from './resources.js';
 import { handleTokens } from './tokens.js';
 import { handleDeviceRoute, type DeviceApiDeps } from '../devices/device-api.js';
+import type { TunnelApi } from '../tunnel/tunnel-api.js';
 import { handleAgentRegistry, handleServices, type RegistryApiDeps } from '../registry/registry-api.js';
 
 export interface ApiDeps {
@@ -28,6 +29,8 @@ export interface ApiDeps {
   onNodeDeleted(name: string): void;
   /** Device apply rules, credentials and telemetry (issue 5). */
   devices?: DeviceApiDeps;
+  /** Tunnel (issue 8): the CLI's stream WebSocket, the HTTP proxy to edge services, audit events. */
+  tunnel?: TunnelApi;
   /** The global service registry view (issue 6). */
   registryView?: RegistryApiDeps;
 }
@@ -56,6 +59,7 @@ export function createApiServer(deps: ApiDeps): Server {
     } catch {
       path = '';
     }
+    if (deps.tunnel?.handleUpgrade(req, socket, head)) return;
     if (path !== '/agent/v1/connect') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -86,6 +90,7 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     return handleJoin(deps, req, res);
   }
   if (deps.registryView && handleAgentRegistry(deps.registryView, req, res, path)) return;
+  if (deps.tunnel && (await deps.tunnel.handleRequest(req, res, url))) return;
   if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
     const token = bearerToken(req);
     if (!token || !tokenEquals(token, deps.adminToken)) {

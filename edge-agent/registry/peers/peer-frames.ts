@@ -1,0 +1,149 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { RegistryRecord } from '../records.js';
+
+/**
+ * The peer link protocol (README "Replication and failure detection"): JSON text frames over a
+ * WebSocket that one agent dials to another agent of its unit at `/peer/v1`.
+ *
+ * Handshake (mutual, HMAC-SHA256 with the unit peer credential; the secret never crosses the wire):
+ *   server -> `challenge{node, unit, nonce}`; client -> `hello{node, unit, nonce, incarnation, proof}`;
+ *   server -> `welcome{incarnation, proof}`. Then the dialler sends requests (push, digest, records,
+ *   ping, ping-req) and the listener answers on the same socket (digest, records, ack).
+ */
+export const PEER_PROTOCOL_PATH = '/peer/v1';
+export const MAX_PEER_FRAME_BYTES = 4 * 1024 * 1024;
+/** Records per frame: well under the frame limit with the largest allowed instance. */
+export const MAX_RECORDS_PER_FRAME = 500;
+export const MAX_MEMBERS = 1000;
+
+const NodeName = Type.String({ minLength: 1, maxLength: 253 });
+const Nonce = Type.String({ minLength: 16, maxLength: 64 });
+const Proof = Type.String({ minLength: 64, maxLength: 64, pattern: '^[0-9a-f]{64}$' });
+const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+
+const LeaseSchema = Type.Union([
+  Type.Object({ kind: Type.Literal('ttl'), ttlMs: Type.Integer({ minimum: 1, maximum: 86_400_000 }) }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('process'), instance: Type.String({ minLength: 1, maxLength: 253 }) }, { additionalProperties: false }),
+]);
+
+export const ServiceInstanceSchema = Type.Object(
+  {
+    service: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }),
+    id: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' }),
+    node: NodeName,
+    unit: NodeName,
+    address: Type.String({ minLength: 2, maxLength: 45 }),
+    port: Type.Integer({ minimum: 0, maximum: 65535 }),
+    protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('http'), Type.Literal('https'), Type.Literal('grpc')]),
+    metadata: Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 1024 }), { maxProperties: 64 }),
+    weight: Type.Integer({ minimum: 1, maximum: 1000 }),
+    health: Type.Union([Type.Literal('passing'), Type.Literal('critical')]),
+    lease: LeaseSchema,
+  },
+  { additionalProperties: false },
+);
+
+export const RecordSchema = Type.Object(
+  {
+    key: Type.String({ minLength: 3, maxLength: 256 }),
+    origin: NodeName,
+    version: Type.Object({ incarnation: Count, counter: Count }, { additionalProperties: false }),
+    instance: Type.Optional(ServiceInstanceSchema),
+  },
+  { additionalProperties: false },
+);
+
+/** One origin's records as a replica holds them: compared to find what to exchange. */
+export const OriginDigestSchema = Type.Object(
+  {
+    origin: NodeName,
+    /** Highest incarnation among the records held. */
+    incarnation: Count,
+    /** Live (non-tombstone) records held. */
+    live: Count,
+    /** Hash of the live records' keys and versions (see digest.ts). */
+    hash: Type.String({ maxLength: 64 }),
+  },
+  { additionalProperties: false },
+);
+export type OriginDigest = Static<typeof OriginDigestSchema>;
+
+export const MemberStatusSchema = Type.Union([Type.Literal('alive'), Type.Literal('suspect'), Type.Literal('dead')]);
+export type MemberStatus = Static<typeof MemberStatusSchema>;
+/** A SWIM membership fact, piggybacked on every ping and ack. */
+export const MemberFactSchema = Type.Object({ node: NodeName, status: MemberStatusSchema, inc: Count }, { additionalProperties: false });
+export type MemberFact = Static<typeof MemberFactSchema>;
+const Members = Type.Array(MemberFactSchema, { maxItems: MAX_MEMBERS });
+
+const frames = {
+  challenge: Type.Object({ t: Type.Literal('challenge'), node: NodeName, unit: NodeName, nonce: Nonce }, { additionalProperties: false }),
+  hello: Type.Object({ t: Type.Literal('hello'), node: NodeName, unit: NodeName, nonce: Nonce, incarnation: Count, proof: Proof }, { additionalProperties: false }),
+  welcome: Type.Object({ t: Type.Literal('welcome'), incarnation: Count, proof: Proof }, { additionalProperties: false }),
+  /** Records as their origin changed them; `sentAt` (sender's ms epoch) measures register-to-visible. */
+  push: Type.Object({ t: Type.Literal('push'), records: Type.Array(RecordSchema, { minItems: 1, maxItems: MAX_RECORDS_PER_FRAME }), sentAt: Type.Optional(Count) }, { additionalProperties: false }),
+  /** Anti-entropy: the sender's digest of every origin it holds. */
+  digest: Type.Object({ t: Type.Literal('digest'), origins: Type.Array(OriginDigestSchema, { maxItems: MAX_MEMBERS }) }, { additionalProperties: false }),
+  /**
+   * Records of the origins whose digests differ. `own` marks the sender's complete set of its
+   * own records, in chunks; `last` on the final chunk lets the receiver retire records of the
+   * sender's older incarnations that the set no longer has.
+   */
+  records: Type.Object(
+    {
+      t: Type.Literal('records'),
+      records: Type.Array(RecordSchema, { maxItems: MAX_RECORDS_PER_FRAME }),
+      own: Type.Optional(Type.Object({ round: Count, last: Type.Boolean(), incarnation: Count }, { additionalProperties: false })),
+    },
+    { additionalProperties: false },
+  ),
+  ping: Type.Object({ t: Type.Literal('ping'), seq: Count, members: Members }, { additionalProperties: false }),
+  /** Ask the listener to ping `target` for the sender (SWIM indirect probe). */
+  'ping-req': Type.Object({ t: Type.Literal('ping-req'), seq: Count, target: NodeName, members: Members }, { additionalProperties: false }),
+  /** Answer to ping or ping-req: `node` answered (itself, or the ping-req target). */
+  ack: Type.Object({ t: Type.Literal('ack'), seq: Count, node: NodeName, inc: Count, members: Members }, { additionalProperties: false }),
+};
+
+export const PeerFrameSchema = Type.Union(Object.values(frames));
+export type PeerFrame = Static<typeof PeerFrameSchema>;
+export type PeerFrameOf<T extends PeerFrame['t']> = Extract<PeerFrame, { t: T }>;
+
+const check = TypeCompiler.Compile(PeerFrameSchema);
+
+export class PeerFrameError extends Error {}
+
+/** Parses one frame from a peer; throws PeerFrameError naming what is wrong (never the payload). */
+export function parsePeerFrame(data: string): PeerFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    throw new PeerFrameError('peer frame is not JSON');
+  }
+  if (!check.Check(value)) {
+    const t = (value as { t?: unknown } | null)?.t;
+    const first = check.Errors(value).First();
+    throw new PeerFrameError(`invalid ${typeof t === 'string' ? `"${t.slice(0, 32)}" ` : ''}peer frame${first ? ` at ${first.path || '/'}: ${first.message}` : ''}`);
+  }
+  return value;
+}
+
+/**
+ * Why a record from a peer of `unit` cannot be merged, or undefined: its key must be its
+ * instance's service/id, its origin the instance's node, and the instance in this unit.
+ */
+export function recordProblem(record: RegistryRecord, unit: string): string | undefined {
+  const i = record.instance;
+  if (!i) return record.key.includes('/') ? undefined : `record key "${record.key.slice(0, 64)}" is not service/id`;
+  if (record.key !== `${i.service}/${i.id}`) return `record key "${record.key.slice(0, 64)}" does not match its instance`;
+  if (i.node !== record.origin) return `record ${record.key} has origin ${record.origin} but instance node ${i.node.slice(0, 64)}`;
+  if (i.unit !== unit) return `record ${record.key} belongs to unit ${i.unit.slice(0, 64)}, not ${unit}`;
+  return undefined;
+}
+
+/** Splits records into frames of at most MAX_RECORDS_PER_FRAME. */
+export function chunkRecords(records: readonly RegistryRecord[]): RegistryRecord[][] {
+  const out: RegistryRecord[][] = [];
+  for (let i = 0; i < records.length; i += MAX_RECORDS_PER_FRAME) out.push(records.slice(i, i + MAX_RECORDS_PER_FRAME));
+  return out;
+}

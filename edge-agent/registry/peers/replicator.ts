@@ -1,0 +1,246 @@
+import type { Logger } from '../../../shared/logger.js';
+import type { Registry, RegistryRecord } from '../records.js';
+import { differingOrigins, digestAll, originDigest, staleIncarnationTombstones } from './digest.js';
+import { chunkRecords, MAX_RECORDS_PER_FRAME, recordProblem, type OriginDigest, type PeerFrame, type PeerFrameOf } from './peer-frames.js';
+import type { PeerMetrics } from './peer-metrics.js';
+
+/** What the replicator needs of a link: a name, a send, and how full its socket is. */
+export interface ReplicaLink {
+  readonly peer: string;
+  readonly up: boolean;
+  readonly bufferedAmount: number;
+  send(frame: PeerFrame): boolean;
+}
+
+export interface ReplicatorOptions {
+  /** Digest exchange with every linked peer this often, ms. Default 2000. */
+  antiEntropyMs?: number;
+  /** Own records queued for one peer before the queue is dropped (anti-entropy repairs), default 20 000. */
+  maxQueue?: number;
+  /** A link with more buffered bytes than this is not sent more pushes until it drains. Default 1 MiB. */
+  highWaterBytes?: number;
+}
+
+/**
+ * Registry replication inside a unit: pushes this node's own records to every peer as they change,
+ * and runs digest anti-entropy (per origin: incarnation, live count, hash) with every peer, which
+ * repairs whatever a push missed (link down, queue dropped, partition). Only the origin's own
+ * complete set retires records of its older incarnations.
+ */
+export class Replicator {
+  private readonly queues = new Map<string, Map<string, RegistryRecord>>();
+  private readonly queuedAt = new Map<string, number>();
+  private dirty = new Set<string>();
+  private digests = new Map<string, OriginDigest>();
+  private allDirty = true;
+  private unsubscribe: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
+  private round = 0;
+  private readonly antiEntropyMs: number;
+  private readonly maxQueue: number;
+  private readonly highWaterBytes: number;
+
+  constructor(
+    private readonly deps: { registry: Registry; log: Logger; metrics: PeerMetrics; links(): Iterable<ReplicaLink>; now?: () => number },
+    options: ReplicatorOptions = {},
+  ) {
+    this.antiEntropyMs = options.antiEntropyMs ?? 2000;
+    this.maxQueue = options.maxQueue ?? 20_000;
+    this.highWaterBytes = options.highWaterBytes ?? 1024 * 1024;
+  }
+
+  private get self(): string {
+    return this.deps.registry.node;
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  start(): void {
+    this.unsubscribe = this.deps.registry.onChange((changed) => this.onChange(changed));
+    this.timer = setInterval(() => this.antiEntropy(), this.antiEntropyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    clearInterval(this.timer);
+    clearTimeout(this.drainTimer);
+  }
+
+  /** A link came up: start an exchange right away (a restarted origin re-announces its records). */
+  linkUp(link: ReplicaLink): void {
+    this.sendDigest(link);
+  }
+
+  linkDown(peer: string): void {
+    const q = this.queues.get(peer);
+    if (q && q.size > 0) this.deps.metrics.pushDropped.inc(q.size);
+    this.queues.delete(peer);
+  }
+
+  /** A request on a socket a peer dialled to us. */
+  handleRequest(from: string, frame: PeerFrame, reply: (f: PeerFrame) => void, session: object): void {
+    switch (frame.t) {
+      case 'push': {
+        const changed = this.merge(from, frame.records, 'push');
+        if (frame.sentAt !== undefined && changed > 0) this.deps.metrics.peerVisible.observe(Math.max(0, this.now() - frame.sentAt) / 1000);
+        return;
+      }
+      case 'digest': {
+        const ours = this.currentDigests();
+        const { weSend } = differingOrigins(ours, frame.origins);
+        this.sendOrigins(weSend, reply);
+        reply({ t: 'digest', origins: [...ours.values()] });
+        return;
+      }
+      case 'records':
+        return this.records(from, frame, session);
+    }
+  }
+
+  /** An answer on a link we dialled. */
+  handleAnswer(link: ReplicaLink, frame: PeerFrame): void {
+    switch (frame.t) {
+      case 'records':
+        return this.records(link.peer, frame, link);
+      case 'digest': {
+        const { weSend } = differingOrigins(this.currentDigests(), frame.origins);
+        this.sendOrigins(weSend, (f) => link.send(f));
+        return;
+      }
+    }
+  }
+
+  private onChange(changed: readonly RegistryRecord[]): void {
+    for (const r of changed) this.dirty.add(r.origin);
+    const own = changed.filter((r) => r.origin === this.self);
+    if (own.length === 0) return;
+    const at = this.now();
+    for (const link of this.deps.links()) {
+      if (!link.up) continue;
+      let q = this.queues.get(link.peer);
+      if (!q) this.queues.set(link.peer, (q = new Map()));
+      for (const r of own) q.set(r.key, r);
+      if (!this.queuedAt.has(link.peer)) this.queuedAt.set(link.peer, at);
+      if (q.size > this.maxQueue) {
+        // A peer that cannot keep up: stop queueing for it; the next digest exchange catches it up.
+        this.deps.metrics.pushDropped.inc(q.size);
+        q.clear();
+      }
+    }
+    this.drain();
+  }
+
+  /** Sends queued pushes to every link below its high-water mark; retries shortly for the others. */
+  private drain(): void {
+    clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
+    let pending = false;
+    for (const link of this.deps.links()) {
+      const q = this.queues.get(link.peer);
+      if (!q || q.size === 0) continue;
+      if (!link.up) {
+        this.linkDown(link.peer);
+        continue;
+      }
+      const sentAt = this.queuedAt.get(link.peer) ?? this.now();
+      while (q.size > 0 && link.bufferedAmount <= this.highWaterBytes) {
+        const batch = [...q.values()].slice(0, MAX_RECORDS_PER_FRAME);
+        for (const r of batch) q.delete(r.key);
+        if (!link.send({ t: 'push', records: batch, sentAt })) break;
+        this.deps.metrics.pushed.inc(batch.length);
+      }
+      if (q.size === 0) this.queuedAt.delete(link.peer);
+      else pending = true;
+    }
+    if (pending) {
+      this.drainTimer = setTimeout(() => this.drain(), 20);
+      this.drainTimer.unref();
+    }
+  }
+
+  private antiEntropy(): void {
+    for (const link of this.deps.links()) if (link.up && link.bufferedAmount <= this.highWaterBytes) this.sendDigest(link);
+  }
+
+  private sendDigest(link: ReplicaLink): void {
+    link.send({ t: 'digest', origins: [...this.currentDigests().values()] });
+  }
+
+  private currentDigests(): Map<string, OriginDigest> {
+    if (this.allDirty) {
+      this.digests = digestAll(this.deps.registry.records());
+      this.allDirty = false;
+      this.dirty.clear();
+    } else if (this.dirty.size > 0) {
+      for (const origin of this.dirty) {
+        const records = this.deps.registry.recordsOf(origin);
+        if (records.length === 0) this.digests.delete(origin);
+        else this.digests.set(origin, originDigest(origin, records));
+      }
+      this.dirty.clear();
+    }
+    return this.digests;
+  }
+
+  /** Sends our records of these origins; our own complete set is marked so the peer can retire older incarnations. */
+  private sendOrigins(origins: readonly string[], send: (f: PeerFrame) => void): void {
+    for (const origin of origins) {
+      const records = this.deps.registry.recordsOf(origin);
+      if (origin === this.self) {
+        const round = ++this.round;
+        const chunks = chunkRecords(records);
+        if (chunks.length === 0) chunks.push([]);
+        chunks.forEach((chunk, i) => send({ t: 'records', records: chunk, own: { round, last: i === chunks.length - 1, incarnation: this.deps.registry.incarnation } }));
+      } else {
+        for (const chunk of chunkRecords(records)) send({ t: 'records', records: chunk });
+      }
+    }
+  }
+
+  private readonly ownSets = new WeakMap<object, { round: number; keys: Set<string> }>();
+
+  private records(from: string, frame: PeerFrameOf<'records'>, session: object): void {
+    const changed = this.merge(from, frame.records, 'anti-entropy');
+    if (changed > 0) this.deps.metrics.repairs.inc(changed);
+    if (!frame.own) return;
+    // The sender's complete own set, in order on one socket: collect keys until the last chunk.
+    let set = this.ownSets.get(session);
+    if (!set || set.round !== frame.own.round) this.ownSets.set(session, (set = { round: frame.own.round, keys: new Set() }));
+    for (const r of frame.records) if (r.origin === from) set.keys.add(r.key);
+    if (!frame.own.last) return;
+    this.ownSets.delete(session);
+    const stale = staleIncarnationTombstones(this.deps.registry.recordsOf(from), from, frame.own.incarnation, set.keys);
+    if (stale.length > 0) {
+      this.deps.log.info({ peer: from, incarnation: frame.own.incarnation, retired: stale.length }, 'retired records of an older incarnation of this peer');
+      const n = this.deps.registry.mergeRemote(stale).length;
+      if (n > 0) this.deps.metrics.repairs.inc(n);
+    }
+  }
+
+  /** Validates and merges records from a peer; returns how many changed something here. */
+  private merge(from: string, records: readonly RegistryRecord[], via: string): number {
+    const { registry, log, metrics } = this.deps;
+    const valid: RegistryRecord[] = [];
+    let firstProblem: string | undefined;
+    let refused = 0;
+    for (const r of records) {
+      // A copy of one of our own records goes to the registry too: it re-asserts ours over it.
+      const problem = recordProblem(r, registry.unit);
+      if (problem) {
+        refused++;
+        firstProblem ??= problem;
+      } else {
+        valid.push(r);
+      }
+    }
+    if (refused > 0) {
+      metrics.refused.inc(refused);
+      log.warn({ peer: from, via, refused, reason: firstProblem }, 'refused records from peer');
+    }
+    return valid.length > 0 ? registry.mergeRemote(valid).length : 0;
+  }
+}
