@@ -1,12 +1,20 @@
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Server as TlsServer } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import type { Logger } from '../../shared/logger.js';
 import type { DesiredCache } from '../cache/desired-cache.js';
 import type { Outbox } from '../cache/outbox.js';
-import { clientIdAllowed, maySubscribe, publishKind } from './access.js';
+import { maySubscribe, publishKind } from './access.js';
 import { DeviceDirectory } from './device-directory.js';
+import { DeviceLogin, type LoginRefusal, type PeerCertificate } from './device-login.js';
+import { createDeviceTlsServer, peerCertificate, type DeviceTlsOptions } from './device-tls.js';
+import type { LoginLimit } from './login-limiter.js';
+import { sniffProtocolLevel } from './mqtt-sniff.js';
+import { Mqtt5Session } from './mqtt5-session.js';
+import { Reason } from './mqtt5-translate.js';
 import type { DeviceMetrics } from './device-metrics.js';
 import { GroupCommit, type GroupCommitOptions } from './group-commit.js';
 import { DeviceMessages } from './device-messages.js';
@@ -21,10 +29,29 @@ export interface DeviceBrokerOptions {
   listen: HostPort;
   /** MQTT over WebSocket (path /mqtt or any), when set. */
   wsListen?: HostPort;
+  /** MQTT over TLS (--mqtt-tls-listen), optionally with device client certificates (caFile). */
+  tls?: DeviceTlsOptions & { listen: HostPort };
   /** Development only: a client without username is the device named by its client id. */
   allowAnonymous?: boolean;
+  /** Failed logins allowed per client address and per username. Defaults: 30/min per address, 10/min per username. */
+  loginLimit?: { perAddress?: LoginLimit; perUsername?: LoginLimit };
   groupCommit?: GroupCommitOptions;
 }
+
+export const DEFAULT_LOGIN_LIMIT = { perAddress: { failures: 30, perMs: 60_000 }, perUsername: { failures: 10, perMs: 60_000 } } as const;
+
+/** What the broker knows about a connection besides MQTT: keyed by the stream aedes handles (`client.conn`). */
+interface Connection {
+  address: string | undefined;
+  certificate?: PeerCertificate | undefined;
+  /** Set for MQTT 5 clients (served through the adapter). */
+  v5?: Mqtt5Session;
+}
+
+/** A client sends its CONNECT within this time of connecting, or is dropped. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Where a refused MQTT 5 publish goes instead of its topic: no device may subscribe to it. */
+const REFUSED_SINK = '$outpost/refused';
 
 export interface DeviceBrokerDeps {
   cache: DesiredCache;
@@ -35,20 +62,35 @@ export interface DeviceBrokerDeps {
   unit: string;
 }
 
-const authError = (returnCode: 2 | 4 | 5, message: string): AuthenticateError => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+const authError = (returnCode: 2 | 3 | 4 | 5, message: string): AuthenticateError => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+
+/** CONNACK codes of a refused login: MQTT 3.1.1 return code, MQTT 5 reason code. */
+const REFUSAL_CODES: Record<LoginRefusal, [2 | 3 | 4 | 5, number]> = {
+  'bad-credentials': [4, Reason.badUserNameOrPassword],
+  'bad-certificate': [4, Reason.badUserNameOrPassword],
+  anonymous: [5, Reason.notAuthorized],
+  'not-bound': [5, Reason.notAuthorized],
+  'client-id': [2, Reason.clientIdNotValid],
+  // 3.1.1 has no "try later": 3 is "server unavailable".
+  'rate-limited': [3, Reason.connectionRateExceeded],
+};
 
 /**
  * The agent's embedded MQTT broker (aedes): the home of the devices bound to this node or unit.
  * Every accepted device message is written to the outbox before the broker goes on with it: the
  * aedes authorizePublish hook returns only after the group commit, and aedes sends a QoS 1
- * PUBACK only after that hook, so a PUBACK means the message is on disk.
+ * PUBACK only after that hook, so a PUBACK means the message is on disk. aedes speaks MQTT 3.1.1:
+ * a connection whose CONNECT says MQTT 5 is served through an Mqtt5Session in front of it.
  */
 export class DeviceBroker {
   private broker: Aedes | undefined;
   private tcp: Server | undefined;
   private http: HttpServer | undefined;
   private wss: WebSocketServer | undefined;
+  private tls: TlsServer | undefined;
   private readonly directory: DeviceDirectory;
+  private readonly login: DeviceLogin;
+  private readonly connectionOf = new WeakMap<object, Connection>();
   private readonly commit: GroupCommit;
   private readonly deviceOf = new WeakMap<Client, string>();
   private readonly online = new Set<Client>();
@@ -57,6 +99,11 @@ export class DeviceBroker {
 
   constructor(private readonly deps: DeviceBrokerDeps, private readonly options: DeviceBrokerOptions) {
     this.directory = new DeviceDirectory(deps.cache, { node: deps.node, unit: deps.unit });
+    this.login = new DeviceLogin(this.directory, {
+      allowAnonymous: options.allowAnonymous ?? false,
+      perAddress: options.loginLimit?.perAddress ?? DEFAULT_LOGIN_LIMIT.perAddress,
+      perUsername: options.loginLimit?.perUsername ?? DEFAULT_LOGIN_LIMIT.perUsername,
+    });
     this.commit = new GroupCommit(deps.outbox, options.groupCommit);
     this.commit.onCommitted = (_rows, ms) => deps.metrics.commitSeconds.observe(ms / 1000);
     this.messages = new DeviceMessages({ directory: this.directory, commit: this.commit, metrics: deps.metrics, log: deps.log, publish: (topic, payload, retain) => this.publish(topic, payload, retain) });
@@ -84,13 +131,18 @@ export class DeviceBroker {
     broker.on('clientDisconnect', (client) => this.presence(client, false));
     broker.on('clientError', (client, err) => this.deps.log.debug({ clientId: client.id, err: err.message }, 'mqtt client error'));
     broker.on('connectionError', (client, err) => this.deps.log.debug({ clientId: client.id, err: err.message }, 'mqtt connection refused'));
-    this.tcp = createServer((socket) => broker.handle(socket));
+    broker.on('keepaliveTimeout', (client) => this.v5Of(client)?.closingBecause(Reason.keepAliveTimeout));
+    this.tcp = createServer((socket) => this.accept(socket, { address: socket.remoteAddress }));
     await listen(this.tcp, this.options.listen);
     if (this.options.wsListen) {
       this.http = createHttpServer((_req, res) => res.writeHead(426).end('MQTT over WebSocket only\n'));
       this.wss = new WebSocketServer({ server: this.http, maxPayload: 1024 * 1024 });
-      this.wss.on('connection', (ws, req) => broker.handle(createWebSocketStream(ws), req));
+      this.wss.on('connection', (ws, req) => this.accept(createWebSocketStream(ws), { address: req.socket.remoteAddress }, req));
       await listen(this.http, this.options.wsListen);
+    }
+    if (this.options.tls) {
+      this.tls = createDeviceTlsServer(this.options.tls, (socket) => this.accept(socket, { address: socket.remoteAddress, certificate: peerCertificate(socket) }));
+      await listen(this.tls, this.options.tls.listen);
     }
     this.messages.publishDesired();
   }
@@ -100,17 +152,55 @@ export class DeviceBroker {
     if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
     this.commit.flush();
     this.wss?.close();
-    for (const server of [this.tcp, this.http]) {
+    for (const server of [this.tcp, this.http, this.tls]) {
       if (!server) continue;
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   }
 
   /** Where the broker listens (port 0 resolved); empty before start. */
-  addresses(): { tcp?: HostPort; ws?: HostPort } {
+  addresses(): { tcp?: HostPort; ws?: HostPort; tls?: HostPort } {
     const a = this.tcp?.address() as AddressInfo | null | undefined;
     const w = this.http?.address() as AddressInfo | null | undefined;
-    return { ...(a ? { tcp: { host: a.address, port: a.port } } : {}), ...(w ? { ws: { host: w.address, port: w.port } } : {}) };
+    const t = this.tls?.address() as AddressInfo | null | undefined;
+    return { ...(a ? { tcp: { host: a.address, port: a.port } } : {}), ...(w ? { ws: { host: w.address, port: w.port } } : {}), ...(t ? { tls: { host: t.address, port: t.port } } : {}) };
+  }
+
+  /**
+   * A new connection (TCP, WebSocket or TLS): its CONNECT's protocol level decides whether it goes
+   * to aedes as it is (3.1.1, 3.1: the bytes read are put back) or through the MQTT 5 adapter.
+   */
+  private accept(stream: Duplex, connection: Connection, req?: IncomingMessage): void {
+    sniffProtocolLevel(stream, CONNECT_TIMEOUT_MS).then(
+      ({ level, head }) => {
+        const broker = this.broker;
+        if (!broker || broker.closed) return stream.destroy();
+        if (level === 5) {
+          const session: Mqtt5Session = new Mqtt5Session(stream, head, {
+            maySubscribe: (topic) => {
+              const client = (session.inner as Duplex & { client?: Client }).client;
+              const device = client && this.deviceOf.get(client);
+              return device !== undefined && maySubscribe(device, topic);
+            },
+          });
+          this.connectionOf.set(session.inner, { ...connection, v5: session });
+          broker.handle(session.inner, req as never);
+          return;
+        }
+        stream.unshift(head);
+        this.connectionOf.set(stream, connection);
+        broker.handle(stream, req as never);
+      },
+      (err: Error) => this.deps.log.debug({ address: connection.address, err: err.message }, 'mqtt connection dropped before CONNECT'),
+    );
+  }
+
+  private connection(client: Client): Connection | undefined {
+    return this.connectionOf.get(client.conn as object);
+  }
+
+  private v5Of(client: Client): Mqtt5Session | undefined {
+    return this.connection(client)?.v5;
   }
 
   /** The cache changed (a sync was applied): re-read devices and publish changed desired twins. */
@@ -120,30 +210,26 @@ export class DeviceBroker {
     // A device deleted or moved to another node or unit loses its connections here.
     for (const client of [...this.online]) {
       const device = this.deviceOf.get(client);
-      if (device === undefined || this.directory.device(device) === undefined) client.close();
+      if (device === undefined || this.directory.device(device) === undefined) {
+        this.v5Of(client)?.closingBecause(Reason.notAuthorized);
+        client.close();
+      }
     }
   }
 
   private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (err: AuthenticateError | null, ok: boolean | null) => void): void {
-    const accept = (device: string) => {
-      if (!clientIdAllowed(device, client.id)) {
-        this.count('client-id');
-        return done(authError(2, `client id must be "${device}" or start with "${device}-"`), false);
-      }
-      this.deviceOf.set(client, device);
-      done(null, true);
-    };
-    if (username === undefined || username === '') {
-      if (this.options.allowAnonymous && this.directory.device(client.id) !== undefined) return accept(client.id);
-      this.count('anonymous');
-      return done(authError(5, 'anonymous MQTT clients are not allowed'), false);
-    }
-    this.directory.authenticate(username, password?.toString('utf8') ?? '').then(
+    const connection = this.connection(client);
+    this.login.login({ clientId: client.id, username, password, address: connection?.address, certificate: connection?.certificate }).then(
       (res) => {
-        if (res.ok) return accept(res.device);
+        if (res.ok) {
+          this.deviceOf.set(client, res.device);
+          return done(null, true);
+        }
         this.count(res.reason);
-        this.deps.log.warn({ username: username.slice(0, 253), clientId: client.id, reason: res.reason }, 'device login refused');
-        done(authError(res.reason === 'bad-credentials' ? 4 : 5, res.reason), false);
+        this.deps.log.warn({ username: username?.slice(0, 253), clientId: client.id.slice(0, 253), address: connection?.address, reason: res.reason }, 'device login refused');
+        const [v4, v5] = REFUSAL_CODES[res.reason];
+        connection?.v5?.refuseConnect(v5, res.message);
+        done(authError(v4, res.message), false);
       },
       (err: unknown) => done(authError(5, (err as Error).message), false),
     );
@@ -153,6 +239,17 @@ export class DeviceBroker {
     const device = client ? this.deviceOf.get(client) : undefined;
     const kind = device === undefined ? undefined : publishKind(device, packet.topic);
     if (device === undefined || kind === undefined) {
+      const v5 = client ? this.v5Of(client) : undefined;
+      if (v5 && device !== undefined) {
+        // MQTT 5 refuses one publish (PUBACK 0x87) and keeps the connection; the publish goes
+        // nowhere, and through aedes all the same, so acknowledgements stay in order.
+        if (packet.messageId !== undefined && packet.qos > 0) v5.refusePublish(packet.messageId, packet.topic);
+        this.messages.refuse(device, packet.topic.slice(0, 256), 'not-allowed', `publishing on ${packet.topic.slice(0, 256)} is not allowed`);
+        packet.topic = REFUSED_SINK;
+        packet.payload = Buffer.alloc(0);
+        packet.retain = false;
+        return done(null);
+      }
       // MQTT 3.1.1 has no way to refuse one publish: aedes closes the connection.
       this.count('not-allowed');
       this.deps.log.warn({ device, clientId: client?.id, topic: packet.topic.slice(0, 256) }, 'device publish refused: not its topic');
