@@ -24,7 +24,7 @@ import { DockerEngine } from './runtime/container/docker-engine.js';
 import { chooseEngineSocket } from './runtime/container/engine-socket.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import { WorkloadRuntime } from './runtime/workload-runtime.js';
-import { DeviceBroker, type HostPort } from './devices/device-broker.js';
+import { DeviceBroker, type DeviceBrokerOptions } from './devices/device-broker.js';
 import { createDeviceMetrics } from './devices/device-metrics.js';
 import { ExternalBroker } from './devices/external-broker.js';
 
@@ -48,7 +48,7 @@ export interface AgentOptions {
   /** Docker/Podman engine socket (--container-socket): a path, `none`, or unset to probe the defaults. */
   containerSocket?: string;
   /** The embedded MQTT broker for devices (README "Devices (MQTT)"); unset = no broker. */
-  mqtt?: { listen: HostPort; wsListen?: HostPort; allowAnonymous?: boolean; /** Use this external broker instead of the embedded one. */ url?: string };
+  mqtt?: DeviceBrokerOptions & { /** Use this external broker instead of the embedded one. */ url?: string };
   /** Outbox budget for device telemetry while the hub is unreachable (oldest dropped first, counted). */
   telemetryBudget?: { maxRows?: number; maxAgeMs?: number; maxBytes?: number };
 }
