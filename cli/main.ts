@@ -11,6 +11,7 @@ import { applyCommand, deleteCommand, describeCommand, eventsCommand, getCommand
 import { tokenCreateCommand, tokenDeleteCommand, tokenListCommand } from './commands/tokens.js';
 import { registerRollout } from './commands/rollout.js';
 import { describeDevice, registerDevices } from './commands/devices.js';
+import { registerExec } from './commands/exec.js';
 import { describeServiceCommand, getServicesCommand, SERVICE_WORDS } from './commands/services.js';
 import { resolveKind } from '../shared/api/index.js';
 
@@ -55,6 +56,12 @@ program
   .option('--mqtt-ws-listen <host:port>', 'also serve MQTT over WebSocket on this address')
   .option('--mqtt-url <url>', 'use this existing MQTT broker (e.g. mosquitto) instead of the embedded one: mqtt://user:password@host:1883')
   .option('--mqtt-anonymous', 'development only: accept clients without credentials (the client id names the device)')
+  .option('--mqtt-tls-listen <host:port>', 'also serve MQTT over TLS on this address (with --mqtt-tls-cert and --mqtt-tls-key)')
+  .option('--mqtt-tls-cert <file>', 'PEM certificate (chain) of the MQTT TLS listener')
+  .option('--mqtt-tls-key <file>', 'PEM private key of the MQTT TLS listener')
+  .option('--mqtt-tls-ca <file>', 'PEM CA of device client certificates: a device may log in with a certificate naming it (CN or DNS SAN) instead of a password')
+  .option('--mqtt-login-limit <n/duration>', 'failed MQTT logins allowed per username: a burst of n, earned back over the duration; 0 = no limit', '10/1m')
+  .option('--mqtt-login-limit-address <n/duration>', 'failed MQTT logins allowed per client address; 0 = no limit', '30/1m')
   .option('--telemetry-budget <rows>', 'device telemetry rows kept in the outbox while the hub is unreachable; oldest dropped first', '1000000')
   .option('--telemetry-max-age <duration>', 'device telemetry older than this is dropped from the outbox (counted)', '7d')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
@@ -112,6 +119,7 @@ program
 
 registerRollout(program, client);
 registerDevices(program, client);
+registerExec(program, () => resolveConnection(program.opts<{ server?: string; token?: string }>()));
 
 program
   .command('playground')

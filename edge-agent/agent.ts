@@ -16,6 +16,7 @@ import { NodeReporter } from './node-reporter.js';
 import { Outbox } from './cache/outbox.js';
 import { HubLink, type LinkState } from './link/hub-link.js';
 import { AgentTunnel } from './tunnel/agent-tunnel.js';
+import { createExecHandler } from './tunnel/exec-handler.js';
 import { joinHub, readCredential, writeCredential, type NodeCredential } from './link/join.js';
 import { createLocalApi } from './local-api/server.js';
 import { createAgentMetrics } from './metrics.js';
@@ -127,6 +128,10 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
 
   // Tunnel streams from the hub (issue 8): each kind registers its handler here.
   const tunnel = new AgentTunnel({ log: nodeLog.child({ component: 'tunnel' }) });
+  tunnel.handle('exec', createExecHandler({
+    targets: { statuses: () => runtime.statuses(), processContext: (name) => processRuntime.execContext(name), container: (name) => containerRuntime?.execTarget(name) },
+    log: nodeLog, node: cred.node,
+  }));
 
   const link = new HubLink(
     {

@@ -122,19 +122,18 @@ function outputSink(stream: TunnelStream): { sink: (channel: ExecChannel, data: 
 function relay(stream: TunnelStream, session: ExecSession, params: ExecParams, log: Logger): void {
   let done = false;
   stream.on('data', (chunk: Buffer) => {
-    if (!params.stdin && !params.tty) return;
+    if (!params.stdin) return;
     stream.pause();
     session.writeStdin(chunk, () => stream.resume());
   });
-  // The client's end of input: END (half close) or the ordered control, whichever comes.
+  // The client's end of input (END, ordered after its last stdin bytes).
   stream.on('end', () => session.endStdin());
   stream.on('control', (msg: Record<string, unknown>) => {
     try {
       if (msg.type === 'resize') {
         const { cols, rows } = parseResize(msg);
         session.resize(cols, rows);
-      } else if (msg.type === 'stdin-end') session.endStdin();
-      else log.debug({ type: msg.type }, 'unknown exec control message ignored');
+      } else log.debug({ type: msg.type }, 'unknown exec control message ignored');
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'bad exec control message ignored');
     }

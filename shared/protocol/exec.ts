@@ -4,8 +4,8 @@ import { OutpostError } from '../errors.js';
  * Exec over a tunnel stream (kind 'exec', issue 8).
  *
  * OPEN params: ExecParams (command, tty, stdin, cols, rows).
- * Data, client -> agent: the command's stdin, raw bytes. A CONTROL {type:'stdin-end'} closes it
- *   (controls are ordered after the data written before them, so no byte is lost).
+ * Data, client -> agent: the command's stdin, raw bytes (only with params.stdin). The client's END
+ *   (the CLI relay's {type:'end'}) closes it; with a tty the user types ^D instead.
  * Data, agent -> client: output frames, so that stdout and stderr stay apart on one byte stream:
  *   byte 0 channel (1 stdout, 2 stderr), bytes 1..4 payload length (uint32 BE), then the payload.
  *   With a tty there is only channel 1 (the terminal merges both, as on any terminal).
