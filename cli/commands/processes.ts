@@ -5,6 +5,7 @@ import { parseDuration } from '../../shared/duration.js';
 import { OutpostError } from '../../shared/errors.js';
 import { parseLabelPairs } from '../../shared/labels.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
+import { parseLoginLimit } from '../../edge-agent/devices/login-limiter.js';
 import { defaultHubDataDir } from '../config.js';
 
 /** `HOST:PORT`, `:PORT` or `PORT`; `[::1]:PORT` for IPv6. */
@@ -57,6 +58,25 @@ export interface AgentFlags {
   hub: string; name: string; token?: string; data: string; labels?: string; listen: string; logLevel: string;
   readDeadline: string; backoffMax: string; stopInstancesOnExit?: boolean; containerSocket?: string;
   mqttListen: string; mqttWsListen?: string; mqttAnonymous?: boolean; mqttUrl?: string; telemetryBudget: string; telemetryMaxAge: string;
+  mqttTlsListen?: string; mqttTlsCert?: string; mqttTlsKey?: string; mqttTlsCa?: string; mqttLoginLimit?: string; mqttLoginLimitAddress?: string;
+}
+
+/** The embedded broker's TLS listener and failed-login limits from the flags (README "Devices (MQTT)"). */
+function mqttSecurity(flags: AgentFlags) {
+  const { mqttTlsListen: listen, mqttTlsCert: certFile, mqttTlsKey: keyFile, mqttTlsCa: caFile } = flags;
+  if (!listen && (certFile || keyFile || caFile)) throw new OutpostError('BAD_REQUEST', '--mqtt-tls-cert, --mqtt-tls-key and --mqtt-tls-ca need --mqtt-tls-listen host:port');
+  if (listen && (!certFile || !keyFile)) throw new OutpostError('BAD_REQUEST', '--mqtt-tls-listen needs --mqtt-tls-cert FILE and --mqtt-tls-key FILE');
+  const limit = (text: string | undefined, flag: string) => {
+    try {
+      return parseLoginLimit(text ?? '', flag);
+    } catch (err) {
+      throw new OutpostError('BAD_REQUEST', (err as Error).message);
+    }
+  };
+  return {
+    ...(listen && certFile && keyFile ? { tls: { listen: parseListen(listen, '127.0.0.1'), certFile: resolve(certFile), keyFile: resolve(keyFile), ...(caFile ? { caFile: resolve(caFile) } : {}) } } : {}),
+    loginLimit: { perUsername: limit(flags.mqttLoginLimit ?? '10/1m', '--mqtt-login-limit'), perAddress: limit(flags.mqttLoginLimitAddress ?? '30/1m', '--mqtt-login-limit-address') },
+  };
 }
 
 function mqttUrl(text: string): string {
@@ -87,7 +107,7 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
       ...(flags.token ? { token: flags.token } : {}),
       ...(flags.containerSocket !== undefined ? { containerSocket: flags.containerSocket } : {}),
       ...(flags.mqttListen !== 'none' || flags.mqttUrl
-        ? { mqtt: { listen: parseListen(flags.mqttListen === 'none' ? '127.0.0.1:1883' : flags.mqttListen, '127.0.0.1'), ...(flags.mqttWsListen ? { wsListen: parseListen(flags.mqttWsListen, '127.0.0.1') } : {}), allowAnonymous: flags.mqttAnonymous ?? false, ...(flags.mqttUrl ? { url: mqttUrl(flags.mqttUrl) } : {}) } }
+        ? { mqtt: { listen: parseListen(flags.mqttListen === 'none' ? '127.0.0.1:1883' : flags.mqttListen, '127.0.0.1'), ...(flags.mqttWsListen ? { wsListen: parseListen(flags.mqttWsListen, '127.0.0.1') } : {}), allowAnonymous: flags.mqttAnonymous ?? false, ...mqttSecurity(flags), ...(flags.mqttUrl ? { url: mqttUrl(flags.mqttUrl) } : {}) } }
         : {}),
       telemetryBudget: { maxRows: positiveInt(flags.telemetryBudget, '--telemetry-budget'), maxAgeMs: parseDuration(flags.telemetryMaxAge, '--telemetry-max-age') },
     },
