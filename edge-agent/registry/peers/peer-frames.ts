@@ -108,7 +108,7 @@ export const PeerFrameSchema = Type.Union(Object.values(frames));
 export type PeerFrame = Static<typeof PeerFrameSchema>;
 export type PeerFrameOf<T extends PeerFrame['t']> = Extract<PeerFrame, { t: T }>;
 
-const check = TypeCompiler.Compile(PeerFrameSchema);
+const checks = new Map(Object.entries(frames).map(([t, schema]) => [t, TypeCompiler.Compile(schema)]));
 
 export class PeerFrameError extends Error {}
 
@@ -120,12 +120,15 @@ export function parsePeerFrame(data: string): PeerFrame {
   } catch {
     throw new PeerFrameError('peer frame is not JSON');
   }
+  const t = (value as { t?: unknown } | null)?.t;
+  // Checked against the schema its type names, so that the error points at the wrong field.
+  const check = typeof t === 'string' ? checks.get(t) : undefined;
+  if (!check) throw new PeerFrameError(`unknown peer frame type ${typeof t === 'string' ? JSON.stringify(t.slice(0, 32)) : typeof t}`);
   if (!check.Check(value)) {
-    const t = (value as { t?: unknown } | null)?.t;
     const first = check.Errors(value).First();
-    throw new PeerFrameError(`invalid ${typeof t === 'string' ? `"${t.slice(0, 32)}" ` : ''}peer frame${first ? ` at ${first.path || '/'}: ${first.message}` : ''}`);
+    throw new PeerFrameError(`invalid "${t as string}" peer frame${first ? ` at ${first.path || '/'}: ${first.message}` : ''}`);
   }
-  return value;
+  return value as PeerFrame;
 }
 
 /**

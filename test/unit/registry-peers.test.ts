@@ -1,0 +1,190 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry as PromRegistry } from 'prom-client';
+import { WebSocket } from 'ws';
+import { RegistryState, type RegisterInput } from '../../edge-agent/registry/registry-state.js';
+import type { RegistryRecord } from '../../edge-agent/registry/records.js';
+import { PeerMesh, type UnitPeer } from '../../edge-agent/registry/peers/peer-mesh.js';
+import { createPeerMetrics, type PeerMetrics } from '../../edge-agent/registry/peers/peer-metrics.js';
+import { differingOrigins, digestAll, staleIncarnationTombstones } from '../../edge-agent/registry/peers/digest.js';
+import { parsePeerFrame, recordProblem } from '../../edge-agent/registry/peers/peer-frames.js';
+import { peerProof, verifyPeerProof } from '../../edge-agent/registry/peers/peer-auth.js';
+import { createLogger } from '../../shared/logger.js';
+import { waitFor } from '../helpers/wait.js';
+
+const log = createLogger({ name: 'test', level: 'silent' });
+const FAST = { detector: { periodMs: 200, probeTimeoutMs: 100, suspicionMs: 600 }, replicator: { antiEntropyMs: 300 } };
+
+function input(service: string, id: string, extra: Partial<RegisterInput> = {}): RegisterInput {
+  return { service, id, address: '10.0.0.1', port: 8080, protocol: 'http', metadata: {}, weight: 100, lease: { kind: 'ttl', ttlMs: 60_000 }, ...extra };
+}
+
+interface Node {
+  name: string;
+  db: Database.Database;
+  state: RegistryState;
+  mesh: PeerMesh;
+  metrics: PeerMetrics;
+  prom: PromRegistry;
+  endpoint: string;
+}
+
+async function startNode(dir: string, name: string, unit = 'u1'): Promise<Node> {
+  const db = new Database(join(dir, `${name}.db`));
+  db.pragma('journal_mode = WAL');
+  const state = new RegistryState({ db }, { node: name, unit });
+  const prom = new PromRegistry();
+  const metrics = createPeerMetrics(prom);
+  const mesh = new PeerMesh({ registry: state, log, metrics }, { listen: { host: '127.0.0.1', port: 0 }, ...FAST });
+  await mesh.start();
+  return { name, db, state, mesh, metrics, prom, endpoint: `127.0.0.1:${mesh.listenAddress()?.port}` };
+}
+
+async function stopNode(n: Node): Promise<void> {
+  await n.mesh.stop();
+  n.db.close();
+}
+
+function connect(nodes: Node[], credentials: string[]): void {
+  const peers: UnitPeer[] = nodes.map((n) => ({ node: n.name, endpoint: n.endpoint }));
+  for (const n of nodes) n.mesh.setPeers(peers, credentials);
+}
+
+async function counter(n: Node, name: string): Promise<number> {
+  const m = await n.prom.getSingleMetric(name)?.get();
+  return m?.values.reduce((s, v) => s + v.value, 0) ?? 0;
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-peers-'));
+  try {
+    await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('peers: a registration on A is pushed to B and C; a deregistration follows; anti-entropy repairs a record a push missed', { timeout: 30_000 }, () => withDir(async (dir) => {
+  const nodes = await Promise.all(['a', 'b', 'c'].map((n) => startNode(dir, n)));
+  const [a, b, c] = nodes as [Node, Node, Node];
+  try {
+    connect(nodes, ['secret-1']);
+    a.state.register(input('web', 'a1'));
+    for (const n of [b, c]) await waitFor(() => n.state.lookup('web').length === 1, { message: `web/a1 visible on ${n.name}` });
+    assert.equal(b.state.lookup('web')[0]?.nearness, 'unit');
+    assert.ok((await counter(b, 'outpost_agent_registry_peer_visible_seconds')) >= 0);
+    a.state.deregister('web', 'a1');
+    for (const n of [b, c]) await waitFor(() => n.state.lookup('web', { all: true }).length === 0, { message: `web/a1 gone on ${n.name}` });
+    // A record only C holds (as if its push was lost): anti-entropy brings it to A and B.
+    const lost = c.state.register(input('db', 'c1'));
+    await waitFor(() => a.state.get(lost.key) && b.state.get(lost.key), { message: 'c1 replicated' });
+    assert.equal(await counter(a, 'outpost_agent_registry_false_suspicions_total'), 0);
+  } finally {
+    await Promise.all(nodes.map(stopNode));
+  }
+}));
+
+test('peers: a peer without the unit credential is refused and changes nothing', { timeout: 30_000 }, () => withDir(async (dir) => {
+  const a = await startNode(dir, 'a');
+  const mallory = await startNode(dir, 'm');
+  try {
+    a.mesh.setPeers([{ node: 'm', endpoint: mallory.endpoint }], ['right']);
+    mallory.mesh.setPeers([{ node: 'a', endpoint: a.endpoint }], ['wrong']);
+    mallory.state.register(input('evil', 'm1'));
+    await waitFor(async () => (await counter(a, 'outpost_agent_registry_peer_frames_refused_total')) > 0, { message: 'a refuses m' });
+    assert.equal(a.state.get('evil/m1'), undefined);
+    assert.equal(await counter(a, 'outpost_agent_registry_peer_links_up'), 0);
+  } finally {
+    await stopNode(a);
+    await stopNode(mallory);
+  }
+}));
+
+test('peers: garbage and unauthenticated requests on the peer port are refused; the listener keeps serving', { timeout: 30_000 }, () => withDir(async (dir) => {
+  const a = await startNode(dir, 'a');
+  const b = await startNode(dir, 'b');
+  try {
+    for (const payload of ['not json', JSON.stringify({ t: 'push', records: [{ key: 'x' }] }), JSON.stringify({ t: 'ping', seq: 1, members: [] })]) {
+      const ws = new WebSocket(`ws://${a.endpoint}/peer/v1`);
+      const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+      ws.on('message', () => ws.send(payload));
+      ws.on('error', () => undefined);
+      assert.ok([4400, 4401].includes(await closed), 'closed with a protocol or auth code');
+    }
+    connect([a, b], ['s']);
+    a.state.register(input('web', 'ok'));
+    await waitFor(() => b.state.lookup('web').length === 1, { message: 'still replicating' });
+  } finally {
+    await stopNode(a);
+    await stopNode(b);
+  }
+}));
+
+test('peers: a dead peer is suspected and its instances turn critical on the others; it wins them back when it returns with a new incarnation', { timeout: 30_000 }, () => withDir(async (dir) => {
+  const nodes = await Promise.all(['a', 'b', 'c'].map((n) => startNode(dir, n)));
+  let [a, b, c] = nodes as [Node, Node, Node];
+  try {
+    connect([a, b, c], ['s']);
+    c.state.register(input('cam', 'c1'));
+    await waitFor(() => a.state.lookup('cam').length === 1 && b.state.lookup('cam').length === 1, { message: 'c1 visible' });
+    await stopNode(c);
+    for (const n of [a, b]) {
+      await waitFor(() => n.state.lookup('cam', { all: true })[0]?.originSuspected === true, { timeoutMs: 10_000, message: `c suspected on ${n.name}` });
+      assert.equal(n.state.lookup('cam', { all: true })[0]?.health, 'critical');
+      assert.equal(n.state.lookup('cam').length, 0, 'critical instances hidden by default');
+    }
+    assert.ok((await counter(a, 'outpost_agent_registry_suspicions_total')) >= 1);
+    assert.deepEqual(a.mesh.reachability().unreachable, ['c']);
+    // C comes back (same data, next incarnation, another port): the hub's list names the new endpoint.
+    c = await startNode(dir, 'c');
+    assert.equal(c.state.incarnation, 2);
+    connect([a, b, c], ['s']);
+    for (const n of [a, b]) await waitFor(() => n.state.lookup('cam').length === 1 && !n.state.lookup('cam')[0]?.originSuspected, { timeoutMs: 10_000, message: `c back on ${n.name}` });
+    assert.equal(a.state.get('cam/c1')?.version.incarnation, 2);
+  } finally {
+    await Promise.all([a, b, c].map((n) => stopNode(n).catch(() => undefined)));
+  }
+}));
+
+test('peers: records of an older incarnation that the origin no longer has are retired', { timeout: 30_000 }, () => withDir(async (dir) => {
+  const a = await startNode(dir, 'a');
+  const c = await startNode(dir, 'c');
+  try {
+    const ghost: RegistryRecord = {
+      key: 'cam/ghost', origin: 'c', version: { incarnation: 0, counter: 9 },
+      instance: { service: 'cam', id: 'ghost', node: 'c', unit: 'u1', address: '10.0.0.9', port: 1, protocol: 'tcp', metadata: {}, weight: 100, health: 'passing', lease: { kind: 'ttl', ttlMs: 1000 } },
+    };
+    a.state.mergeRemote([ghost]);
+    assert.equal(a.state.lookup('cam').length, 1);
+    connect([a, c], ['s']);
+    await waitFor(() => a.state.lookup('cam', { all: true }).length === 0, { message: 'ghost retired' });
+  } finally {
+    await stopNode(a);
+    await stopNode(c);
+  }
+}));
+
+test('peer protocol pieces: digests, stale-incarnation tombstones, record checks, proofs', () => {
+  const rec = (origin: string, id: string, inc: number, counter: number, live = true): RegistryRecord => ({
+    key: `s/${id}`, origin, version: { incarnation: inc, counter },
+    ...(live ? { instance: { service: 's', id, node: origin, unit: 'u', address: '10.0.0.1', port: 1, protocol: 'tcp', metadata: {}, weight: 1, health: 'passing', lease: { kind: 'ttl', ttlMs: 1 } } } : {}),
+  });
+  const ours = digestAll([rec('a', '1', 1, 1), rec('b', '2', 1, 1)]);
+  const theirs = [...digestAll([rec('a', '1', 1, 2), rec('c', '3', 1, 1)]).values()];
+  assert.deepEqual(differingOrigins(ours, theirs), { weSend: ['a', 'b'], weWant: ['a', 'c'] });
+  // Tombstones do not count: a replica that still holds one is in step.
+  assert.deepEqual(digestAll([rec('a', '1', 1, 1), rec('a', '9', 1, 5, false)]).get('a')?.hash, ours.get('a')?.hash);
+  const stale = staleIncarnationTombstones([rec('c', 'old', 1, 7), rec('c', 'kept', 1, 3), rec('c', 'new', 2, 1)], 'c', 2, new Set(['s/kept', 's/new']));
+  assert.deepEqual(stale, [{ key: 's/old', origin: 'c', version: { incarnation: 2, counter: 0 } }]);
+  assert.match(recordProblem(rec('a', '1', 1, 1), 'other') ?? '', /belongs to unit u/);
+  assert.match(recordProblem({ ...rec('a', '1', 1, 1), origin: 'b' }, 'u') ?? '', /origin b/);
+  assert.throws(() => parsePeerFrame('{"t":"ping","seq":-1,"members":[]}'), /invalid "ping" peer frame at \/seq/);
+  assert.throws(() => parsePeerFrame('nope'), /not JSON/);
+  const proof = peerProof('k', 'client', 'u', 'a', 'b', 'n1aaaaaaaaaaaaaaaa', 'n2aaaaaaaaaaaaaaaa');
+  assert.ok(verifyPeerProof(['old', 'k'], proof, 'client', 'u', 'a', 'b', 'n1aaaaaaaaaaaaaaaa', 'n2aaaaaaaaaaaaaaaa'));
+  assert.ok(!verifyPeerProof(['k'], proof, 'server', 'u', 'a', 'b', 'n1aaaaaaaaaaaaaaaa', 'n2aaaaaaaaaaaaaaaa'), 'a client proof is no server proof');
+});
