@@ -11,6 +11,7 @@ import { applyCommand, deleteCommand, describeCommand, eventsCommand, getCommand
 import { tokenCreateCommand, tokenDeleteCommand, tokenListCommand } from './commands/tokens.js';
 import { registerRollout } from './commands/rollout.js';
 import { describeDevice, registerDevices } from './commands/devices.js';
+import { registerExec } from './commands/exec.js';
 import { describeServiceCommand, getServicesCommand, SERVICE_WORDS } from './commands/services.js';
 import { resolveKind } from '../shared/api/index.js';
 
@@ -118,6 +119,7 @@ program
 
 registerRollout(program, client);
 registerDevices(program, client);
+registerExec(program, () => resolveConnection(program.opts<{ server?: string; token?: string }>()));
 
 program
   .command('playground')
