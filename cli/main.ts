@@ -64,6 +64,7 @@ program
   .option('--mqtt-login-limit-address <n/duration>', 'failed MQTT logins allowed per client address; 0 = no limit', '30/1m')
   .option('--telemetry-budget <rows>', 'device telemetry rows kept in the outbox while the hub is unreachable; oldest dropped first', '1000000')
   .option('--telemetry-max-age <duration>', 'device telemetry older than this is dropped from the outbox (counted)', '7d')
+  .option('--tunnel-allow <host:port,...>', 'addresses on the node that port-forward streams may reach besides the ports of its instances')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('-o, --output <format>', 'agent status output').choices(['text', 'json']).default('text'))
   .action(async (action: string | undefined, o: AgentFlags & { output: string }) => {

@@ -17,6 +17,7 @@ import { Outbox } from './cache/outbox.js';
 import { HubLink, type LinkState } from './link/hub-link.js';
 import { AgentTunnel } from './tunnel/agent-tunnel.js';
 import { createExecHandler } from './tunnel/exec-handler.js';
+import { registerStreamHandlers } from './tunnel/register-streams.js';
 import { joinHub, readCredential, writeCredential, type NodeCredential } from './link/join.js';
 import { createLocalApi } from './local-api/server.js';
 import { createAgentMetrics } from './metrics.js';
@@ -52,6 +53,8 @@ export interface AgentOptions {
   mqtt?: DeviceBrokerOptions & { /** Use this external broker instead of the embedded one. */ url?: string };
   /** Outbox budget for device telemetry while the hub is unreachable (oldest dropped first, counted). */
   telemetryBudget?: { maxRows?: number; maxAgeMs?: number; maxBytes?: number };
+  /** host:port addresses tunnel streams may reach besides this node's instances (`--tunnel-allow`). */
+  tunnelAllow?: string[];
 }
 
 export interface RunningAgent {
@@ -132,6 +135,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     targets: { statuses: () => runtime.statuses(), processContext: (name) => processRuntime.execContext(name), container: (name) => containerRuntime?.execTarget(name) },
     log: nodeLog, node: cred.node,
   }));
+  registerStreamHandlers(tunnel, { instances: () => cache.instances(), statuses: () => runtime.statuses(), onEvent: (l) => runtime.onEvent(l) }, { logDir: join(options.dataDir, 'logs'), allow: options.tunnelAllow ?? [] });
 
   const link = new HubLink(
     {

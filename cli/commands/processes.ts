@@ -59,6 +59,7 @@ export interface AgentFlags {
   readDeadline: string; backoffMax: string; stopInstancesOnExit?: boolean; containerSocket?: string;
   mqttListen: string; mqttWsListen?: string; mqttAnonymous?: boolean; mqttUrl?: string; telemetryBudget: string; telemetryMaxAge: string;
   mqttTlsListen?: string; mqttTlsCert?: string; mqttTlsKey?: string; mqttTlsCa?: string; mqttLoginLimit?: string; mqttLoginLimitAddress?: string;
+  tunnelAllow?: string;
 }
 
 /** The embedded broker's TLS listener and failed-login limits from the flags (README "Devices (MQTT)"). */
@@ -77,6 +78,13 @@ function mqttSecurity(flags: AgentFlags) {
     ...(listen && certFile && keyFile ? { tls: { listen: parseListen(listen, '127.0.0.1'), certFile: resolve(certFile), keyFile: resolve(keyFile), ...(caFile ? { caFile: resolve(caFile) } : {}) } } : {}),
     loginLimit: { perUsername: limit(flags.mqttLoginLimit ?? '10/1m', '--mqtt-login-limit'), perAddress: limit(flags.mqttLoginLimitAddress ?? '30/1m', '--mqtt-login-limit-address') },
   };
+}
+
+/** `--tunnel-allow host:port,...`: each entry must be host:port. */
+function tunnelAllowList(text: string): string[] {
+  const list = text.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const a of list) if (!/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(a)) throw new OutpostError('BAD_REQUEST', `--tunnel-allow: "${a}" is not host:port`);
+  return list;
 }
 
 function mqttUrl(text: string): string {
@@ -106,6 +114,7 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
       backoffMaxMs: parseDuration(flags.backoffMax, '--backoff-max'), stopInstancesOnExit: flags.stopInstancesOnExit ?? false,
       ...(flags.token ? { token: flags.token } : {}),
       ...(flags.containerSocket !== undefined ? { containerSocket: flags.containerSocket } : {}),
+      ...(flags.tunnelAllow ? { tunnelAllow: tunnelAllowList(flags.tunnelAllow) } : {}),
       ...(flags.mqttListen !== 'none' || flags.mqttUrl
         ? { mqtt: { listen: parseListen(flags.mqttListen === 'none' ? '127.0.0.1:1883' : flags.mqttListen, '127.0.0.1'), ...(flags.mqttWsListen ? { wsListen: parseListen(flags.mqttWsListen, '127.0.0.1') } : {}), allowAnonymous: flags.mqttAnonymous ?? false, ...mqttSecurity(flags), ...(flags.mqttUrl ? { url: mqttUrl(flags.mqttUrl) } : {}) } }
         : {}),
