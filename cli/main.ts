@@ -12,6 +12,8 @@ import { tokenCreateCommand, tokenDeleteCommand, tokenListCommand } from './comm
 import { registerRollout } from './commands/rollout.js';
 import { describeDevice, registerDevices } from './commands/devices.js';
 import { registerExec } from './commands/exec.js';
+import { registerLogs } from './commands/logs.js';
+import { registerPortForward } from './commands/port-forward.js';
 import { describeServiceCommand, getServicesCommand, SERVICE_WORDS } from './commands/services.js';
 import { resolveKind } from '../shared/api/index.js';
 
@@ -121,6 +123,8 @@ program
 registerRollout(program, client);
 registerDevices(program, client);
 registerExec(program, () => resolveConnection(program.opts<{ server?: string; token?: string }>()));
+registerLogs(program, () => resolveConnection(program.opts<{ server?: string; token?: string }>()));
+registerPortForward(program, () => resolveConnection(program.opts<{ server?: string; token?: string }>()));
 
 program
   .command('playground')

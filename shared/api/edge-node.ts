@@ -62,6 +62,8 @@ export const EdgeNodeStatusSchema = Type.Object(
     conditions: Type.Optional(Type.Array(NodeConditionSchema, { maxItems: 16 })),
     /** Instances the agent runs, by phase. */
     instances: Type.Optional(Type.Record(Type.String(), Type.Integer({ minimum: 0 }))),
+    /** host:port where the agent's registry peer listener is reached (from its hello; absent with --peer-listen none). */
+    peerEndpoint: Type.Optional(Type.String({ maxLength: 300 })),
   },
   { additionalProperties: false },
 );

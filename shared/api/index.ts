@@ -10,4 +10,5 @@ export { REDACTED } from './edge-config.js';
 export type { AppTemplate, ConfigMount, ContainerSpec, EnvFrom, Probe, ProcessSpec, Resources, RestartPolicy, Taint, Toleration } from './workload.js';
 export { workloadOf } from './workload.js';
 export type { Instance, InstancePhase, InstanceSpec, InstanceStatus } from './instance.js';
+export type { UnitPeers } from './unit-peers.js';
 export type { Device, DeviceCredential, DeviceModel, DeviceSpec, DeviceStatus, Property, PropertyType, PropertyValue } from './device.js';

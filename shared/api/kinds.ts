@@ -6,8 +6,9 @@ import { EdgeConfigSchema } from './edge-config.js';
 import { EdgeNodeSchema } from './edge-node.js';
 import { InstanceSchema } from './instance.js';
 import { NodeUnitSchema } from './node-unit.js';
+import { UnitPeersSchema } from './unit-peers.js';
 
-export type KindName = 'NodeUnit' | 'EdgeNode' | 'EdgeApp' | 'Instance' | 'EdgeConfig' | 'AppRevision' | 'DeviceModel' | 'Device' | 'DeviceCredential';
+export type KindName = 'NodeUnit' | 'EdgeNode' | 'EdgeApp' | 'Instance' | 'EdgeConfig' | 'AppRevision' | 'DeviceModel' | 'Device' | 'DeviceCredential' | 'UnitPeers';
 
 export interface KindInfo {
   kind: KindName;
@@ -31,6 +32,7 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'DeviceModel', plural: 'devicemodels', singular: 'devicemodel', shortNames: ['models', 'model', 'dm'], schema: DeviceModelSchema, operatorWritable: true, operatorDeletable: true },
   { kind: 'Device', plural: 'devices', singular: 'device', shortNames: ['dev', 'devs'], schema: DeviceSchema, operatorWritable: true, operatorDeletable: true },
   { kind: 'DeviceCredential', plural: 'devicecredentials', singular: 'devicecredential', shortNames: ['credentials', 'credential', 'dc'], schema: DeviceCredentialSchema, operatorWritable: false, operatorDeletable: false },
+  { kind: 'UnitPeers', plural: 'unitpeers', singular: 'unitpeers', shortNames: ['peers', 'up'], schema: UnitPeersSchema, operatorWritable: false, operatorDeletable: false },
   { kind: 'AppRevision', plural: 'apprevisions', singular: 'apprevision', shortNames: ['revisions', 'revision', 'rev'], schema: AppRevisionSchema, operatorWritable: false, operatorDeletable: false },
 ];
 

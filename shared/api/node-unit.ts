@@ -13,6 +13,12 @@ export const AutonomySchema = Type.Object(
      * alone is never a reason to move work unless the operator chose so here.
      */
     rescheduleAfter: Type.Optional(Type.Union([DurationSchema, Type.Null()])),
+    /**
+     * With true, a Disconnected node is also declared Down when a majority of the unit's connected
+     * nodes report (peer health votes, fresh) that they cannot reach it either. A unit whose nodes
+     * are all silent is never declared Down by vote. Default false.
+     */
+    peerHealth: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

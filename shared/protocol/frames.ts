@@ -4,6 +4,7 @@ import { InstanceStatusSchema } from '../api/instance.js';
 import { PropertyValueSchema } from '../api/device.js';
 import { NodeConditionSchema } from '../api/edge-node.js';
 import { NameSchema, type AnyObject } from '../api/meta.js';
+import { PeerEndpointSchema } from '../api/unit-peers.js';
 import { RegistryRecordSchema } from '../registry/record-schema.js';
 import { OutpostError } from '../errors.js';
 
@@ -47,6 +48,8 @@ export const HelloFrame = Type.Object(
     capacity: Type.Optional(Type.Object({ cpus: Type.Integer({ minimum: 0 }), memoryBytes: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })),
     /** What the agent's cache holds: the hub sends only objects whose resourceVersion differs. */
     cached: Type.Array(CachedKey, { maxItems: 50_000 }),
+    /** host:port where the agent's registry peer listener is reached; absent with --peer-listen none. */
+    peerEndpoint: Type.Optional(PeerEndpointSchema),
   },
   { additionalProperties: false },
 );
@@ -153,7 +156,27 @@ export const RegistryRecordItem = Type.Object(
   { additionalProperties: false },
 );
 
-export const ReportItem = Type.Union([InstanceStatusItem, NodeStatusItem, EventItem, DeviceReportItem, TelemetryItem, DevicePresenceItem, RegistryRecordItem]);
+/**
+ * Peer health vote: which of its unit's peers the agent can reach over the peer link (SWIM alive)
+ * and which it cannot (suspect or dead). Coalesced per agent; re-sent periodically so the hub can
+ * tell a fresh vote from an old one.
+ */
+export const PeerHealthItem = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1 }),
+    kind: Type.Literal('peer-health'),
+    body: Type.Object(
+      {
+        reachable: Type.Array(NameSchema, { maxItems: 10_000 }),
+        unreachable: Type.Array(NameSchema, { maxItems: 10_000 }),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ReportItem = Type.Union([InstanceStatusItem, NodeStatusItem, EventItem, DeviceReportItem, TelemetryItem, DevicePresenceItem, RegistryRecordItem, PeerHealthItem]);
 export type ReportItem = Static<typeof ReportItem>;
 export type InstanceStatusReport = Static<typeof InstanceStatusItem>;
 export type NodeStatusReport = Static<typeof NodeStatusItem>;
@@ -162,6 +185,7 @@ export type DeviceReport = Static<typeof DeviceReportItem>;
 export type TelemetryReport = Static<typeof TelemetryItem>;
 export type DevicePresenceReport = Static<typeof DevicePresenceItem>;
 export type RegistryRecordReport = Static<typeof RegistryRecordItem>;
+export type PeerHealthReport = Static<typeof PeerHealthItem>;
 
 /** The frame checks only each item's envelope; items are validated one by one (reportItemProblem). */
 export const RawReportItem = Type.Object({ seq: Type.Integer({ minimum: 1 }), kind: Type.String({ maxLength: 64 }), body: Type.Unknown() });
