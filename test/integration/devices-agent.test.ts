@@ -6,82 +6,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import mqtt, { type MqttClient } from 'mqtt';
-import type { AnyObject } from '../../shared/api/index.js';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { topics } from '../../shared/devices/topics.js';
 import { silentLogger } from '../../shared/logger.js';
 import { createRegistry } from '../../shared/metrics.js';
-import { openAgentDatabase } from '../../edge-agent/cache/database.js';
-import { DesiredCache } from '../../edge-agent/cache/desired-cache.js';
-import { Outbox } from '../../edge-agent/cache/outbox.js';
-import { DeviceBroker } from '../../edge-agent/devices/device-broker.js';
 import { ExternalBroker } from '../../edge-agent/devices/external-broker.js';
 import { createDeviceMetrics } from '../../edge-agent/devices/device-metrics.js';
-import { hashPassword } from '../../edge-agent/devices/password.js';
+import { collect, connectMqtt as connectAs, credential, device, openStore, outboxRows as rows, refusedWith, startBroker, thermostatModel as model, within } from '../helpers/device-broker.js';
 
 const repo = new URL('../..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'outpost-devices-'));
-let revision = 0;
-
-const model: AnyObject = {
-  apiVersion: 'outpost.dev/v1alpha1', kind: 'DeviceModel', metadata: { name: 'thermostat' },
-  spec: { properties: [
-    { name: 'temperature', type: 'float', minimum: -40, maximum: 125, access: 'ReadOnly' },
-    { name: 'setpoint', type: 'float', minimum: 5, maximum: 30, access: 'ReadWrite' },
-    { name: 'mode', type: 'enum', enum: ['heat', 'off'], access: 'ReadWrite' },
-    { name: 'label', type: 'string', maxLength: 8, access: 'ReadOnly' },
-  ] },
-};
-const device = (name: string, generation: number, desired: Record<string, unknown> = {}, binding: Record<string, string> = { node: 'n1' }): AnyObject =>
-  ({ apiVersion: 'outpost.dev/v1alpha1', kind: 'Device', metadata: { name, generation }, spec: { model: 'thermostat', ...binding, desired } }) as AnyObject;
-const credential = async (name: string, password: string): Promise<AnyObject> =>
-  ({ apiVersion: 'outpost.dev/v1alpha1', kind: 'DeviceCredential', metadata: { name }, spec: { device: name, username: `${name}-user`, passwordHash: await hashPassword(password, 1024), createdAt: new Date().toISOString() } }) as AnyObject;
-
-function openStore(file: string) {
-  const db = openAgentDatabase(file, silentLogger()).db;
-  return { db, cache: new DesiredCache(db), outbox: new Outbox(db) };
-}
-
-async function startBroker(file: string, objects: AnyObject[]) {
-  const store = openStore(file);
-  store.cache.apply({ type: 'sync', revision: ++revision, objects, deletes: [] });
-  const registry = createRegistry('outpost_agent_test');
-  const broker = new DeviceBroker(
-    { ...store, metrics: createDeviceMetrics(registry, store.outbox), log: silentLogger(), node: 'n1', unit: 'site-a' },
-    { listen: { host: '127.0.0.1', port: 0 }, wsListen: { host: '127.0.0.1', port: 0 } },
-  );
-  await broker.start();
-  return { ...store, broker, registry, url: `mqtt://127.0.0.1:${broker.addresses().tcp!.port}` };
-}
-
-function connectAs(url: string, options: mqtt.IClientOptions): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5_000, ...options });
-    c.once('connect', () => resolve(c));
-    c.once('error', (err) => { c.end(true); reject(err); });
-  });
-}
-
-/** Resolves with the next `count` messages on `topic` (bounded by a timeout). */
-function collect(c: MqttClient, topic: string, count: number, timeoutMs = 5_000): Promise<unknown[]> {
-  return new Promise((resolve, reject) => {
-    const got: unknown[] = [];
-    const timer = setTimeout(() => reject(new Error(`only ${got.length} of ${count} messages on ${topic}`)), timeoutMs);
-    c.on('message', (t, payload) => {
-      if (t !== topic) return;
-      got.push(payload.length ? JSON.parse(payload.toString()) : null);
-      if (got.length === count) { clearTimeout(timer); resolve(got); }
-    });
-  });
-}
-
-/** Rejects when `p` has not settled within `ms`: every wait in these tests is bounded. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_r, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms); })]).finally(() => clearTimeout(timer));
-}
-
-const rows = (outbox: Outbox, kind: string) => outbox.batch(100_000).filter((r) => r.kind === kind);
+let revision = 1;
 
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -90,12 +25,11 @@ const REFUSED = {
   4: { badCredentials: 4, notAuthorized: 5, clientId: 2 },
   5: { badCredentials: 0x86, notAuthorized: 0x87, clientId: 0x85 },
 } as const;
-const refusedWith = (code: number) => (err: unknown) => (err as { code?: number }).code === code;
 
 // The same behaviour for MQTT 3.1.1 clients (aedes itself) and MQTT 5 clients (through the adapter).
 for (const protocolVersion of [4, 5] as const) describe(`devices over MQTT ${protocolVersion === 5 ? '5' : '3.1.1'}`, () => {
   const codes = REFUSED[protocolVersion];
-  const connect = (url: string, options: mqtt.IClientOptions) => connectAs(url, { protocolVersion, ...options });
+  const connect = (url: string, options: IClientOptions) => connectAs(url, { protocolVersion, ...options });
   let env: Awaited<ReturnType<typeof startBroker>>;
   before(async () => {
     env = await startBroker(join(dir, `cache-v${protocolVersion}.db`), [
