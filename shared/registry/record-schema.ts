@@ -14,7 +14,7 @@ export const ServiceInstanceSchema = Type.Object(
     id: InstanceId,
     node: NodeName,
     unit: NodeName,
-    address: Type.String({ minLength: 2, maxLength: 45, pattern: '^[0-9A-Fa-f.:]+$' }),
+    address: Type.String({ minLength: 2, maxLength: 64, pattern: '^[0-9A-Fa-f.:]+(%[A-Za-z0-9._-]+)?$' }),
     port: Type.Integer({ minimum: 0, maximum: 65535 }),
     protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('http'), Type.Literal('https'), Type.Literal('grpc')]),
     metadata: Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 1024 }), { maxProperties: 64 }),
