@@ -25,11 +25,11 @@ export function registerDevices(program: Command, client: () => HubClient): void
   device
     .command('telemetry <name>')
     .description('telemetry stored at the hub, oldest first')
-    .option('--since <duration>', 'only messages newer than this, e.g. 10m, 2h')
-    .option('--limit <n>', 'at most this many (the newest)', '100')
+    .option('--since <duration>', 'every message newer than this (read page by page), e.g. 10m, 2h')
+    .option('--limit <n>', 'only the newest n messages (default 100 without --since)')
     .option('-f, --follow', 'keep printing new messages until Ctrl-C')
     .option('-o, --output <format>', 'table or json (JSON lines)', 'table')
-    .action(async (name: string, o: { since?: string; limit: string; follow?: boolean; output: string }) => {
+    .action(async (name: string, o: TelemetryOptions) => {
       await telemetry(client(), name, o, (line) => process.stdout.write(`${line}\n`));
     });
 }
@@ -104,35 +104,67 @@ export async function rotateCredentials(client: HubClient, name: string): Promis
   return `username: ${res.username}\npassword: ${res.password}`;
 }
 
-function telemetryQuery(o: { since?: string; limit?: string; follow?: boolean }): string {
+interface TelemetryOptions { since?: string; limit?: string; follow?: boolean; output: string }
+
+function telemetryQuery(o: { since?: string; limit?: string; follow?: boolean; after?: string }): string {
   const q = new URLSearchParams();
   if (o.since) { parseDuration(o.since, '--since'); q.set('since', o.since); }
   if (o.limit !== undefined) {
     if (!/^\d+$/.test(o.limit) || Number(o.limit) < 1) throw new OutpostError('BAD_REQUEST', `--limit ${o.limit}: expected a positive number`);
     q.set('limit', o.limit);
   }
+  if (o.after !== undefined) q.set('after', o.after);
   if (o.follow) q.set('follow', 'true');
   return q.toString();
 }
 
 const valuesText = (v: Record<string, PropertyValue>) => Object.entries(v).map(([k, x]) => `${k}=${typeof x === 'string' ? JSON.stringify(x) : String(x)}`).join(' ');
 const telemetryTable = (rows: TelemetryLine[]) => table(['TIME', 'NODE', 'SEQ', 'VALUES'], rows.map((r) => [r.timestamp, r.node, String(r.seq), valuesText(r.values)]));
+const telemetryLine = (r: TelemetryLine) => `${r.timestamp}   ${r.node}   ${r.seq}   ${valuesText(r.values)}`;
+const STREAM_HEADER = 'TIME   NODE   SEQ   VALUES';
+/** Pages of this many rows when reading everything since a time. */
+const PAGE = '5000';
+/** Bound on pages read in one command: 10 000 pages of 5 000 rows. */
+const MAX_PAGES = 10_000;
 
-async function telemetry(client: HubClient, name: string, o: { since?: string; limit: string; follow?: boolean; output: string }, out: (line: string) => void): Promise<void> {
+interface TelemetryPage { items: TelemetryLine[]; next: string; more: boolean }
+
+/**
+ * `--limit N` (or neither flag): the newest N rows, as a table. `--since D` without `--limit`:
+ * every stored row newer than D, read page by page with the API's cursor, printed as it comes.
+ * `-f` then follows from where the reading ended.
+ */
+async function telemetry(client: HubClient, name: string, o: TelemetryOptions, out: (line: string) => void): Promise<void> {
   if (o.output !== 'table' && o.output !== 'json') throw new OutpostError('BAD_REQUEST', `-o ${o.output}: use table or json`);
-  const query = telemetryQuery(o);
-  if (!o.follow) {
-    const res = await client.request<{ items: TelemetryLine[] }>('GET', `${devicePath(name)}/telemetry?${query}`);
-    if (o.output === 'json') for (const r of res.items) out(JSON.stringify(r));
-    else out(res.items.length ? telemetryTable(res.items) : `No telemetry for device ${name}.`);
-    return;
+  const path = `${devicePath(name)}/telemetry`;
+  const json = o.output === 'json';
+  let cursor: string;
+  if (o.since !== undefined && o.limit === undefined) {
+    if (!json) out(STREAM_HEADER);
+    cursor = '0';
+    let printed = 0;
+    for (let pages = 0; pages < MAX_PAGES; pages++) {
+      const page = await client.request<TelemetryPage>('GET', `${path}?${telemetryQuery({ since: o.since, limit: PAGE, after: cursor })}`);
+      for (const r of page.items) out(json ? JSON.stringify(r) : telemetryLine(r));
+      printed += page.items.length;
+      cursor = page.next;
+      if (!page.more) break;
+    }
+    if (printed === 0 && !json && !o.follow) out(`No telemetry for device ${name} in the last ${o.since}.`);
+  } else {
+    const page = await client.request<TelemetryPage>('GET', `${path}?${telemetryQuery({ ...(o.since ? { since: o.since } : {}), limit: o.limit ?? '100' })}`);
+    if (json) for (const r of page.items) out(JSON.stringify(r));
+    else if (o.follow) { out(STREAM_HEADER); for (const r of page.items) out(telemetryLine(r)); }
+    else out(page.items.length ? telemetryTable(page.items) : `No telemetry for device ${name}.`);
+    cursor = page.next;
   }
-  const res = await client.raw('GET', `${devicePath(name)}/telemetry?${query}`);
+  if (!o.follow) return;
+  const query = telemetryQuery({ ...(o.since ? { since: o.since } : {}), after: cursor, follow: true });
+  const res = await client.raw('GET', `${path}?${query}`);
   if (!res.ok || !res.body) {
-    await client.request('GET', `${devicePath(name)}/telemetry?${telemetryQuery({ ...o, follow: false })}`); // throws the hub's error
+    await client.request('GET', `${path}?${telemetryQuery({ ...(o.since ? { since: o.since } : {}), after: cursor })}`); // throws the hub's error
     throw new OutpostError('UNAVAILABLE', `telemetry follow failed: HTTP ${res.status}`);
   }
-  if (o.output === 'table') out('TIME   NODE   SEQ   VALUES');
   const decoder = new TextDecoder();
   let buffer = '';
   for await (const chunk of res.body) {
@@ -141,10 +173,7 @@ async function telemetry(client: HubClient, name: string, o: { since?: string; l
     while (nl >= 0) {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
-      if (line) {
-        const r = JSON.parse(line) as TelemetryLine;
-        out(o.output === 'json' ? line : `${r.timestamp}   ${r.node}   ${r.seq}   ${valuesText(r.values)}`);
-      }
+      if (line) out(json ? line : telemetryLine(JSON.parse(line) as TelemetryLine));
       nl = buffer.indexOf('\n');
     }
   }

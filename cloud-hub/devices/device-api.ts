@@ -74,34 +74,56 @@ async function deviceProblems(store: Store, device: Device) {
   return model ? desiredProblems(device, model) : [];
 }
 
+/** A cursor from the query (`after`): the decimal id of the last row a client has read. */
+function cursorOf(query: URLSearchParams): number | undefined {
+  const after = query.get('after');
+  if (after === null) return undefined;
+  if (!/^\d{1,15}$/.test(after)) throw new OutpostError('BAD_REQUEST', `after must be a cursor from a previous answer's "next" (digits), not "${after.slice(0, 64)}"`);
+  return Number(after);
+}
+
 /**
- * `?since=10m&limit=N`: `{"items": [...]}`, oldest first. `?follow=true`: JSON lines, the
- * matching rows first, then each new row as it is stored, until the client disconnects.
+ * `?since=10m&limit=N`: `{"items", "next", "more"}`, the newest `limit` rows, oldest first.
+ * `?after=<cursor>`: the oldest `limit` rows after the cursor (`after=0`: from the first stored),
+ * so following `next` while `more` reads every stored row once, in order.
+ * `?follow=true`: JSON lines, the matching rows first (from the cursor when given), then each new
+ * row as it is stored, until the client disconnects.
  */
 async function serveTelemetry(telemetry: TelemetryStore, req: IncomingMessage, res: ServerResponse, device: string, query: URLSearchParams): Promise<void> {
   const since = query.get('since');
   const limitText = query.get('limit');
-  if (limitText !== null && !/^\d+$/.test(limitText)) throw new OutpostError('BAD_REQUEST', `limit must be a positive number, not "${limitText}"`);
+  if (limitText !== null && (!/^\d{1,9}$/.test(limitText) || Number(limitText) < 1)) throw new OutpostError('BAD_REQUEST', `limit must be a positive number, not "${limitText.slice(0, 64)}"`);
+  const after = cursorOf(query);
   const filter = {
     ...(since ? { sinceMs: Date.now() - parseDuration(since, 'since') } : {}),
     ...(limitText !== null ? { limit: Number(limitText) } : {}),
   };
-  const rows = telemetry.list(device, filter);
   const follow = query.get('follow');
   if (follow !== 'true' && follow !== '1') {
-    sendJson(res, 200, { items: rows.map(({ id: _id, ...r }) => r) });
+    let rows: ReturnType<TelemetryStore['list']>;
+    let more = false;
+    if (after === undefined) {
+      rows = telemetry.list(device, filter);
+    } else {
+      ({ rows, more } = telemetry.page(device, { ...filter, afterId: after }));
+    }
+    const next = rows.at(-1)?.id ?? after ?? telemetry.lastId(device);
+    sendJson(res, 200, { items: rows.map(({ id: _id, ...r }) => r), next: String(next), more });
     return;
   }
   res.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' });
-  let lastId = 0;
+  let lastId = after ?? 0;
   const write = (list: ReturnType<TelemetryStore['list']>) => {
     for (const { id, ...r } of list) {
       lastId = Math.max(lastId, id);
       res.write(`${JSON.stringify(r)}\n`);
     }
   };
-  write(rows);
-  if (rows.length === 0) lastId = telemetry.list(device, { limit: 1 }).at(-1)?.id ?? 0;
+  if (after === undefined) {
+    const rows = telemetry.list(device, filter);
+    write(rows);
+    if (rows.length === 0) lastId = telemetry.lastId(device);
+  }
   await new Promise<void>((resolve) => {
     let busy = false;
     const pump = () => {
@@ -113,10 +135,13 @@ async function serveTelemetry(telemetry: TelemetryStore, req: IncomingMessage, r
         write(batch);
         if (batch.length < 1000) return;
       }
+      // More than 100 batches behind: go on in the next turn, letting other requests run.
+      setImmediate(pump);
     };
     const stop = telemetry.onAppend((d) => { if (d === device) pump(); });
     const done = () => { stop(); resolve(); };
     req.on('close', done);
     res.on('close', done);
+    if (after !== undefined) pump();
   });
 }

@@ -23,14 +23,17 @@ export interface Retention {
   maxCount: number;
 }
 
+/** Rows per API page at most. */
+export const MAX_PAGE = 10_000;
+
 export const DEFAULT_RETENTION: Retention = { maxAgeMs: 24 * 3_600_000, maxCount: 10_000 };
 
 export interface TelemetryQuery {
   /** Only rows with a timestamp at or after this, epoch ms. */
   sinceMs?: number;
-  /** Only rows stored after this row id (follow mode). */
+  /** Only rows stored after this row id (a cursor): then the oldest `limit` such rows, else the newest. */
   afterId?: number;
-  /** The newest this many rows (in order). Default 1000, at most 10 000. */
+  /** This many rows at most (in order). Default 1000, at most 10 000. */
   limit?: number;
 }
 
@@ -97,7 +100,27 @@ export class TelemetryStore {
 
   /** Rows of a device, oldest first, with their ids (for follow mode). */
   list(device: string, query: TelemetryQuery = {}): (TelemetryRow & { id: number })[] {
-    const limit = Math.max(1, Math.min(query.limit ?? 1000, 10_000));
+    return this.select(device, query, Math.max(1, Math.min(query.limit ?? 1000, MAX_PAGE)));
+  }
+
+  /**
+   * One page forward from a cursor (a row id; 0 = from the oldest): up to `limit` rows with a
+   * larger id, oldest first, and whether more follow. Ids only grow (AUTOINCREMENT, never
+   * reused), so paging from the last id of each page reads every stored row once, in storage
+   * order; rows removed by retention meanwhile are simply not there.
+   */
+  page(device: string, query: { afterId: number; sinceMs?: number; limit?: number }): { rows: (TelemetryRow & { id: number })[]; more: boolean } {
+    const limit = Math.max(1, Math.min(query.limit ?? 1000, MAX_PAGE));
+    const rows = this.select(device, query, limit + 1);
+    return { rows: rows.slice(0, limit), more: rows.length > limit };
+  }
+
+  /** The id of the device's newest row, 0 when it has none. */
+  lastId(device: string): number {
+    return (this.db.prepare('SELECT MAX(id) AS id FROM telemetry WHERE device = ?').get(device) as { id: number | null }).id ?? 0;
+  }
+
+  private select(device: string, query: TelemetryQuery, limit: number): (TelemetryRow & { id: number })[] {
     // Follow mode reads forward from a row id; a plain query takes the newest `limit` rows.
     const inner = query.afterId === undefined ? 'ORDER BY id DESC LIMIT @limit' : 'ORDER BY id LIMIT @limit';
     const rows = this.db

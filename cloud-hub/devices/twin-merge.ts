@@ -33,11 +33,17 @@ export function compareReported(a: Reported, b: Reported): number {
 
 const later = (a: string | undefined, b: string): string => (timeOf(b) >= timeOf(a) ? b : a ?? b);
 
+/** lastSeen is the newest time any report showed; node the node that showed it (by name on a tie). */
+function seenBy(status: DeviceStatus, at: string, node: string): Pick<DeviceStatus, 'lastSeen' | 'node'> {
+  const order = timeOf(at) - timeOf(status.lastSeen) || node.localeCompare(status.node ?? '');
+  return order > 0 || status.lastSeen === undefined || status.node === undefined ? { lastSeen: timeOf(at) >= timeOf(status.lastSeen) ? at : status.lastSeen ?? at, node } : { ...(status.lastSeen !== undefined ? { lastSeen: status.lastSeen } : {}), ...(status.node !== undefined ? { node: status.node } : {}) };
+}
+
 /**
  * Merges one reported-twin item into a Device status, per property: the newer value by
  * compareReported wins, so concurrent reports of two agents lose nothing and commute. A report
  * none of whose values is newer than what is stored, and whose version is below
- * status.reportedVersion, counts as stale. Values that do not fit the model (when there is one)
+ * status.reportedVersion, counts as stale (it still shows the device was seen). Values that do not fit the model (when there is one)
  * are dropped; the rest of the report still applies. reportedVersion and observedDesired only grow.
  */
 export function mergeReport(status: DeviceStatus, report: DeviceReport['body'], ctx: { node: string; model: DeviceModel | undefined; now: string }): MergeResult {
@@ -59,13 +65,11 @@ export function mergeReport(status: DeviceStatus, report: DeviceReport['body'], 
     reported[name] = candidate;
     won++;
   }
-  const stale = report.version !== undefined && status.reportedVersion !== undefined && report.version < status.reportedVersion;
-  if (stale && won === 0) return { status, ignored: 'stale-version', dropped };
-  const next: DeviceStatus = { ...status, reported, lastSeen: later(status.lastSeen, newest ?? ctx.now) };
-  if (next.lastSeen !== status.lastSeen || status.node === undefined) next.node = ctx.node;
+  const stale = report.version !== undefined && status.reportedVersion !== undefined && report.version < status.reportedVersion && won === 0;
+  const next: DeviceStatus = { ...status, reported, ...seenBy(status, newest ?? ctx.now, ctx.node) };
   if (report.version !== undefined) next.reportedVersion = Math.max(report.version, status.reportedVersion ?? 0);
   if (report.observedDesired !== undefined) next.observedDesired = Math.max(report.observedDesired, status.observedDesired ?? 0);
-  return { status: next, dropped };
+  return { status: next, dropped, ...(stale ? { ignored: 'stale-version' as const } : {}) };
 }
 
 /**
@@ -75,6 +79,6 @@ export function mergeReport(status: DeviceStatus, report: DeviceReport['body'], 
  */
 export function mergePresence(status: DeviceStatus, presence: DevicePresenceReport['body'], node: string): DeviceStatus {
   const order = timeOf(presence.at) - timeOf(status.presenceAt) || (presence.online ? 1 : 0) - (status.online ? 1 : 0);
-  if (status.presenceAt !== undefined && order < 0) return { ...status, lastSeen: later(status.lastSeen, presence.at) };
-  return { ...status, online: presence.online, presenceAt: presence.at, node, lastSeen: later(status.lastSeen, presence.at) };
+  if (status.presenceAt !== undefined && order < 0) return { ...status, ...seenBy(status, presence.at, node) };
+  return { ...status, online: presence.online, presenceAt: presence.at, ...seenBy(status, presence.at, node) };
 }

@@ -143,14 +143,14 @@ describe('devices at the hub', () => {
     const reported = await a1.next(reportedUpTo(7));
     assert.deepEqual(reported.rejected.map((r) => [r.seq, r.code]), [[5, 'OUTPOST_FORBIDDEN'], [6, 'OUTPOST_FORBIDDEN']]);
     const d = (await h.api<Device>('GET', `${API}/devices/dev-a1`)).body;
-    assert.deepEqual(d.status?.reported, { temperature: { value: 21, timestamp: t(2) }, setpoint: { value: 19, timestamp: t(1) } });
+    assert.deepEqual(d.status?.reported, { temperature: { value: 21, timestamp: t(2), version: 5, node: 'node-a1' }, setpoint: { value: 19, timestamp: t(1), version: 4, node: 'node-a1' } });
     assert.equal(d.status?.reportedVersion, 5);
     assert.equal(d.status?.observedDesired, 2);
     assert.equal(d.status?.online, true);
     assert.equal(d.status?.node, 'node-a1');
     assert.equal(d.status?.lastSeen, t(4));
     assert.equal((await h.api<Device>('GET', `${API}/devices/dev-b`)).body.status?.online, undefined, 'dev-b untouched');
-    assert.deepEqual((await h.api<Device>('GET', `${API}/devices/dev-site-a`)).body.status?.reported, { temperature: { value: 7, timestamp: t(5) } }, 'unknown property dropped');
+    assert.deepEqual((await h.api<Device>('GET', `${API}/devices/dev-site-a`)).body.status?.reported, { temperature: { value: 7, timestamp: t(5), node: 'node-a1' } }, 'unknown property dropped');
     await waitFor(async () => /outpost_hub_devices_online 1\n/.test(await (await fetch(`${h.hub.url}/metrics`)).text()), { message: 'one device online' });
     a1.send({ type: 'report', items: [{ seq: 8, kind: 'device-presence', body: { device: 'dev-a1', online: false, at: t(6) } }] });
     await a1.next(reportedUpTo(8));
@@ -179,6 +179,23 @@ describe('devices at the hub', () => {
     assert.match(metrics, /outpost_hub_telemetry_duplicates_dropped_total 10/);
     assert.match(metrics, /outpost_hub_telemetry_rows_stored_total 15/);
     assert.equal((await h.api<{ items: unknown[] }>('GET', `${API}/devices/dev-site-a/telemetry?limit=3`)).body.items.length, 3);
+    // The cursor: pages of 4 from the first stored row read all 15 once, in order.
+    const paged: number[] = [];
+    let cursor = '0';
+    for (let page = 0; page < 10; page++) {
+      const body = (await h.api<{ items: { seq: number }[]; next: string; more: boolean }>('GET', `${API}/devices/dev-site-a/telemetry?after=${cursor}&limit=4`)).body;
+      paged.push(...body.items.map((r) => r.seq));
+      cursor = body.next;
+      if (!body.more) break;
+    }
+    assert.deepEqual(paged, list.map((r) => r.seq));
+    const end = (await h.api<{ items: unknown[]; next: string; more: boolean }>('GET', `${API}/devices/dev-site-a/telemetry?after=${cursor}`)).body;
+    assert.deepEqual([end.items, end.next, end.more], [[], cursor, false], 'past the end: nothing, same cursor');
+    for (const bad of ['after=abc', 'after=-1', 'limit=0', 'limit=x']) {
+      const res = await h.api<{ code: string; message: string }>('GET', `${API}/devices/dev-site-a/telemetry?${bad}`);
+      assert.equal(res.status, 400, bad);
+      assert.match(res.body.message, new RegExp(bad.split('=')[0]!));
+    }
     // Retention by count: the device keeps its newest 4 rows.
     assert.equal((await h.api('PUT', `${API}/devices/dev-site-a`, device('dev-site-a', { unit: 'site-a' }, { telemetryRetention: { maxCount: 4 } }))).status, 200);
     // Retention is read from the hub's cache: node-a2 getting the change shows the cache has it.
@@ -204,6 +221,74 @@ describe('devices at the hub', () => {
     assert.deepEqual(text.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq), [115, 116]);
     ctrl.abort();
     a2.ws.terminate();
+  });
+
+  test('two home agents reporting the same device at once: per-property newest by (version, time, node), nothing lost', async () => {
+    for (const name of ['dev-shared-1', 'dev-shared-2']) assert.equal((await h.api('PUT', `${API}/devices/${name}`, device(name, { unit: 'site-a' }))).status, 201);
+    const a1 = await connect('node-a1');
+    const a2 = await connect('node-a2');
+    for (const a of [a1, a2]) await waitFor(() => held(a).has('Device/dev-shared-2'), { message: 'shared devices synced' });
+    const t = (s: number) => new Date(Date.UTC(2026, 0, 2, 0, 0, s)).toISOString();
+    type Entry = { value: string | number; timestamp: string; version?: number };
+    // What each agent reports, round by round: properties interleave, times and versions cross.
+    const fromA1 = (r: number): Record<string, Entry> => ({ setpoint: { value: 10 + r, timestamp: t(r), version: 100 + r }, mode: { value: 'comfort', timestamp: t(50) } });
+    const fromA2 = (r: number): Record<string, Entry> => ({ temperature: { value: r, timestamp: t(r) }, setpoint: { value: 5 + r / 10, timestamp: t(40 + r), version: 90 + r }, mode: { value: 'eco', timestamp: t(50) } });
+    const rounds = 15;
+    let seq1 = 1000;
+    let seq2 = 1000;
+    const send = (a: RawAgent, dev: string, reported: Record<string, Entry>) => {
+      const seq = a === a1 ? ++seq1 : ++seq2;
+      a.send({ type: 'report', items: [{ seq, kind: 'device-report', body: { device: dev, reported } }] });
+      return a.next(reportedUpTo(seq), 10_000);
+    };
+    for (let r = 0; r < rounds; r++) {
+      // Same reports, opposite orders, for the two devices; all four frames in flight at once.
+      await Promise.all([send(a1, 'dev-shared-1', fromA1(r)), send(a2, 'dev-shared-1', fromA2(r)), send(a2, 'dev-shared-2', fromA2(r)), send(a1, 'dev-shared-2', fromA1(r))]);
+    }
+    const last = rounds - 1;
+    const expected = {
+      temperature: { value: last, timestamp: t(last), node: 'node-a2' }, // only node-a2 reports it: kept
+      setpoint: { value: 10 + last, timestamp: t(last), version: 100 + last, node: 'node-a1' }, // higher version beats newer time
+      mode: { value: 'eco', timestamp: t(50), node: 'node-a2' }, // same time, no version: node name decides
+    };
+    for (const name of ['dev-shared-1', 'dev-shared-2']) {
+      assert.deepEqual((await h.api<Device>('GET', `${API}/devices/${name}`)).body.status?.reported, expected, name);
+    }
+    // Presence: the newest by time wins, whichever arrives last (the device moved from a2 to a1).
+    a1.send({ type: 'report', items: [{ seq: ++seq1, kind: 'device-presence', body: { device: 'dev-shared-1', online: true, at: t(100) } }] });
+    await a1.next(reportedUpTo(seq1));
+    a2.send({ type: 'report', items: [{ seq: ++seq2, kind: 'device-presence', body: { device: 'dev-shared-1', online: false, at: t(99) } }] });
+    await a2.next(reportedUpTo(seq2));
+    const shared = (await h.api<Device>('GET', `${API}/devices/dev-shared-1`)).body.status;
+    assert.equal(shared?.online, true);
+    assert.equal(shared?.presenceAt, t(100));
+    a1.ws.terminate();
+    a2.ws.terminate();
+  });
+
+  test('twin convergence lag: a desired change acknowledged by the device is observed once', async () => {
+    const histogram = async () => {
+      const text = await (await fetch(`${h.hub.url}/metrics`)).text();
+      return Number(/^outpost_hub_twin_convergence_seconds_count (\d+)/m.exec(text)?.[1] ?? -1);
+    };
+    const before = await histogram();
+    assert.ok(before >= 0, 'the histogram is exported');
+    const a1 = await connect('node-a1');
+    const changed = (await h.api<Device>('PUT', `${API}/devices/dev-a1`, device('dev-a1', { node: 'node-a1' }, { desired: { setpoint: 17 } }))).body;
+    const generation = changed.metadata.generation ?? 0;
+    await waitFor(() => (held(a1).get('Device/dev-a1') as Device | undefined)?.metadata.generation === generation, { message: 'desired change synced' });
+    const ack = (seq: number, observed: number) => {
+      a1.send({ type: 'report', items: [{ seq, kind: 'device-report', body: { device: 'dev-a1', reported: {}, observedDesired: observed } }] });
+      return a1.next(reportedUpTo(seq));
+    };
+    await ack(2001, generation - 1);
+    assert.equal(await histogram(), before, 'an older version acknowledged is not convergence');
+    await ack(2002, generation);
+    assert.equal(await histogram(), before + 1);
+    assert.equal((await h.api<Device>('GET', `${API}/devices/dev-a1`)).body.status?.observedDesired, generation);
+    await ack(2003, generation);
+    assert.equal(await histogram(), before + 1, 'observed once');
+    a1.ws.terminate();
   });
 
   test('telemetry about another node\'s device is refused, not stored', async () => {
@@ -240,7 +325,7 @@ describe('devices at the hub', () => {
     const get = await runCli(['get', 'devices'], env);
     assert.equal(get.code, 0, get.stderr);
     assert.match(get.stdout, /NAME\s+MODEL\s+HOME\s+ONLINE\s+LAST-SEEN\s+DESIRED\/OBSERVED/);
-    assert.match(get.stdout, /dev-a1\s+thermo\s+node\/node-a1\s+no\s+\S+\s+2\/2/);
+    assert.match(get.stdout, /dev-a1\s+thermo\s+node\/node-a1\s+no\s+\S+\s+3\/3/, 'the convergence test set version 3 and acknowledged it');
     assert.match(get.stdout, /dev-site-a\s+thermo\s+unit\/site-a/);
     const models = await runCli(['get', 'models'], env);
     assert.match(models.stdout, /thermo\s+3\s+setpoint,mode/);

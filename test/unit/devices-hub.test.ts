@@ -77,18 +77,18 @@ describe('twin merge', () => {
   test('per property the later report wins; others are kept; version and observedDesired recorded', () => {
     let s = mergeReport({}, { device: 't1', reported: { temperature: { value: 20, timestamp: '2026-01-01T00:00:01.000Z' }, fan: { value: 1, timestamp: '2026-01-01T00:00:01.000Z' } }, version: 1 }, ctx).status;
     s = mergeReport(s, { device: 't1', reported: { temperature: { value: 21, timestamp: '2026-01-01T00:00:02.000Z' } }, version: 2, observedDesired: 3 }, ctx).status;
-    assert.deepEqual(s.reported, { temperature: { value: 21, timestamp: '2026-01-01T00:00:02.000Z' }, fan: { value: 1, timestamp: '2026-01-01T00:00:01.000Z' } });
+    assert.deepEqual(s.reported, { temperature: { value: 21, timestamp: '2026-01-01T00:00:02.000Z', version: 2, node: 'n1' }, fan: { value: 1, timestamp: '2026-01-01T00:00:01.000Z', version: 1, node: 'n1' } });
     assert.equal(s.reportedVersion, 2);
     assert.equal(s.observedDesired, 3);
     assert.equal(s.node, 'n1');
     assert.equal(s.lastSeen, '2026-01-01T00:00:02.000Z');
   });
 
-  test('a report with a lower version than reportedVersion is stale and changes nothing', () => {
-    const s = { reported: { temperature: { value: 21, timestamp: 't' } }, reportedVersion: 5 };
+  test('a report with a lower version than reportedVersion is stale and changes no value', () => {
+    const s = { reported: { temperature: { value: 21, timestamp: 't', version: 5 } }, reportedVersion: 5 };
     const r = mergeReport(s, { device: 't1', reported: { temperature: { value: 1, timestamp: 't' } }, version: 4 }, ctx);
     assert.equal(r.ignored, 'stale-version');
-    assert.deepEqual(r.status, s);
+    assert.deepEqual([r.status.reported, r.status.reportedVersion], [s.reported, s.reportedVersion], 'only lastSeen moves');
     assert.equal(mergeReport(s, { device: 't1', reported: { temperature: { value: 22, timestamp: 't' } }, version: 5 }, ctx).status.reported?.temperature?.value, 22, 'the same version applies');
   });
 
@@ -100,7 +100,25 @@ describe('twin merge', () => {
 
   test('presence sets online; lastSeen never goes back', () => {
     const s = mergePresence({ lastSeen: '2026-01-01T00:00:05.000Z' }, { device: 't1', online: false, at: '2026-01-01T00:00:03.000Z' }, 'n2');
-    assert.deepEqual(s, { lastSeen: '2026-01-01T00:00:05.000Z', online: false, node: 'n2' });
+    assert.deepEqual(s, { lastSeen: '2026-01-01T00:00:05.000Z', online: false, presenceAt: '2026-01-01T00:00:03.000Z', node: 'n2' });
+    // An older presence report arriving later changes nothing but lastSeen.
+    assert.equal(mergePresence(s, { device: 't1', online: true, at: '2026-01-01T00:00:02.000Z' }, 'n1').online, false);
+  });
+
+  test('the merge of reports from two nodes is the same in every arrival order', () => {
+    const at = (sec: number) => `2026-01-01T00:00:0${sec}.000Z`;
+    const reports: Array<[string, Parameters<typeof mergeReport>[1]]> = [
+      ['n1', { device: 't1', reported: { temperature: { value: 20, timestamp: at(1) }, fan: { value: 1, timestamp: at(5) } } }],
+      ['n2', { device: 't1', reported: { temperature: { value: 22, timestamp: at(2) }, fan: { value: 2, timestamp: at(5) } } }],
+      ['n1', { device: 't1', reported: { setpoint: { value: 20, timestamp: at(1) } }, version: 7 }],
+      ['n2', { device: 't1', reported: { setpoint: { value: 21, timestamp: at(9) } }, version: 6 }],
+      ['n2', { device: 't1', reported: { mode: { value: 'eco', timestamp: at(3) } } }],
+    ];
+    const permutations = (xs: number[]): number[][] => (xs.length <= 1 ? [xs] : xs.flatMap((x) => permutations(xs.filter((y) => y !== x)).map((p) => [x, ...p])));
+    const results = permutations([0, 1, 2, 3, 4]).map((order) => JSON.stringify(order.reduce((st, i) => mergeReport(st, reports[i]![1], { ...ctx, node: reports[i]![0] }).status, {}), Object.keys({ reported: 0, temperature: 0, fan: 0, setpoint: 0, mode: 0, value: 0, version: 0, node: 0, timestamp: 0 })));
+    assert.equal(new Set(results).size, 1, 'one result for all 120 orders');
+    const merged = JSON.parse(results[0]!) as { reported: Record<string, { value: unknown }> };
+    assert.deepEqual(Object.fromEntries(Object.entries(merged.reported).map(([k, v]) => [k, v.value])), { temperature: 22, fan: 2, setpoint: 20, mode: 'eco' });
   });
 });
 
