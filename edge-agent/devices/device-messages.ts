@@ -7,7 +7,8 @@ import type { DeviceMetrics } from './device-metrics.js';
 import type { GroupCommit } from './group-commit.js';
 import { parseReport, parseTelemetry, type ReportMessage } from './payloads.js';
 
-type Reported = Record<string, { value: string | number | boolean; timestamp: string }>;
+/** Each value keeps the device version it came with: coalesced reports must not lend it a newer one (hub merge order). */
+type Reported = Record<string, { value: string | number | boolean; timestamp: string; version?: number }>;
 interface TwinState {
   reported: Reported;
   version?: number;
@@ -151,7 +152,7 @@ export class DeviceMessages {
 
 function applyReport(state: TwinState, msg: ReportMessage): Reported {
   const reported: Reported = {};
-  for (const [k, value] of Object.entries(msg.values)) reported[k] = { value, timestamp: msg.timestamp };
+  for (const [k, value] of Object.entries(msg.values)) reported[k] = { value, timestamp: msg.timestamp, ...(msg.version !== undefined ? { version: msg.version } : {}) };
   Object.assign(state.reported, reported);
   if (msg.version !== undefined) state.version = Math.max(state.version ?? 0, msg.version);
   if (msg.observedDesired !== undefined) state.observedDesired = msg.observedDesired;
