@@ -30,6 +30,8 @@ import { RegistryReports } from './registry/registry-reports.js';
 import { createRegistryMetrics } from './registry/registry-metrics.js';
 import { ViewJanitor } from './registry/view-janitor.js';
 import { TwinConvergence } from './devices/twin-convergence.js';
+import { PeerVotes } from './peers/peer-votes.js';
+import { UnitPeersController } from './peers/unit-peers-controller.js';
 
 /** Everything a hub needs to know; main.ts fills it from flags and environment. */
 export interface HubOptions {
@@ -98,11 +100,12 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
   const registryJanitor = new ViewJanitor({ view: registryView, cache, metrics: registryMetrics, log: registryLog });
 
   let sessions: SessionManager | undefined;
+  const peerVotes = new PeerVotes(Date.now);
   const health = new NodeHealth(
-    { store, cache, log: log.child({ component: 'health' }), metrics, now: Date.now, isConnected: (n) => sessions?.isConnected(n) ?? false },
+    { store, cache, log: log.child({ component: 'health' }), metrics, now: Date.now, isConnected: (n) => sessions?.isConnected(n) ?? false, peerVotes },
     options.startupGraceMs === undefined ? {} : { startupGraceMs: options.startupGraceMs },
   );
-  const reports = new ReportHandler({ store, cache, events, health, log: log.child({ component: 'reports' }), metrics, devices, registry: registryReports });
+  const reports = new ReportHandler({ store, cache, events, health, log: log.child({ component: 'reports' }), metrics, devices, registry: registryReports, peerVotes });
   sessions = new SessionManager(
     {
       cache, secrets, log: log.child({ component: 'sessions' }), metrics,
@@ -124,6 +127,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
     configsHash: (t) => configsHash(t, (n) => cache.get('EdgeConfig', n) as EdgeConfig | undefined),
   });
   const units = new UnitController({ store, cache, log: log.child({ component: 'units' }) });
+  const unitPeers = new UnitPeersController({ store, cache, log: log.child({ component: 'unit-peers' }) });
   const audit = new AuditLog(join(options.dataDir, 'hub.db'));
   const tunnel = new TunnelApi({ cache, sessions, audit, adminToken, log: log.child({ component: 'tunnel' }) });
   const server = createApiServer({
@@ -140,6 +144,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
     { name: 'health', start: async () => health.start(), stop: () => health.stop() },
     { name: 'sessions', start: async () => sessions.start(), stop: () => sessions.stop() },
     { name: 'units', start: async () => units.start(), stop: () => units.stop() },
+    { name: 'unit-peers', start: async () => unitPeers.start(), stop: () => unitPeers.stop() },
     { name: 'devices', start: async () => deviceController.start(), stop: () => deviceController.stop() },
     { name: 'registry', start: async () => registryJanitor.start(), stop: async () => registryJanitor.stop() },
     { name: 'scheduler', start: async () => scheduler.start(), stop: () => scheduler.stop() },

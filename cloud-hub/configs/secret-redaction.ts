@@ -3,6 +3,11 @@ import { OutpostError } from '../../shared/errors.js';
 
 /** The object as the API shows it without `showSecrets`: every secretData value is REDACTED. */
 export function redactSecrets<T extends AnyObject>(obj: T): T {
+  if (obj.kind === 'UnitPeers') {
+    // The unit peer credentials (hub-written, never applied by operators).
+    const spec = obj.spec as { credential?: string; previousCredential?: string };
+    return { ...obj, spec: { ...spec, credential: REDACTED, ...(spec.previousCredential !== undefined ? { previousCredential: REDACTED } : {}) } };
+  }
   if (obj.kind !== 'EdgeConfig') return obj;
   const cfg = obj as unknown as EdgeConfig;
   const secret = cfg.spec?.secretData;

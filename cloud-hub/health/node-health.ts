@@ -6,6 +6,7 @@ import type { HelloFrame } from '../../shared/protocol/frames.js';
 import type { ObjectCache } from '../cache/object-cache.js';
 import type { HubMetrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
+import { peerVoteVerdict, type PeerVotes } from '../peers/peer-votes.js';
 
 export interface NodeHealthOptions {
   /** Coalesced status writes happen at most this often per node, ms. Default 1000. */
@@ -33,7 +34,7 @@ export class NodeHealth {
   private readonly startupGraceMs: number;
 
   constructor(
-    private readonly deps: { store: Store; cache: ObjectCache; log: Logger; metrics: HubMetrics; now: () => number; isConnected(node: string): boolean },
+    private readonly deps: { store: Store; cache: ObjectCache; log: Logger; metrics: HubMetrics; now: () => number; isConnected(node: string): boolean; peerVotes?: PeerVotes },
     options: NodeHealthOptions = {},
   ) {
     this.flushIntervalMs = options.flushIntervalMs ?? 1000;
@@ -60,6 +61,8 @@ export class NodeHealth {
     if (this.currentPhase(node) !== 'Ready') patch.since = now;
     if (hello.hostname) patch.hostname = hello.hostname;
     if (hello.capacity) patch.capacity = hello.capacity;
+    // Absent when the agent runs without a peer listener: then it leaves its unit's peer list.
+    patch.peerEndpoint = hello.peerEndpoint;
     this.patch(node, patch);
     this.lastSeenWritten.set(node, this.deps.now());
     void this.flushSoon();
@@ -130,7 +133,16 @@ export class NodeHealth {
       const name = node.metadata.name;
       const phase = this.currentPhase(name);
       if (phase !== 'Disconnected' || this.deps.isConnected(name)) continue;
-      const after = (this.deps.cache.get('NodeUnit', node.spec.unit) as NodeUnit | undefined)?.spec?.autonomy?.rescheduleAfter;
+      const unit = this.deps.cache.get('NodeUnit', node.spec.unit) as NodeUnit | undefined;
+      const byVote = this.deps.peerVotes && unit?.spec?.autonomy?.peerHealth === true
+        ? peerVoteVerdict(node, unit, this.unitNodes(node.spec.unit), (n) => this.deps.isConnected(n), this.deps.peerVotes)
+        : undefined;
+      if (byVote) {
+        this.deps.log.warn({ node: name, unit: node.spec.unit, reason: byVote }, 'node declared Down by its unit\'s peer health votes');
+        this.patch(name, { phase: 'Down', since: new Date(now).toISOString(), reason: `unreachable from its unit: ${byVote}` });
+        continue;
+      }
+      const after = unit?.spec?.autonomy?.rescheduleAfter;
       if (!after) continue;
       const since = Date.parse(this.pending.get(name)?.since ?? node.status?.since ?? '');
       if (Number.isNaN(since) || now - since < parseDuration(after)) continue;
@@ -138,6 +150,10 @@ export class NodeHealth {
       this.deps.log.warn({ node: name, unit: node.spec.unit, rescheduleAfter: after }, 'node declared Down by its unit\'s policy');
       this.patch(name, { phase: 'Down', since: new Date(now).toISOString(), reason });
     }
+  }
+
+  private unitNodes(unit: string): EdgeNode[] {
+    return (this.deps.cache.list('EdgeNode') as EdgeNode[]).filter((n) => n.spec.unit === unit);
   }
 
   private markStaleReadyNodes(): void {
@@ -168,6 +184,7 @@ export class NodeHealth {
       if (!current) continue; // deleted meanwhile
       const status: EdgeNodeStatus = { phase: 'Pending', ...current.status, ...patch };
       if (status.reason === undefined) delete status.reason;
+      if (status.peerEndpoint === undefined) delete status.peerEndpoint;
       try {
         await this.deps.store.updateStatus('EdgeNode', node, status);
       } catch (err) {

@@ -9,6 +9,7 @@ import type { HubMetrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { NodeScope } from './scope.js';
 import type { DeviceItem, DeviceReports } from '../devices/device-reports.js';
+import type { PeerVotes } from '../peers/peer-votes.js';
 import type { RegistryReports } from '../registry/registry-reports.js';
 import type { RegistryRecordReport } from '../../shared/protocol/frames.js';
 
@@ -27,7 +28,7 @@ export class ReportHandler {
   /** Units of recently deleted instances: their last events may still be on their way. */
   private readonly deletedUnits = new Map<string, string>();
 
-  constructor(private readonly deps: { store: Store; cache: ObjectCache; events: EventLog; health: NodeHealth; log: Logger; metrics: HubMetrics; devices?: DeviceReports; registry?: RegistryReports }) {
+  constructor(private readonly deps: { store: Store; cache: ObjectCache; events: EventLog; health: NodeHealth; log: Logger; metrics: HubMetrics; devices?: DeviceReports; registry?: RegistryReports; peerVotes?: PeerVotes }) {
     deps.cache.onChange((e) => {
       if (e.type !== 'DELETED' || e.object.kind !== 'Instance') return;
       this.deletedUnits.delete(e.object.metadata.name);
@@ -91,6 +92,11 @@ export class ReportHandler {
           // Devices: authorized (the node may be the device's home) and stored per frame.
           if (this.deps.devices) deviceItems.push(item);
           else reject(item, 'OUTPOST_BAD_REQUEST', 'this hub does not store device reports');
+          break;
+        case 'peer-health':
+          // Kept in memory (fresh votes only count); a vote names peers, never writes them.
+          this.deps.peerVotes?.record(scope.node, item.body);
+          this.deps.metrics.reportsStored.inc({ kind: item.kind });
           break;
         case 'registry-record':
           // Authorized per record (origin in the node's unit) and merged per frame.

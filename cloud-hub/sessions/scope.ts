@@ -24,6 +24,7 @@ export function appSelectsUnit(app: EdgeApp, unitName: string, unit: NodeUnit | 
 export function inScope(obj: AnyObject, scope: NodeScope, cache: ObjectCache): boolean {
   switch (obj.kind) {
     case 'NodeUnit':
+    case 'UnitPeers':
       return obj.metadata.name === scope.unit;
     case 'EdgeApp':
       return appSelectsUnit(obj as EdgeApp, scope.unit, cache.get('NodeUnit', scope.unit) as NodeUnit | undefined);
@@ -64,6 +65,8 @@ export function desiredSet(scope: NodeScope, cache: ObjectCache): AnyObject[] {
   const out: AnyObject[] = [];
   const unit = cache.get('NodeUnit', scope.unit);
   if (unit) out.push(unit);
+  const peers = cache.get('UnitPeers', scope.unit);
+  if (peers) out.push(peers);
   const apps = cache.list('EdgeApp').filter((a) => inScope(a, scope, cache)) as EdgeApp[];
   const instances = cache.list('Instance').filter((i) => inScope(i, scope, cache)) as Instance[];
   // Configs before the apps and instances that use them: a split resync never lands an

@@ -153,6 +153,7 @@ export class SessionManager {
         return;
       }
       case 'NodeUnit':
+      case 'UnitPeers':
         for (const s of this.byUnit.get(object.metadata.name) ?? []) s.handleChange(event);
         return;
       case 'EdgeApp':
