@@ -2,13 +2,17 @@
 // bench/results/<scenario>.json (or --results DIR) and prints its headline figure as its last line.
 // See bench/README.md.
 import { coldStart } from './cold-start.js';
+import { fanout } from './scenarios/fanout.js';
+import { registry } from './scenarios/registry.js';
 import { sessions } from './scenarios/sessions.js';
 import { telemetryIngest } from './telemetry-ingest.js';
 
 const scenarios: Record<string, (args: string[]) => Promise<void>> = {
   sessions,
+  fanout,
   'cold-start': coldStart,
   'telemetry-ingest': telemetryIngest,
+  registry,
 };
 const [name, ...args] = process.argv.slice(2).filter((a) => a !== '--');
 const run = name ? scenarios[name] : undefined;
