@@ -38,7 +38,8 @@ export function machine(): BenchReport['machine'] {
  * prints the headline as the very last line. A failed check sets the exit code to 1.
  */
 export function finish(report: Omit<BenchReport, 'date' | 'machine'>, resultsDir: string | undefined, summary: string[]): BenchReport {
-  const full: BenchReport = { scenario: report.scenario, date: new Date().toISOString(), inputs: report.inputs, machine: machine(), ...report };
+  const { scenario, inputs, ...rest } = report;
+  const full: BenchReport = { scenario, date: new Date().toISOString(), inputs, machine: machine(), ...rest };
   const dir = resultsDir ?? join(repoRoot, 'bench/results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${report.scenario}.json`), `${JSON.stringify(full, null, 2)}\n`);
