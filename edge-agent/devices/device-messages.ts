@@ -96,9 +96,9 @@ export class DeviceMessages {
     );
   }
 
-  /** Queues the device's online/offline state (coalesced per device). */
-  presence(device: string, online: boolean): void {
-    this.deps.commit.add({ kind: 'device-presence', key: `device-presence/${device}`, body: { device, online, at: new Date().toISOString() } }, () => {});
+  /** Queues the device's online/offline state (coalesced per device); `done` after the commit. */
+  presence(device: string, online: boolean, done: (err?: Error | null) => void = () => {}): void {
+    this.deps.commit.add({ kind: 'device-presence', key: `device-presence/${device}`, body: { device, online, at: new Date().toISOString() } }, done);
   }
 
   /** Publishes, retained, every desired twin that changed since last time; clears those of devices gone. */

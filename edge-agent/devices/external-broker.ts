@@ -17,8 +17,9 @@ export interface ExternalBrokerOptions {
  * It subscribes with a persistent session (clean: false, QoS 1) to the device topics of the
  * devices homed here, and acknowledges each message to the broker only after it is committed to
  * the outbox, so the broker keeps (and redelivers) what the agent has not stored yet. Device
- * authentication and topic ACLs are the broker's job here (README "Devices (MQTT)"); presence is
- * not known. Devices bound to the unit are shared between the unit's agents ($share groups).
+ * authentication and topic ACLs are the broker's job here (README "Devices (MQTT)"); presence comes
+ * from the devices' retained presence messages and last wills. Devices bound to the unit are
+ * shared between the unit's agents ($share groups).
  */
 export class ExternalBroker {
   private client: MqttClient | undefined;
@@ -26,6 +27,8 @@ export class ExternalBroker {
   private readonly commit: GroupCommit;
   private readonly messages: DeviceMessages;
   private subscribed = new Set<string>();
+  /** Devices whose last presence message said online. */
+  private readonly online = new Set<string>();
 
   constructor(private readonly deps: DeviceBrokerDeps, private readonly options: ExternalBrokerOptions) {
     this.directory = new DeviceDirectory(deps.cache, { node: deps.node, unit: deps.unit });
@@ -46,6 +49,7 @@ export class ExternalBroker {
     this.client = client;
     client.handleMessage = (packet, done) => {
       const device = deviceOfTopic(packet.topic);
+      if (device !== undefined && packet.topic === topics.presence(device)) return this.presence(device, packet.payload, (err) => done(err ?? undefined));
       const kind = device === undefined ? undefined : publishKind(device, packet.topic);
       if (device === undefined || kind === undefined || this.directory.device(device) === undefined) return done();
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
@@ -72,8 +76,30 @@ export class ExternalBroker {
 
   refresh(): void {
     this.directory.refresh();
+    for (const device of [...this.online]) if (this.directory.device(device) === undefined) this.online.delete(device);
+    this.deps.metrics.connected.set(this.online.size);
     this.messages.publishDesired();
     this.resubscribe();
+  }
+
+  /**
+   * The presence convention of this mode (README "Devices (MQTT)"): `online` or `offline` on the
+   * device's presence topic, retained, the offline one as the device's last will. An empty
+   * payload (a retained message cleared) says nothing; anything else is refused on the errors topic.
+   */
+  private presence(device: string, raw: Buffer | string, done: (err?: Error | null) => void): void {
+    const text = (Buffer.isBuffer(raw) ? raw.toString('utf8') : raw).trim();
+    if (text === '' || this.directory.device(device) === undefined) return done(null);
+    if (text !== 'online' && text !== 'offline') {
+      this.messages.refuse(device, topics.presence(device), 'wrong-type', `presence must be "online" or "offline", got ${JSON.stringify(text.slice(0, 32))}`);
+      return done(null);
+    }
+    const online = text === 'online';
+    if (online) this.online.add(device);
+    else this.online.delete(device);
+    this.deps.metrics.connected.set(this.online.size);
+    this.deps.log.info({ device }, online ? 'device online' : 'device offline');
+    this.messages.presence(device, online, done);
   }
 
   private resubscribe(): void {
@@ -85,6 +111,9 @@ export class ExternalBroker {
       // A unit-bound device may be homed by any agent of the unit: one of them gets each message.
       const prefix = d.spec.unit !== undefined ? `$share/outpost-${d.spec.unit}/` : '';
       for (const t of [topics.telemetry(name), topics.reported(name), topics.get(name)]) want.add(prefix + t);
+      // Not shared: a shared subscription gets no retained message, and each agent of the unit
+      // should know whether the device is online (their reports merge at the hub by time).
+      want.add(topics.presence(name));
     }
     const add = [...want].filter((t) => !this.subscribed.has(t));
     const remove = [...this.subscribed].filter((t) => !want.has(t));

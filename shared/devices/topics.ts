@@ -16,6 +16,12 @@ export const topics = {
   getResponse: (device: string) => `${TOPIC_ROOT}/${device}/twin/get/response`,
   /** agent -> device. `{"topic", "error", "reason", "at"}`: why a message of the device was refused. */
   errors: (device: string) => `${TOPIC_ROOT}/${device}/errors`,
+  /**
+   * device -> agent, `--mqtt-url` mode: `online` published retained at connect, `offline` as the
+   * retained last will (and before a clean disconnect). The embedded broker knows presence from
+   * the connection itself.
+   */
+  presence: (device: string) => `${TOPIC_ROOT}/${device}/presence`,
 };
 
 /** The device a topic belongs to, or undefined when it is outside the devices tree. */
