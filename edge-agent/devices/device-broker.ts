@@ -264,6 +264,7 @@ export class DeviceBroker {
     const device = this.deviceOf.get(client);
     if (device === undefined || up === this.online.has(client)) return;
     if (up && this.directory.device(device) === undefined) {
+      this.v5Of(client)?.closingBecause(Reason.notAuthorized);
       client.close(); // deleted or moved between its login and now
       return;
     }
