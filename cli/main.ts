@@ -67,6 +67,11 @@ program
   .option('--telemetry-budget <rows>', 'device telemetry rows kept in the outbox while the hub is unreachable; oldest dropped first', '1000000')
   .option('--telemetry-max-age <duration>', 'device telemetry older than this is dropped from the outbox (counted)', '7d')
   .option('--tunnel-allow <host:port,...>', 'addresses on the node that port-forward streams may reach besides the ports of its instances')
+  .option('--dns-listen <host:port>', 'registry DNS server (UDP and TCP) for <service>.outpost and <service>.<unit>.outpost, or `none`', '127.0.0.1:8600')
+  .option('--dns-ttl <duration>', 'TTL of registry DNS answers', '5s')
+  .option('--advertise-address <ip>', 'address registered for this node\'s EdgeApp instances with spec.service', '127.0.0.1')
+  .option('--registry-ttl-grace <n>', 'a registry instance that missed its TTL heartbeat is removed after this many further ttls', '3')
+  .option('--registry-tombstone-retention <duration>', 'how long registry deletions are remembered (must outlast a partition)', '24h')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('-o, --output <format>', 'agent status output').choices(['text', 'json']).default('text'))
   .action(async (action: string | undefined, o: AgentFlags & { output: string }) => {

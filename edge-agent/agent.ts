@@ -20,6 +20,7 @@ import { createExecHandler } from './tunnel/exec-handler.js';
 import { registerStreamHandlers } from './tunnel/register-streams.js';
 import { joinHub, readCredential, writeCredential, type NodeCredential } from './link/join.js';
 import { createLocalApi } from './local-api/server.js';
+import { LocalRegistry, type LocalRegistryOptions } from './registry/local-registry.js';
 import { createAgentMetrics } from './metrics.js';
 import { ContainerRuntime } from './runtime/container/container-runtime.js';
 import { DockerEngine } from './runtime/container/docker-engine.js';
@@ -55,6 +56,8 @@ export interface AgentOptions {
   telemetryBudget?: { maxRows?: number; maxAgeMs?: number; maxBytes?: number };
   /** host:port addresses tunnel streams may reach besides this node's instances (`--tunnel-allow`). */
   tunnelAllow?: string[];
+  /** The local service registry (README "Local service registry"): advertised address, DNS listener, leases. */
+  registry?: Omit<LocalRegistryOptions, 'node' | 'unit' | 'dataDir'>;
 }
 
 export interface RunningAgent {
@@ -98,6 +101,13 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   // stop every running instance. Until the hub has sent a full desired set, the runtime only
   // supervises (and re-adopts) what it finds.
   let desiredKnown = false;
+  const serviceRegistry = new LocalRegistry(
+    {
+      log: nodeLog, metrics: registry, statuses: () => runtime.statuses(),
+      desired: () => (desiredKnown ? cache.instances().map((i) => ({ name: i.metadata.name, ...(i.spec.template.service ? { service: i.spec.template.service } : {}) })) : undefined),
+    },
+    { ...options.registry, node: cred.node, unit: cred.unit, dataDir: options.dataDir },
+  );
   const reconcile = () => {
     if (!desiredKnown) {
       desiredKnown = cacheHealth.current.status === 'True' && (cache.appliedRevision() > 0 || (runtime.hasAdopted() && runtime.statuses().size === 0));
@@ -108,8 +118,10 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     }
     runtime.reconcile(cache.instances().map((i) => ({ name: i.metadata.name, template: i.spec.template, templateHash: i.spec.templateHash, unit: i.spec.unit })));
     configResolver.prune(runtime.configDirsInUse());
+    serviceRegistry.desiredChanged();
   };
   runtime.onKept = (instance, reason) => nodeLog.warn({ instance, reason }, 'a config of this running instance is gone; it keeps running with the files it has');
+  runtime.onStatus((name, status) => serviceRegistry.statusChanged(name, status));
   runtime.onStatus((name: string, status: InstanceStatus) => {
     if (!cache.has('Instance', name)) return; // removed: the hub deleted it already
     const message = status.message === undefined ? {} : { message: status.message.slice(0, 4000) };
@@ -170,11 +182,13 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
       ...(options.mqtt ? { mqtt: devicesError ? { error: devicesError } : { ...devices?.addresses(), telemetryQueued: outbox.telemetryQueued(), droppedTelemetry: outbox.droppedTelemetry() } } : {}),
       cache: cacheHealth.current,
       instances: Object.fromEntries(runtime.statuses()),
+      registry: serviceRegistry.status(),
     };
   };
-  const localApi = createLocalApi({ registry, status });
+  const localApi = createLocalApi({ registry, status, routes: [serviceRegistry.routes] });
 
   const components: Component[] = [
+    { name: 'registry', start: () => serviceRegistry.start(), stop: () => serviceRegistry.stop() },
     {
       name: 'local-api',
       start: () => new Promise<void>((resolve, reject) => { localApi.once('error', reject); localApi.listen(options.localApiPort, options.localApiHost, () => resolve()); }),
@@ -205,6 +219,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   } catch (err) {
     db.close();
     runtimeDb.close();
+    serviceRegistry.close();
     throw err;
   }
   const addr = localApi.address() as AddressInfo;
@@ -223,6 +238,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
       rmSync(infoFile, { force: true });
       db.close();
       runtimeDb.close();
+      serviceRegistry.close();
     },
   };
 }

@@ -7,6 +7,7 @@ import { parseLabelPairs } from '../../shared/labels.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { parseLoginLimit } from '../../edge-agent/devices/login-limiter.js';
 import { defaultHubDataDir } from '../config.js';
+import { registryOptions, type RegistryFlags } from './registry-flags.js';
 
 /** `HOST:PORT`, `:PORT` or `PORT`; `[::1]:PORT` for IPv6. */
 export function parseListen(text: string, defaultHost: string): { host: string; port: number } {
@@ -54,7 +55,7 @@ export async function hubCommand(flags: HubFlags): Promise<void> {
   onShutdown(log, () => hub.stop());
 }
 
-export interface AgentFlags {
+export interface AgentFlags extends RegistryFlags {
   hub: string; name: string; token?: string; data: string; labels?: string; listen: string; logLevel: string;
   readDeadline: string; backoffMax: string; stopInstancesOnExit?: boolean; containerSocket?: string;
   mqttListen: string; mqttWsListen?: string; mqttAnonymous?: boolean; mqttUrl?: string; telemetryBudget: string; telemetryMaxAge: string;
@@ -119,6 +120,7 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
         ? { mqtt: { listen: parseListen(flags.mqttListen === 'none' ? '127.0.0.1:1883' : flags.mqttListen, '127.0.0.1'), ...(flags.mqttWsListen ? { wsListen: parseListen(flags.mqttWsListen, '127.0.0.1') } : {}), allowAnonymous: flags.mqttAnonymous ?? false, ...mqttSecurity(flags), ...(flags.mqttUrl ? { url: mqttUrl(flags.mqttUrl) } : {}) } }
         : {}),
       telemetryBudget: { maxRows: positiveInt(flags.telemetryBudget, '--telemetry-budget'), maxAgeMs: parseDuration(flags.telemetryMaxAge, '--telemetry-max-age') },
+      registry: registryOptions(flags),
     },
     log,
     controller.signal,
