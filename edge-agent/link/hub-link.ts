@@ -34,6 +34,8 @@ export interface HubLinkDeps {
   onStateChange?(state: LinkState): void;
   /** Tunnel streams (issue 8): binary frames of each session go to the receiver `attach` returns. */
   tunnel?: { attach(sink: FrameSink): { receive(data: Buffer): void }; detach(reason: string): void };
+  /** host:port of the registry peer listener, told to the hub in every hello (issue 6). */
+  peerEndpoint?(): string | undefined;
 }
 
 /**
@@ -164,6 +166,7 @@ export class HubLink {
       hostname: hostname().slice(0, 253),
       capacity: { cpus: cpus().length, memoryBytes: totalmem() },
       cached: this.deps.cache.cachedKeys(),
+      ...(this.deps.peerEndpoint?.() ? { peerEndpoint: this.deps.peerEndpoint() } : {}),
     };
   }
 
