@@ -4,13 +4,16 @@ import { topics } from '../../shared/devices/topics.js';
 // request; subscribe only to its own desired twin, get responses and errors (exact topics, no
 // wildcards, so a device can never match another device's topics).
 
-export type PublishKind = 'telemetry' | 'reported' | 'get';
+// A device may also publish on its presence topic (the --mqtt-url convention), so one firmware
+// works with both brokers; the embedded broker takes presence from the connection and ignores it.
+export type PublishKind = 'telemetry' | 'reported' | 'get' | 'presence';
 
 /** What a device's publish on `topic` is, or undefined when it is not allowed. */
 export function publishKind(device: string, topic: string): PublishKind | undefined {
   if (topic === topics.telemetry(device)) return 'telemetry';
   if (topic === topics.reported(device)) return 'reported';
   if (topic === topics.get(device)) return 'get';
+  if (topic === topics.presence(device)) return 'presence';
   return undefined;
 }
 

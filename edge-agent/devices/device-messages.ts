@@ -47,6 +47,8 @@ export class DeviceMessages {
   /** A message of `device` on one of its own topics. `done(err)` after it is durable (or refused). */
   handle(device: string, kind: PublishKind, topic: string, payload: Buffer, done: (err?: Error | null) => void): void {
     const { directory, metrics, commit } = this.deps;
+    // Presence is the connection's (embedded broker) or handled by the external broker's client.
+    if (kind === 'presence') return done(null);
     const twin = directory.device(device);
     const model = twin && directory.modelOf(twin);
     if (!twin || !model) {
