@@ -14,8 +14,61 @@ export function shortHash(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 12);
 }
 
+/**
+ * Whether two values serialize to the same canonical JSON (object key order ignored, keys whose
+ * value is undefined ignored, non-finite numbers equal to null), without serializing: the store
+ * and the controllers compare every written object, so this runs on each write.
+ */
 export function deepEqual(a: unknown, b: unknown): boolean {
-  return canonicalJson(a) === canonicalJson(b);
+  return jsonEqual(a, b);
+}
+
+function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  const ta = jsonType(a);
+  const tb = jsonType(b);
+  if (ta === 'other' || tb === 'other') return canonicalJson(a) === canonicalJson(b);
+  if (ta !== tb) return false;
+  if (ta === 'null') return true;
+  if (ta === 'array') {
+    const xa = a as unknown[];
+    const xb = b as unknown[];
+    if (xa.length !== xb.length) return false;
+    // JSON writes undefined array slots as null.
+    for (let i = 0; i < xa.length; i++) if (!jsonEqual(xa[i] === undefined ? null : xa[i], xb[i] === undefined ? null : xb[i])) return false;
+    return true;
+  }
+  if (ta === 'object') {
+    const oa = a as Record<string, unknown>;
+    const ob = b as Record<string, unknown>;
+    let na = 0;
+    for (const k in oa) {
+      if (!Object.hasOwn(oa, k) || oa[k] === undefined || typeof oa[k] === 'function') continue;
+      na++;
+      if (!Object.hasOwn(ob, k) || !jsonEqual(oa[k], ob[k])) return false;
+    }
+    let nb = 0;
+    for (const k in ob) if (Object.hasOwn(ob, k) && ob[k] !== undefined && typeof ob[k] !== 'function') nb++;
+    return na === nb;
+  }
+  return a === b;
+}
+
+/** JSON kind of a value; 'other' for anything whose JSON form needs the serializer (toJSON, Map...). */
+function jsonType(v: unknown): 'null' | 'string' | 'number' | 'boolean' | 'array' | 'object' | 'undefined' | 'other' {
+  if (v === null) return 'null';
+  switch (typeof v) {
+    case 'string': return 'string';
+    case 'boolean': return 'boolean';
+    case 'number': return Number.isFinite(v) ? 'number' : 'null';
+    case 'undefined': return 'undefined';
+    case 'object': {
+      if (Array.isArray(v)) return 'array';
+      const proto = Object.getPrototypeOf(v) as unknown;
+      return (proto === Object.prototype || proto === null) && typeof (v as { toJSON?: unknown }).toJSON !== 'function' ? 'object' : 'other';
+    }
+    default: return 'other';
+  }
 }
 
 const digests = new WeakMap<object, string>();

@@ -59,6 +59,11 @@ export interface Store {
   update(object: AnyObject, options?: WriteOptions): Promise<AnyObject>;
   /** Replaces status only; spec and generation untouched. No new revision when unchanged. */
   updateStatus(kind: KindName, name: string, status: unknown, options?: WriteOptions): Promise<AnyObject>;
+  /**
+   * Optional: many status replacements in one write (SQLite: one transaction). Each item succeeds
+   * or fails alone; `results[i]` is the stored object or the error that refused item i.
+   */
+  updateStatuses?(kind: KindName, items: { name: string; status: unknown }[]): Promise<(AnyObject | Error)[]>;
   delete(kind: KindName, name: string, options?: WriteOptions): Promise<AnyObject>;
   /** Subscribes to changes; `onEvent` is called in revision order. Call the returned stop(). */
   watch(options: WatchOptions, onEvent: (event: WatchEvent) => void): Promise<{ stop(): void }>;
