@@ -129,7 +129,7 @@ export class ChaosCluster {
     if (cur && cur.state !== 'dead') throw new Error(`agent ${name} already runs`);
     const proxy = this.proxies.get(name);
     if (!proxy) throw new Error(`no proxy for agent ${name}`);
-    const args = ['agent', '--hub', proxy.url, '--name', name, '--data', this.agentDir(name), '--read-deadline', '3s', '--backoff-max', '1s', '--mqtt-listen', 'none'];
+    const args = ['agent', '--hub', proxy.url, '--name', name, '--data', this.agentDir(name), '--read-deadline', '3s', '--backoff-max', '1s', '--mqtt-listen', 'none', '--peer-listen', '127.0.0.1:0'];
     if (token) args.push('--token', token);
     const n = (this.agentStarts.get(name) ?? 0) + 1;
     this.agentStarts.set(name, n);

@@ -70,6 +70,8 @@ program
   .option('--dns-listen <host:port>', 'registry DNS server (UDP and TCP) for <service>.outpost and <service>.<unit>.outpost, or `none`', '127.0.0.1:8600')
   .option('--dns-ttl <duration>', 'TTL of registry DNS answers', '5s')
   .option('--advertise-address <ip>', 'address registered for this node\'s EdgeApp instances with spec.service', '127.0.0.1')
+  .option('--peer-listen <host:port>', 'registry peer link listener (replication and failure detection inside the unit), or `none`', '0.0.0.0:7946')
+  .option('--peer-advertise <host:port>', 'address other agents of the unit dial for the peer link (default: the listen address; for 0.0.0.0 the first non-loopback IPv4)')
   .option('--registry-ttl-grace <n>', 'a registry instance that missed its TTL heartbeat is removed after this many further ttls', '3')
   .option('--registry-tombstone-retention <duration>', 'how long registry deletions are remembered (must outlast a partition)', '24h')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))

@@ -21,6 +21,7 @@ import { registerStreamHandlers } from './tunnel/register-streams.js';
 import { joinHub, readCredential, writeCredential, type NodeCredential } from './link/join.js';
 import { createLocalApi } from './local-api/server.js';
 import { LocalRegistry, type LocalRegistryOptions } from './registry/local-registry.js';
+import { AgentPeers, type AgentPeersOptions } from './registry/peers/agent-peers.js';
 import { createAgentMetrics } from './metrics.js';
 import { ContainerRuntime } from './runtime/container/container-runtime.js';
 import { DockerEngine } from './runtime/container/docker-engine.js';
@@ -58,6 +59,8 @@ export interface AgentOptions {
   tunnelAllow?: string[];
   /** The local service registry (README "Local service registry"): advertised address, DNS listener, leases. */
   registry?: Omit<LocalRegistryOptions, 'node' | 'unit' | 'dataDir'>;
+  /** Registry replication inside the unit (README "Replication and failure detection"); unset = no peer listener. */
+  peers?: AgentPeersOptions;
 }
 
 export interface RunningAgent {
@@ -108,6 +111,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     },
     { ...options.registry, node: cred.node, unit: cred.unit, dataDir: options.dataDir },
   );
+  const registryPeers = new AgentPeers({ registry: serviceRegistry.state, cache, outbox, log: nodeLog.child({ component: 'registry-peers' }), metrics: registry }, options.peers ?? {});
   const reconcile = () => {
     if (!desiredKnown) {
       desiredKnown = cacheHealth.current.status === 'True' && (cache.appliedRevision() > 0 || (runtime.hasAdopted() && runtime.statuses().size === 0));
@@ -151,7 +155,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
 
   const link = new HubLink(
     {
-      cache, outbox, log: nodeLog.child({ component: 'link' }), tunnel,
+      cache, outbox, log: nodeLog.child({ component: 'link' }), tunnel, peerEndpoint: () => registryPeers.endpoint(),
       onDesiredChanged: (full) => {
         metrics.appliedRevision.set(cache.appliedRevision());
         if (full) {
@@ -160,6 +164,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
         }
         reconcile();
         devices?.refresh();
+        registryPeers.refresh();
       },
       onStateChange: (s: LinkState) => { metrics.connected.set(s.connected ? 1 : 0); if (s.connected) metrics.reconnects.inc(); },
     },
@@ -183,12 +188,15 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
       cache: cacheHealth.current,
       instances: Object.fromEntries(runtime.statuses()),
       registry: serviceRegistry.status(),
+      registryPeers: registryPeers.status(),
     };
   };
   const localApi = createLocalApi({ registry, status, routes: [serviceRegistry.routes] });
 
   const components: Component[] = [
     { name: 'registry', start: () => serviceRegistry.start(), stop: () => serviceRegistry.stop() },
+    // Before the link: the hello tells the hub the peer endpoint.
+    registryPeers,
     {
       name: 'local-api',
       start: () => new Promise<void>((resolve, reject) => { localApi.once('error', reject); localApi.listen(options.localApiPort, options.localApiHost, () => resolve()); }),

@@ -81,7 +81,7 @@ export async function playgroundCommand(o: { data?: string }): Promise<void> {
   for (const a of AGENTS) {
     const agentDir = join(dir, 'agents', a.name);
     // Two agents on one machine: each broker on a free port (see `outpost agent status`).
-    const args = ['agent', '--hub', info.url, '--name', a.name, '--data', agentDir, '--labels', a.labels, '--stop-instances-on-exit', '--mqtt-listen', '127.0.0.1:0'];
+    const args = ['agent', '--hub', info.url, '--name', a.name, '--data', agentDir, '--labels', a.labels, '--stop-instances-on-exit', '--mqtt-listen', '127.0.0.1:0', '--peer-listen', '127.0.0.1:0'];
     if (!existsSync(join(agentDir, 'credential.json'))) args.push('--token', await tokenCreateCommand(client, { unit: a.unit, ttl: '10m', uses: '1' }));
     start(a.name, args);
   }

@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../../shared/logger.js';
 import { parseLoginLimit } from '../../edge-agent/devices/login-limiter.js';
 import { defaultHubDataDir } from '../config.js';
 import { registryOptions, type RegistryFlags } from './registry-flags.js';
+import { peerOptions, type PeerFlags } from './peer-flags.js';
 
 /** `HOST:PORT`, `:PORT` or `PORT`; `[::1]:PORT` for IPv6. */
 export function parseListen(text: string, defaultHost: string): { host: string; port: number } {
@@ -55,7 +56,7 @@ export async function hubCommand(flags: HubFlags): Promise<void> {
   onShutdown(log, () => hub.stop());
 }
 
-export interface AgentFlags extends RegistryFlags {
+export interface AgentFlags extends RegistryFlags, PeerFlags {
   hub: string; name: string; token?: string; data: string; labels?: string; listen: string; logLevel: string;
   readDeadline: string; backoffMax: string; stopInstancesOnExit?: boolean; containerSocket?: string;
   mqttListen: string; mqttWsListen?: string; mqttAnonymous?: boolean; mqttUrl?: string; telemetryBudget: string; telemetryMaxAge: string;
@@ -121,6 +122,7 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
         : {}),
       telemetryBudget: { maxRows: positiveInt(flags.telemetryBudget, '--telemetry-budget'), maxAgeMs: parseDuration(flags.telemetryMaxAge, '--telemetry-max-age') },
       registry: registryOptions(flags),
+      peers: peerOptions(flags),
     },
     log,
     controller.signal,

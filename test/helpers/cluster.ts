@@ -62,15 +62,15 @@ export class TestCluster {
     const hub = this.requireHub();
     const data = join(this.dir, 'agents', name);
     // Each agent's MQTT broker on its own free port (the default 1883 would be taken by the first).
-    const args = ['agent', '--hub', hubUrl ?? hub.url, '--name', name, '--data', data, '--read-deadline', '3s', '--backoff-max', '1s', '--mqtt-listen', '127.0.0.1:0', ...extra];
+    const args = ['agent', '--hub', hubUrl ?? hub.url, '--name', name, '--data', data, '--read-deadline', '3s', '--backoff-max', '1s', '--mqtt-listen', '127.0.0.1:0', '--peer-listen', '127.0.0.1:0', ...extra];
     if (!existsSync(join(data, 'credential.json'))) args.push('--token', await this.createToken(unit, tokenBody));
     return this.spawnAgent(args);
   }
 
   /** Starts an already joined agent, also when no hub runs. */
-  async restartAgent(name: string, hubUrl: string): Promise<Proc & { localApi: string }> {
+  async restartAgent(name: string, hubUrl: string, extra: string[] = []): Promise<Proc & { localApi: string }> {
     const data = join(this.dir, 'agents', name);
-    return this.spawnAgent(['agent', '--hub', hubUrl, '--name', name, '--data', data, '--read-deadline', '3s', '--backoff-max', '1s', '--mqtt-listen', '127.0.0.1:0']);
+    return this.spawnAgent(['agent', '--hub', hubUrl, '--name', name, '--data', data, '--read-deadline', '3s', '--backoff-max', '1s', '--mqtt-listen', '127.0.0.1:0', '--peer-listen', '127.0.0.1:0', ...extra]);
   }
 
   private async spawnAgent(args: string[]): Promise<Proc & { localApi: string }> {
