@@ -4,12 +4,14 @@
 import { coldStart } from './cold-start.js';
 import { fanout } from './scenarios/fanout.js';
 import { registry } from './scenarios/registry.js';
+import { reconnectStorm } from './scenarios/reconnect-storm.js';
 import { sessions } from './scenarios/sessions.js';
 import { telemetryIngest } from './telemetry-ingest.js';
 
 const scenarios: Record<string, (args: string[]) => Promise<void>> = {
   sessions,
   fanout,
+  'reconnect-storm': reconnectStorm,
   'cold-start': coldStart,
   'telemetry-ingest': telemetryIngest,
   registry,

@@ -28,6 +28,8 @@ export interface HubSample {
   /** p99 of the event-loop delay since the previous scrape (prom-client resets it per scrape), ms. */
   eventLoopP99Ms?: number;
   sessions?: number;
+  /** outpost_hub_nodes{phase} (updated by the hub once a second). */
+  nodePhases?: Record<string, number>;
 }
 
 /** Summary of a run's samples, as every report records it. */
@@ -94,6 +96,9 @@ export class HubMonitor {
       const sessions = /^outpost_hub_sessions(?:\{[^}]*\})? ([\d.e+-]+)$/m.exec(text);
       if (lag) s.eventLoopP99Ms = Number(lag[1]) * 1000;
       if (sessions) s.sessions = Number(sessions[1]);
+      const phases: Record<string, number> = {};
+      for (const m of text.matchAll(/^outpost_hub_nodes\{phase="(\w+)"\} ([\d.e+-]+)$/gm)) phases[m[1]!] = Number(m[2]);
+      if (Object.keys(phases).length) s.nodePhases = phases;
     } catch {
       // hub down or too busy to answer within 5 s: RSS and CPU still count
     }
