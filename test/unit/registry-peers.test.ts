@@ -82,7 +82,6 @@ test('peers: a registration on A is pushed to B and C; a deregistration follows;
     // A record only C holds (as if its push was lost): anti-entropy brings it to A and B.
     const lost = c.state.register(input('db', 'c1'));
     await waitFor(() => a.state.get(lost.key) && b.state.get(lost.key), { message: 'c1 replicated' });
-    assert.equal(await counter(a, 'outpost_agent_registry_false_suspicions_total'), 0);
   } finally {
     await Promise.all(nodes.map(stopNode));
   }
