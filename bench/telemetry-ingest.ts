@@ -3,7 +3,8 @@
 // synchronous=FULL), side by side with the same load sent to a mosquitto from apt (in memory,
 // persistence false: no durability, so the figures are compared, not equated).
 // Target (architecture.md): >= 20 000 msg/s durable, and >= half of mosquitto's rate.
-// Options: --devices N (50) --messages M per device (2000) --window W in flight per device (100).
+// Options: --devices N (50) --messages M per device (2000) --window W in flight per device (100)
+// --protocol 4|5 (4: MQTT 3.1.1 straight into aedes; 5: through the broker's MQTT 5 adapter).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -80,8 +81,8 @@ function connect(url: string, options: mqtt.IClientOptions): Promise<MqttClient>
 }
 
 /** Every device publishes `perDevice` QoS 1 messages with at most `window` unacknowledged; msg/s over all. */
-async function drive(url: string, devices: string[], perDevice: number, window: number, auth: boolean): Promise<{ msgPerSec: number; seconds: number; total: number }> {
-  const clients = await Promise.all(devices.map((d) => connect(url, { clientId: d, clean: true, ...(auth ? { username: d, password: PASSWORD } : {}) })));
+async function drive(url: string, devices: string[], perDevice: number, window: number, auth: boolean, protocolVersion: 4 | 5): Promise<{ msgPerSec: number; seconds: number; total: number }> {
+  const clients = await Promise.all(devices.map((d) => connect(url, { clientId: d, clean: true, protocolVersion, ...(auth ? { username: d, password: PASSWORD } : {}) })));
   const started = performance.now();
   await Promise.all(clients.map((c, i) => new Promise<void>((resolve, reject) => {
     const topic = topics.telemetry(devices[i]!);
@@ -107,6 +108,7 @@ export async function telemetryIngest(args: string[]): Promise<void> {
   const devices = flag(args, 'devices', 50);
   const perDevice = flag(args, 'messages', 2000);
   const window = flag(args, 'window', 100);
+  const protocolVersion = flag(args, 'protocol', 4) === 5 ? 5 : 4;
   const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-telemetry-'));
   const children: ChildProcess[] = [];
   try {
@@ -114,7 +116,7 @@ export async function telemetryIngest(args: string[]): Promise<void> {
     const agent = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench/telemetry-ingest.ts'), '--child', dir, String(devices)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     children.push(agent);
     const agentPort = Number(await firstLine(agent));
-    const agentRun = await drive(`mqtt://127.0.0.1:${agentPort}`, names(devices), perDevice, window, true);
+    const agentRun = await drive(`mqtt://127.0.0.1:${agentPort}`, names(devices), perDevice, window, true, protocolVersion);
     const rows = await new Promise<number>((resolve) => {
       agent.once('message', (m: { rows: number }) => resolve(m.rows));
       agent.send('rows');
@@ -134,18 +136,18 @@ export async function telemetryIngest(args: string[]): Promise<void> {
       mosq.once('error', () => resolve(false));
       setTimeout(() => resolve(mosq.exitCode === null), 500);
     });
-    if (started) mosquittoRun = await drive(`mqtt://127.0.0.1:${port}`, names(devices), perDevice, window, false);
+    if (started) mosquittoRun = await drive(`mqtt://127.0.0.1:${port}`, names(devices), perDevice, window, false, protocolVersion);
     else mosquittoNote = 'mosquitto not available (apt-get install mosquitto)';
 
     const ratio = mosquittoRun ? Number((agentRun.msgPerSec / mosquittoRun.msgPerSec).toFixed(2)) : null;
     const report = {
-      scenario: 'telemetry-ingest', date: new Date().toISOString(), inputs: { devices, perDevice, window, payload: 'JSON ~30 bytes' },
+      scenario: 'telemetry-ingest', date: new Date().toISOString(), inputs: { devices, perDevice, window, protocolVersion, payload: 'JSON ~30 bytes' },
       machine: { cpus: cpus().length, memoryBytes: totalmem(), node: process.version },
       figures: { agentDurableMsgPerSec: agentRun.msgPerSec, agentSeconds: agentRun.seconds, outboxRows: rows, mosquittoInMemoryMsgPerSec: mosquittoRun?.msgPerSec ?? null, ratio },
       note: `QoS 1, PUBACK after the SQLite commit (WAL, synchronous=FULL, group commit) on the agent; mosquitto 2 with persistence false. Load generator: one node process with ${devices} mqtt.js clients. ${mosquittoNote}`.trim(),
     };
     mkdirSync(join(repoRoot, 'bench/results'), { recursive: true });
-    writeFileSync(join(repoRoot, 'bench/results/telemetry-ingest.json'), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(join(repoRoot, `bench/results/telemetry-ingest${protocolVersion === 5 ? '-mqtt5' : ''}.json`), `${JSON.stringify(report, null, 2)}\n`);
     console.log(`agent (durable):      ${agentRun.msgPerSec} msg/s (${agentRun.total} msgs in ${agentRun.seconds} s; ${rows} rows in the outbox)`);
     if (mosquittoRun) console.log(`mosquitto (memory):   ${mosquittoRun.msgPerSec} msg/s (${mosquittoRun.total} msgs in ${mosquittoRun.seconds} s)`);
     console.log(`telemetry-ingest ${agentRun.msgPerSec} msg/s durable (target >= 20000), ${ratio === null ? 'no mosquitto' : `${ratio} x mosquitto (target >= 0.5)`}`);
