@@ -22,6 +22,9 @@ import { joinHub, readCredential, writeCredential, type NodeCredential } from '.
 import { createLocalApi } from './local-api/server.js';
 import { LocalRegistry, type LocalRegistryOptions } from './registry/local-registry.js';
 import { AgentPeers, type AgentPeersOptions } from './registry/peers/agent-peers.js';
+import { httpHubRegistryApi } from './registry/hub-registry-api.js';
+import { HubLookup } from './registry/hub-lookup.js';
+import { HubReporter } from './registry/hub-reporter.js';
 import { createAgentMetrics } from './metrics.js';
 import { ContainerRuntime } from './runtime/container/container-runtime.js';
 import { DockerEngine } from './runtime/container/docker-engine.js';
@@ -126,6 +129,12 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   };
   runtime.onKept = (instance, reason) => nodeLog.warn({ instance, reason }, 'a config of this running instance is gone; it keeps running with the files it has');
   runtime.onStatus((name, status) => serviceRegistry.statusChanged(name, status));
+  // The hub's global view (README "Global view", "Other units"): the unit's records go up through
+  // the outbox; lookups add other units' instances from the hub, the last answer cached in cache.db.
+  const hubRegistryApi = httpHubRegistryApi({ hubUrl: cred.hub, credential: cred.credential });
+  const hubReporter = new HubReporter({ registry: serviceRegistry.state, outbox, hub: hubRegistryApi, log: nodeLog.child({ component: 'registry-hub' }) });
+  let linkUp = false;
+  serviceRegistry.setLookup(new HubLookup({ registry: serviceRegistry.state, hub: hubRegistryApi, db, linkUp: () => linkUp, log: nodeLog.child({ component: 'registry-hub' }) }).lookup);
   runtime.onStatus((name: string, status: InstanceStatus) => {
     if (!cache.has('Instance', name)) return; // removed: the hub deleted it already
     const message = status.message === undefined ? {} : { message: status.message.slice(0, 4000) };
@@ -166,7 +175,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
         devices?.refresh();
         registryPeers.refresh();
       },
-      onStateChange: (s: LinkState) => { metrics.connected.set(s.connected ? 1 : 0); if (s.connected) metrics.reconnects.inc(); },
+      onStateChange: (s: LinkState) => { metrics.connected.set(s.connected ? 1 : 0); if (s.connected) metrics.reconnects.inc(); linkUp = s.connected; hubReporter.linkChanged(s.connected); },
     },
     { hubUrl: cred.hub, credential: cred.credential, readDeadlineMs: options.readDeadlineMs ?? 30_000, backoff: { maxMs: options.backoffMaxMs ?? 30_000 } },
   );
@@ -195,6 +204,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
 
   const components: Component[] = [
     { name: 'registry', start: () => serviceRegistry.start(), stop: () => serviceRegistry.stop() },
+    { name: 'registry-hub', start: async () => hubReporter.start(), stop: async () => hubReporter.stop() },
     // Before the link: the hello tells the hub the peer endpoint.
     registryPeers,
     {

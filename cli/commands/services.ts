@@ -38,7 +38,7 @@ function instancesTable(rows: ServiceInstanceRow[], wide: boolean): string {
     ['UNIT', 'NODE', 'ID', 'ADDRESS', 'PROTOCOL', 'HEALTH', 'NODE-PHASE', ...(wide ? ['WEIGHT', 'LEASE', 'VERSION', 'METADATA'] : [])],
     rows.map((i) => [
       i.unit, i.node, i.id, `${i.address.includes(':') ? `[${i.address}]` : i.address}:${i.port}`, i.protocol, i.health, i.nodePhase,
-      ...(wide ? [String(i.weight), i.lease.kind === 'ttl' ? `ttl ${i.lease.ttlMs ?? '?'}ms` : `process ${i.lease.instance ?? ''}`, `${i.version.incarnation}.${i.version.counter}`,
+      ...(wide ? [String(i.weight), i.lease.kind === 'ttl' ? `ttl ${(i.lease.ttlMs ?? 0) / 1000}s` : `process ${i.lease.instance ?? ''}`, `${i.version.incarnation}.${i.version.counter}`,
         Object.entries(i.metadata).map(([k, v]) => `${k}=${v}`).join(',') || '-'] : []),
     ]),
   );
