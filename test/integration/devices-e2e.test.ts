@@ -1,5 +1,5 @@
 // Devices end to end with real processes: a hub, an agent with its embedded broker, and an MQTT
-// device (mqtt.js). The offline story of issue 5, at a size that fits the suite: the hub is
+// device (mqtt.js). The offline story of issue 5, at the issue's 10 000 messages: the hub is
 // killed, the device publishes QoS 1 telemetry and reports, the agent is SIGKILLed midway and
 // restarted, the hub comes back: every message reaches the hub once, in order; the reported twin
 // is the latest; a desired change made while the agent was down reaches the device afterwards.
@@ -13,9 +13,8 @@ import { nodeUnit } from '../helpers/objects.js';
 import { waitFor } from '../helpers/wait.js';
 
 const API = '/apis/outpost.dev/v1alpha1';
-// The issue's figure is 10 000: `OUTPOST_E2E_MESSAGES=10000 npm test -- devices-e2e` (about a
-// minute); the suite sends 1 000 to stay quick.
-const MESSAGES = Number(process.env.OUTPOST_E2E_MESSAGES ?? 1000);
+// The issue's figure, 10 000 messages, is the default; OUTPOST_E2E_MESSAGES changes it (even).
+const MESSAGES = Number(process.env.OUTPOST_E2E_MESSAGES ?? 10_000);
 
 const model = {
   apiVersion: 'outpost.dev/v1alpha1', kind: 'DeviceModel', metadata: { name: 'meter' },
@@ -121,8 +120,8 @@ describe('devices end to end (hub, agent, MQTT device)', () => {
     agent = await cluster.restartAgent('gw-1', `http://127.0.0.1:${hubPort}`);
 
     // The restarted hub stores exactly the MESSAGES rows it had not acknowledged (its counter
-    // started at 0; re-sent duplicates are counted apart), and the newest rows (the API returns
-    // at most 10 000) are the last numbers in order.
+    // started at 0; re-sent duplicates are counted apart), and every stored row, read through the
+    // API page by page with its cursor, is each number once, in order.
     const stored = async () => {
       const text = await (await cluster.fetch('GET', '/metrics')).text();
       return Number(/^outpost_hub_telemetry_rows_stored_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0);
@@ -130,12 +129,25 @@ describe('devices end to end (hub, agent, MQTT device)', () => {
     await waitFor(async () => (await stored()) >= MESSAGES, { timeoutMs: 120_000, intervalMs: 500, message: `${MESSAGES} telemetry rows stored by the restarted hub` });
     assert.equal(await stored(), MESSAGES, 'stored once each');
     const total = 100 + MESSAGES;
-    const shown = Math.min(total, 10_000);
-    const rows = (await cluster.api<{ items: { values: { n: number } }[] }>('GET', `${API}/devices/meter-1/telemetry?limit=${shown}`)).items;
-    assert.deepEqual(rows.map((r) => r.values.n), Array.from({ length: shown }, (_, i) => total - shown + i), 'in order, none missing, none twice');
+    const numbers: number[] = [];
+    let cursor = '0';
+    for (let page = 0; page < 1000; page++) {
+      const body = await cluster.api<{ items: { values: { n: number } }[]; next: string; more: boolean }>('GET', `${API}/devices/meter-1/telemetry?after=${cursor}&limit=3000`);
+      numbers.push(...body.items.map((r) => r.values.n));
+      cursor = body.next;
+      if (!body.more) break;
+    }
+    assert.equal(numbers.length, total, 'every message stored once');
+    assert.ok(numbers.every((n, i) => n === i), `in order, none missing, none twice (first wrong at ${numbers.findIndex((n, i) => n !== i)})`);
     await waitFor(async () => (await cluster.api<Device>('GET', `${API}/devices/meter-1`)).status?.reported?.temperature?.value === 31.5, { timeoutMs: 15_000, message: 'the reported twin is the latest' });
 
     const again = await waitFor(async () => connectDevice().catch(() => undefined), { timeoutMs: 20_000, message: 'device reconnects' });
     await waitFor(() => again.desired.some((d) => d.values.setpoint === 23), { timeoutMs: 15_000, message: 'the desired change made while the agent was down reaches the device' });
+    // The device acknowledges it: the hub measures the convergence lag of that change.
+    const version = again.desired.find((d) => d.values.setpoint === 23)!.version;
+    await again.client.publishAsync(topics.reported('meter-1'), JSON.stringify({ values: {}, observedDesired: version }), { qos: 1 });
+    await waitFor(async () => (await cluster.api<Device>('GET', `${API}/devices/meter-1`)).status?.observedDesired === version, { timeoutMs: 15_000, message: 'observedDesired at the hub' });
+    const metrics = await (await cluster.fetch('GET', '/metrics')).text();
+    assert.match(metrics, /^outpost_hub_twin_convergence_seconds_count 1$/m, 'one desired change converged');
   });
 });
