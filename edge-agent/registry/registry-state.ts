@@ -6,7 +6,7 @@ import { monotonicClock } from './monotonic-clock.js';
 import { OwnRecordStore } from './own-record-store.js';
 import {
   compareVersions, recordKey, supersedes,
-  type Health, type InstanceView, type Nearness, type Registry, type RegistryRecord, type ServiceInstance,
+  type Health, type InstanceView, type Nearness, type RecordVersion, type Registry, type RegistryRecord, type ServiceInstance,
 } from './records.js';
 
 export interface RegistryStateOptions {
@@ -230,7 +230,7 @@ export class RegistryState implements Registry {
       const r = this.held.get(k);
       if (!r?.instance) continue;
       if (options.unit !== undefined && r.instance.unit !== options.unit) continue;
-      const view = this.view(r.instance);
+      const view = this.view(r.instance, r.version);
       if (!options.all && view.health !== 'passing') continue;
       out.push(view);
     }
@@ -253,10 +253,10 @@ export class RegistryState implements Registry {
     return { instances, services: this.liveByService.size, tombstones: this.tombstonedAt.size, own: this.byOrigin.get(this.node)?.size ?? 0 };
   }
 
-  private view(instance: ServiceInstance): InstanceView {
+  private view(instance: ServiceInstance, version: RecordVersion): InstanceView {
     const nearness: Nearness = instance.node === this.node ? 'node' : instance.unit === this.unit ? 'unit' : 'remote';
     const suspected = this.suspected.has(instance.node);
-    return { ...instance, metadata: { ...instance.metadata }, lease: { ...instance.lease }, nearness, ...(suspected ? { health: 'critical' as const, originSuspected: true } : {}) };
+    return { ...instance, metadata: { ...instance.metadata }, lease: { ...instance.lease }, nearness, version: { ...version }, ...(suspected ? { health: 'critical' as const, originSuspected: true } : {}) };
   }
 
   private nextVersion(): { incarnation: number; counter: number } {

@@ -83,6 +83,8 @@ export interface InstanceView extends ServiceInstance {
   nearness: Nearness;
   /** True when this node suspects the origin node is unreachable (then health is critical). */
   originSuspected?: boolean;
+  /** The record's version as this node holds it (watchers can check that versions only grow). */
+  version?: RecordVersion;
 }
 
 /**
