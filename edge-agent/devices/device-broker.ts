@@ -111,6 +111,8 @@ export class DeviceBroker {
 
   async start(): Promise<void> {
     this.directory.refresh();
+    // TLS files are read first: a certificate that cannot be used fails the start before anything listens.
+    const tls = this.options.tls ? createDeviceTlsServer(this.options.tls, (socket) => this.accept(socket, { address: socket.remoteAddress, certificate: peerCertificate(socket) })) : undefined;
     const broker = await Aedes.createBroker({
       authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
@@ -140,9 +142,9 @@ export class DeviceBroker {
       this.wss.on('connection', (ws, req) => this.accept(createWebSocketStream(ws), { address: req.socket.remoteAddress }, req));
       await listen(this.http, this.options.wsListen);
     }
-    if (this.options.tls) {
-      this.tls = createDeviceTlsServer(this.options.tls, (socket) => this.accept(socket, { address: socket.remoteAddress, certificate: peerCertificate(socket) }));
-      await listen(this.tls, this.options.tls.listen);
+    if (tls && this.options.tls) {
+      this.tls = tls;
+      await listen(tls, this.options.tls.listen);
     }
     this.messages.publishDesired();
   }

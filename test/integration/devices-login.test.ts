@@ -6,7 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IClientOptions } from 'mqtt';
 import { topics } from '../../shared/devices/topics.js';
-import { connectMqtt, credential, device, outboxRows, refusedWith, startBroker, thermostatModel } from '../helpers/device-broker.js';
+import { silentLogger } from '../../shared/logger.js';
+import { createRegistry } from '../../shared/metrics.js';
+import { DeviceBroker } from '../../edge-agent/devices/device-broker.js';
+import { createDeviceMetrics } from '../../edge-agent/devices/device-metrics.js';
+import { connectMqtt, credential, device, openStore, outboxRows, refusedWith, startBroker, thermostatModel } from '../helpers/device-broker.js';
 
 // Device logins on the embedded broker beyond passwords: TLS client certificates (made here with
 // the openssl CLI) and the failed-login rate limit; for MQTT 3.1.1 and MQTT 5 clients.
@@ -86,6 +90,21 @@ describe('device login with a TLS client certificate', { skip: hasOpenssl ? fals
       assert.match(metrics, /reason="bad-certificate"/);
       assert.match(metrics, /reason="not-bound"/);
     });
+  }
+});
+
+test('a TLS certificate file that cannot be read fails the broker start, naming the file, before anything listens', async () => {
+  const store = openStore(join(dir, 'bad-tls.db'));
+  const broker = new DeviceBroker(
+    { ...store, metrics: createDeviceMetrics(createRegistry('outpost_agent_test'), store.outbox), log: silentLogger(), node: 'n1', unit: 'site-a' },
+    { listen: { host: '127.0.0.1', port: 0 }, tls: { listen: { host: '127.0.0.1', port: 0 }, certFile: join(dir, 'missing.crt'), keyFile: join(dir, 'missing.key') } },
+  );
+  try {
+    await assert.rejects(broker.start(), /MQTT TLS certificate ".*missing\.crt" cannot be read/);
+    assert.deepEqual(broker.addresses(), {});
+  } finally {
+    await broker.stop();
+    store.db.close();
   }
 });
 
