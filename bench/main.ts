@@ -2,6 +2,8 @@
 // bench/results/<scenario>.json (or --results DIR) and prints its headline figure as its last line.
 // See bench/README.md.
 import { coldStart } from './cold-start.js';
+import { agentFootprint } from './scenarios/agent-footprint.js';
+import { churn } from './scenarios/churn.js';
 import { fanout } from './scenarios/fanout.js';
 import { registry } from './scenarios/registry.js';
 import { reconnectStorm } from './scenarios/reconnect-storm.js';
@@ -12,6 +14,8 @@ const scenarios: Record<string, (args: string[]) => Promise<void>> = {
   sessions,
   fanout,
   'reconnect-storm': reconnectStorm,
+  churn,
+  'agent-footprint': agentFootprint,
   'cold-start': coldStart,
   'telemetry-ingest': telemetryIngest,
   registry,

@@ -44,13 +44,39 @@ async function join(hubUrl: string, nodes: FleetNode[], concurrency: number): Pr
   return result;
 }
 
+async function joinAndStart(hubUrl: string, nodes: FleetNode[], ratePerSecond: number): Promise<JoinResult> {
+  const result: JoinResult = { credentials: {}, failures: [], joinMs: [] };
+  const started = Date.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < nodes.length; i++) {
+    const wait = started + (i / ratePerSecond) * 1000 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const node = nodes[i]!;
+    const t0 = performance.now();
+    pending.push(joinHub(hubUrl, node.token ?? '', node.name, {}).then(
+      (cred) => {
+        result.joinMs.push(performance.now() - t0);
+        result.credentials[node.name] = cred.credential;
+        const agent = new SimAgent(node.name, cred.credential, hubUrl, log, agentEvents);
+        agents.set(node.name, agent);
+        agent.start();
+      },
+      (err: unknown) => { result.failures.push({ name: node.name, error: (err as Error).message }); },
+    ));
+  }
+  await Promise.all(pending);
+  return result;
+}
+
+const agentEvents = {
+  onCommitted: committed,
+  onResynced: (a: SimAgent, at: number) => { if (!mark.resynced.has(a.name)) mark.resynced.set(a.name, at); },
+  onLinkState: (a: SimAgent, s: { connected: boolean }) => { if (s.connected && !mark.connected.has(a.name)) mark.connected.set(a.name, Date.now()); },
+};
+
 /** Creates the agents and dials at most `ratePerSecond` of them per second (0: all at once). */
 async function start(hubUrl: string, nodes: FleetNode[], ratePerSecond: number): Promise<number> {
-  const events = {
-    onCommitted: committed,
-    onResynced: (a: SimAgent, at: number) => { if (!mark.resynced.has(a.name)) mark.resynced.set(a.name, at); },
-    onLinkState: (a: SimAgent, s: { connected: boolean }) => { if (s.connected && !mark.connected.has(a.name)) mark.connected.set(a.name, Date.now()); },
-  };
+  const events = agentEvents;
   const started = Date.now();
   let i = 0;
   for (const n of nodes) {
@@ -97,6 +123,8 @@ async function handle(req: FleetRequest): Promise<unknown> {
       return join(req.hubUrl, req.nodes, req.concurrency);
     case 'start':
       return start(req.hubUrl, req.nodes, req.ratePerSecond);
+    case 'join-start':
+      return joinAndStart(req.hubUrl, req.nodes, req.ratePerSecond);
     case 'watch':
       watches.set(watchKey(req.watch), { spec: req.watch, times: new Map() });
       return true;

@@ -108,6 +108,17 @@ export class Fleet {
     await Promise.all(this.procs.map((p, i) => p.request({ type: 'start', hubUrl, nodes: parts[i]!, ratePerSecond: per }, timeoutMs)));
   }
 
+  /** Joins and starts new agents at `ratePerSecond` over the whole fleet. */
+  async joinAndStart(hubUrl: string, nodes: FleetNode[], ratePerSecond: number, timeoutMs = 600_000): Promise<JoinResult> {
+    const parts = this.split(nodes);
+    const results = await Promise.all(this.procs.map((p, i) => p.request<JoinResult>({ type: 'join-start', hubUrl, nodes: parts[i]!, ratePerSecond: ratePerSecond / this.procs.length }, timeoutMs)));
+    return {
+      credentials: Object.assign({}, ...results.map((r) => r.credentials)) as Record<string, string>,
+      failures: results.flatMap((r) => r.failures),
+      joinMs: results.flatMap((r) => r.joinMs),
+    };
+  }
+
   async watch(spec: WatchSpec): Promise<void> {
     await Promise.all(this.procs.map((p) => p.request({ type: 'watch', watch: spec }, 30_000)));
   }

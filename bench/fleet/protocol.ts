@@ -17,6 +17,8 @@ export interface WatchSpec {
 export type FleetRequest =
   | { type: 'join'; hubUrl: string; nodes: FleetNode[]; concurrency: number }
   | { type: 'start'; hubUrl: string; nodes: FleetNode[]; ratePerSecond: number }
+  /** Joins each node at `ratePerSecond` (not waiting for the previous one) and starts its agent at once. */
+  | { type: 'join-start'; hubUrl: string; nodes: FleetNode[]; ratePerSecond: number }
   | { type: 'watch'; watch: WatchSpec }
   | { type: 'watch-result'; watch: WatchSpec }
   | { type: 'mark' }
