@@ -54,6 +54,7 @@ export class LocalRegistry {
   private readonly dns: DnsServer | undefined;
   private lookupImpl: ServiceLookup;
   private dnsError: string | undefined;
+  private lookupGate: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: LocalRegistryDeps, private readonly options: LocalRegistryOptions) {
     const log = deps.log.child({ component: 'registry' });
@@ -68,7 +69,7 @@ export class LocalRegistry {
     );
     this.processLeases = new ProcessLeases({ registry: this.state, desired: deps.desired, statuses: deps.statuses, clock: monotonicClock, log }, { address: options.advertiseAddress ?? '127.0.0.1' });
     this.watches = new RegistryWatches(this.state, options.maxWatchers !== undefined ? { maxWatchers: options.maxWatchers } : {}, (kind, open) => this.metrics.subscribers.set({ kind }, open));
-    this.routes = registryRoutes({ registry: this.state, leases: this.leases, watches: this.watches, lookup, metrics: this.metrics, log });
+    this.routes = registryRoutes({ registry: this.state, leases: this.leases, watches: this.watches, lookup, metrics: this.metrics, log, ready: () => this.lookupGate });
     this.dns = options.dns
       ? new DnsServer({ lookup, log, onQuery: (transport, rcode) => this.metrics.dnsQueries.inc({ transport, rcode: String(rcode) }) }, { host: options.dns.host, port: options.dns.port, ...(options.dns.ttlSeconds !== undefined ? { ttlSeconds: options.dns.ttlSeconds } : {}) })
       : undefined;
@@ -77,6 +78,17 @@ export class LocalRegistry {
   /** Replaces how lookups are answered (the hub view adds other units' instances after local ones). */
   setLookup(lookup: ServiceLookup): void {
     this.lookupImpl = lookup;
+  }
+
+  /**
+   * HTTP lookups and watches wait (at most maxMs) until `ready` settles. For peer replication: a
+   * restarted agent holds only its own records until its peers have sent theirs, and a watcher
+   * must not be given that partial list. DNS is not held (an answer now beats a complete one later).
+   */
+  holdLookupsUntil(ready: Promise<unknown>, maxMs = 5_000): void {
+    let timer: NodeJS.Timeout | undefined;
+    const cap = new Promise<void>((resolve) => { timer = setTimeout(resolve, maxMs); timer.unref(); });
+    this.lookupGate = Promise.race([ready.then(() => undefined, () => undefined), cap]).finally(() => clearTimeout(timer));
   }
 
   /** Where DNS answers (host:port), or undefined when DNS is off. */

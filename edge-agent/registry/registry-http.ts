@@ -19,6 +19,8 @@ export interface RegistryHttpDeps {
   lookup: ServiceLookup;
   metrics: RegistryMetrics;
   log: Logger;
+  /** Settles when lookups may be answered (see LocalRegistry.holdLookupsUntil). */
+  ready?: () => Promise<void>;
 }
 
 export interface RegistryHttpOptions {
@@ -51,11 +53,12 @@ export function registryRoutes(deps: RegistryHttpDeps, options: RegistryHttpOpti
   };
 
   const listServices = async () => {
+    await deps.ready?.();
     const services = registry.services().map((name) => {
       const all = registry.lookup(name, { all: true });
       return { name, instances: all.length, passing: all.filter((i) => i.health === 'passing').length };
     });
-    return Promise.resolve({ services });
+    return { services };
   };
 
   const lookupOptions = (url: URL) => {
@@ -104,7 +107,10 @@ export function registryRoutes(deps: RegistryHttpDeps, options: RegistryHttpOpti
     if (parts.length === 1) {
       if (method !== 'GET') throw new OutpostError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${PREFIX}/${service}; use GET`);
       const opts = lookupOptions(url);
-      const snapshot = async () => ({ service, instances: await deps.lookup(service, opts) });
+      const snapshot = async () => {
+        await deps.ready?.();
+        return { service, instances: await deps.lookup(service, opts) };
+      };
       if (wantsStream(req, url)) return serveStream(registry, req, res, { service, snapshot, release: deps.watches.acquire('stream') });
       await block(req, url, (n) => registry.serviceIndex(service) > n);
       return answer(res, 200, await snapshot());
