@@ -14,6 +14,7 @@ import { differingOrigins, digestAll, staleIncarnationTombstones } from '../../e
 import { parsePeerFrame, recordProblem } from '../../edge-agent/registry/peers/peer-frames.js';
 import { peerProof, verifyPeerProof } from '../../edge-agent/registry/peers/peer-auth.js';
 import { createLogger } from '../../shared/logger.js';
+import { FaultProxy } from '../../chaos/fault-proxy.js';
 import { waitFor } from '../helpers/wait.js';
 
 const log = createLogger({ name: 'test', level: 'silent' });
@@ -164,6 +165,43 @@ test('peers: records of an older incarnation that the origin no longer has are r
   } finally {
     await stopNode(a);
     await stopNode(c);
+  }
+}));
+
+test('peers: with the link between A and C cut, records flow through B; after the cut heals, all converge', { timeout: 30_000 }, () => withDir(async (dir) => {
+  const nodes = await Promise.all(['a', 'b', 'c'].map((n) => startNode(dir, n)));
+  const [a, b, c] = nodes as [Node, Node, Node];
+  const port = (n: Node) => Number(n.endpoint.split(':')[1]);
+  // A dials C, and C dials A, through their own proxies; B is reached directly by both.
+  const aToC = new FaultProxy({ targetPort: port(c) });
+  const cToA = new FaultProxy({ targetPort: port(a) });
+  await aToC.start();
+  await cToA.start();
+  try {
+    const direct = (n: Node): UnitPeer => ({ node: n.name, endpoint: n.endpoint });
+    a.mesh.setPeers([direct(b), { node: 'c', endpoint: `127.0.0.1:${aToC.port}` }], ['s']);
+    b.mesh.setPeers([direct(a), direct(c)], ['s']);
+    c.mesh.setPeers([direct(b), { node: 'a', endpoint: `127.0.0.1:${cToA.port}` }], ['s']);
+    a.state.register(input('web', 'before'));
+    await waitFor(() => c.state.lookup('web').length === 1, { message: 'before the cut' });
+    aToC.cut();
+    cToA.cut();
+    await waitFor(() => !a.mesh.peers().find((p) => p.node === 'c')?.linkUp, { message: 'a-c link down' });
+    a.state.register(input('web', 'during'));
+    c.state.register(input('db', 'c-during'));
+    a.state.deregister('web', 'before');
+    await waitFor(() => c.state.get('web/during')?.instance && !c.state.get('web/before')?.instance, { timeoutMs: 10_000, message: 'a\'s changes reach c through b' });
+    await waitFor(() => a.state.get('db/c-during')?.instance, { timeoutMs: 10_000, message: 'c\'s change reaches a through b' });
+    aToC.restore();
+    cToA.restore();
+    await waitFor(() => a.mesh.peers().find((p) => p.node === 'c')?.linkUp && c.mesh.peers().find((p) => p.node === 'a')?.linkUp, { timeoutMs: 10_000, message: 'a-c link back' });
+    a.state.register(input('web', 'after'));
+    await waitFor(() => c.state.get('web/after')?.instance, { message: 'pushed directly again' });
+    for (const n of nodes) assert.deepEqual(n.state.lookup('web', { all: true }).map((i) => i.id).sort(), ['after', 'during'], `web on ${n.name}`);
+  } finally {
+    await aToC.stop();
+    await cToA.stop();
+    await Promise.all(nodes.map(stopNode));
   }
 }));
 
