@@ -49,10 +49,12 @@ export function sniffProtocolLevel(stream: Duplex, timeoutMs: number): Promise<S
       stream.off('close', onEnd);
       stream.off('error', onError);
       if (err) {
-        stream.on('error', () => {}); // late socket errors of a stream given up on
+        stream.on('error', () => {}); // late errors of a stream given up on
         stream.destroy();
         return reject(err);
       }
+      // Whoever takes the stream next adds its own error listener, one microtask later.
+      stream.on('error', () => {});
       stream.pause();
       resolve(result!);
     };

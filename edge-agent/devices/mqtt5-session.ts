@@ -71,14 +71,11 @@ export class Mqtt5Session {
     this.fromBroker.on('packet', (p: Packet) => this.onBrokerPacket(p));
     this.fromBroker.on('error', () => this.disconnect(Reason.unspecified, 'internal broker error'));
     socket.on('data', (chunk: Buffer) => this.fromClient.parse(chunk));
-    socket.on('drain', () => {
-      const waiters = this.writeWaiters;
-      this.writeWaiters = [];
-      for (const w of waiters) w();
-    });
+    socket.on('drain', () => this.releaseWriters());
     socket.on('error', () => this.inner.destroy());
     socket.on('close', () => {
       this.state = 'closed';
+      this.releaseWriters(); // aedes's pending writes complete; it sees the close next
       this.inner.destroy();
     });
     this.fromClient.parse(head);
@@ -244,6 +241,12 @@ export class Mqtt5Session {
     // MQTT 5 3.1.2.11.4: never send a packet over the client's Maximum Packet Size (the client would disconnect).
     if (bytes.length > this.clientMaxPacket) return;
     this.socket.write(bytes);
+  }
+
+  private releaseWriters(): void {
+    const waiters = this.writeWaiters;
+    this.writeWaiters = [];
+    for (const w of waiters) w();
   }
 
   private resumeIfFree(): void {

@@ -49,6 +49,10 @@ class RawClient {
     });
   }
 
+  sendRaw(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
   send(p: Packet): void {
     this.socket.write(mqttPacket.generate(p, { protocolVersion: 5 }));
   }
@@ -184,4 +188,18 @@ test('mqtt5: a device deleted while connected is told why (DISCONNECT 0x87)', as
   env.broker.refresh();
   assert.equal((await c.next('disconnect')).reasonCode, 0x87);
   await c.waitClosed();
+});
+
+test('mqtt5: garbage before or after CONNECT closes that connection only (malformed: DISCONNECT 0x81)', async () => {
+  const http = await RawClient.open(port());
+  http.sendRaw(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+  await http.waitClosed();
+  const c = await RawClient.open(port());
+  assert.equal((await c.login('t1', 't1-user', 'pw-1')).reasonCode, 0);
+  c.sendRaw(Buffer.from([0x30, 0x05, 0xff, 0xff, 0x00, 0x00, 0x00])); // PUBLISH whose topic length overruns it
+  assert.equal((await c.next('disconnect')).reasonCode, 0x81);
+  await c.waitClosed();
+  const ok = await RawClient.open(port());
+  assert.equal((await ok.login('t1', 't1-user', 'pw-1')).reasonCode, 0);
+  ok.end();
 });
