@@ -1,18 +1,13 @@
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { IClientOptions, MqttClient } from 'mqtt';
+import type { IClientOptions } from 'mqtt';
 import { topics } from '../../shared/devices/topics.js';
-import { silentLogger } from '../../shared/logger.js';
-import { createRegistry } from '../../shared/metrics.js';
-import { ExternalBroker } from '../../edge-agent/devices/external-broker.js';
-import { createDeviceMetrics } from '../../edge-agent/devices/device-metrics.js';
-import { collect, connectMqtt as connectAs, credential, device, openStore, outboxRows as rows, refusedWith, startBroker, thermostatModel as model, within } from '../helpers/device-broker.js';
+import { collect, connectMqtt as connectAs, credential, device, outboxRows as rows, refusedWith, startBroker, thermostatModel as model, within } from '../helpers/device-broker.js';
 
 const repo = new URL('../..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'outpost-devices-'));
@@ -212,47 +207,4 @@ for (const protocolVersion of [4, 5] as const) describe(`devices over MQTT ${pro
   });
 });
 
-const hasMosquitto = spawnSync('sh', ['-c', 'command -v mosquitto'], { encoding: 'utf8' }).status === 0;
-
-test('devices: with --mqtt-url the agent is a client of mosquitto: same twin, validation and durable telemetry', { skip: hasMosquitto ? false : 'mosquitto is not installed (apt-get install mosquitto)' }, async () => {
-  const port = await new Promise<number>((resolve) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); }); });
-  writeFileSync(join(dir, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
-  const mosq = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
-  const store = openStore(join(dir, 'external.db'));
-  store.cache.apply({ type: 'sync', revision: 1, objects: [model, device('t1', 5, { setpoint: 20 })], deletes: [] });
-  const agent = new ExternalBroker(
-    { ...store, metrics: createDeviceMetrics(createRegistry('outpost_agent_ext'), store.outbox), log: silentLogger(), node: 'n1', unit: 'site-a' },
-    { url: `mqtt://127.0.0.1:${port}` },
-  );
-  let dev: MqttClient | undefined;
-  try {
-    for (let i = 0; i < 50 && !dev; i++) dev = await connectAs(`mqtt://127.0.0.1:${port}`, { clientId: 't1' }).catch(async () => { await new Promise((r) => setTimeout(r, 100)); return undefined; });
-    assert.ok(dev, 'mosquitto accepts connections');
-    await agent.start();
-    await dev.subscribeAsync([topics.desired('t1'), topics.errors('t1'), topics.getResponse('t1')], { qos: 1 });
-    // The agent subscribes once connected: ask until it answers.
-    const answered = collect(dev, topics.getResponse('t1'), 1, 10_000);
-    const asking = setInterval(() => dev?.publish(topics.get('t1'), '', { qos: 1 }), 100);
-    try {
-      assert.deepEqual(((await answered)[0] as { desired: unknown }).desired, { version: 5, values: { setpoint: 20 } });
-    } finally {
-      clearInterval(asking);
-    }
-    const errors = collect(dev, topics.errors('t1'), 1);
-    await dev.publishAsync(topics.telemetry('t1'), JSON.stringify({ temperature: 'hot' }), { qos: 1 });
-    assert.equal(((await errors)[0] as { reason: string }).reason, 'wrong-type');
-    for (let i = 0; i < 100; i++) await dev.publishAsync(topics.telemetry('t1'), JSON.stringify({ temperature: i }), { qos: 1 });
-    const temps = () => rows(store.outbox, 'telemetry').map((r) => (r.body as { values: Record<string, number> }).values.temperature);
-    for (let i = 0; i < 250 && temps().length < 100; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual(temps(), Array.from({ length: 100 }, (_, i) => i));
-    const desired = collect(dev, topics.desired('t1'), 1);
-    store.cache.apply({ type: 'sync', revision: 2, objects: [device('t1', 6, { setpoint: 25 })], deletes: [] });
-    agent.refresh();
-    assert.deepEqual(await desired, [{ version: 6, values: { setpoint: 25 } }]);
-  } finally {
-    dev?.end(true);
-    await agent.stop();
-    mosq.kill('SIGKILL');
-    store.db.close();
-  }
-});
+// The --mqtt-url (mosquitto) side runs the same behaviour suite as the embedded broker: devices-behaviour.test.ts.
