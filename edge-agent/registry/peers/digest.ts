@@ -2,33 +2,66 @@ import { createHash } from 'node:crypto';
 import { compareVersions, type RegistryRecord } from '../records.js';
 import type { OriginDigest } from './peer-frames.js';
 
-/**
- * One origin's digest: highest incarnation held, live records and a hash of their keys and
- * versions. Tombstones are left out of the hash: a replica that still holds a tombstone its origin
- * has collected is in step with it. A replica that missed a deletion holds a live record the origin
- * does not, so its hash differs and the exchange brings it the tombstone.
- */
-export function originDigest(origin: string, records: readonly RegistryRecord[]): OriginDigest {
-  let incarnation = 0;
-  const live: string[] = [];
-  for (const r of records) {
-    incarnation = Math.max(incarnation, r.version.incarnation);
-    if (r.instance) live.push(`${r.key}@${r.version.incarnation}.${r.version.counter}`);
-  }
-  live.sort();
-  const hash = createHash('sha256').update(live.join('\n')).digest('hex').slice(0, 32);
-  return { origin, incarnation, live: live.length, hash };
+const HASH_BYTES = 16;
+
+function contribution(r: RegistryRecord): Buffer {
+  return createHash('sha256').update(`${r.key}@${r.version.incarnation}.${r.version.counter}`).digest().subarray(0, HASH_BYTES);
 }
 
-/** Digests of every origin held, grouped from all records. */
-export function digestAll(records: Iterable<RegistryRecord>): Map<string, OriginDigest> {
-  const byOrigin = new Map<string, RegistryRecord[]>();
-  for (const r of records) {
-    let list = byOrigin.get(r.origin);
-    if (!list) byOrigin.set(r.origin, (list = []));
-    list.push(r);
+function xorInto(acc: Buffer, h: Buffer): void {
+  for (let i = 0; i < HASH_BYTES; i++) acc[i] = (acc[i] ?? 0) ^ (h[i] ?? 0);
+}
+
+/**
+ * Per-origin digests kept up to date record by record: highest incarnation held, live records,
+ * and the XOR of a hash of each live record's key and version (order-free, so one change costs one
+ * hash, not a pass over the origin's records). Tombstones are left out of the hash: a replica that
+ * still holds a tombstone its origin has collected is in step with it. A replica that missed a
+ * deletion holds a live record the origin does not, so its hash differs and the exchange brings it
+ * the tombstone.
+ */
+export class DigestIndex {
+  private readonly byKey = new Map<string, { origin: string; h: Buffer }>();
+  private readonly origins = new Map<string, { incarnation: number; live: number; acc: Buffer }>();
+
+  constructor(records: Iterable<RegistryRecord> = []) {
+    for (const r of records) this.update(r);
   }
-  return new Map([...byOrigin].map(([origin, list]) => [origin, originDigest(origin, list)]));
+
+  /** Applies the current state of one key (live or tombstone). */
+  update(r: RegistryRecord): void {
+    const held = this.byKey.get(r.key);
+    if (held) {
+      const o = this.origins.get(held.origin);
+      if (o) {
+        xorInto(o.acc, held.h);
+        o.live--;
+      }
+      this.byKey.delete(r.key);
+    }
+    let o = this.origins.get(r.origin);
+    if (!o) this.origins.set(r.origin, (o = { incarnation: 0, live: 0, acc: Buffer.alloc(HASH_BYTES) }));
+    o.incarnation = Math.max(o.incarnation, r.version.incarnation);
+    if (!r.instance) return;
+    const h = contribution(r);
+    xorInto(o.acc, h);
+    o.live++;
+    this.byKey.set(r.key, { origin: r.origin, h });
+  }
+
+  get(origin: string): OriginDigest | undefined {
+    const o = this.origins.get(origin);
+    return o && { origin, incarnation: o.incarnation, live: o.live, hash: o.acc.toString('hex') };
+  }
+
+  all(): Map<string, OriginDigest> {
+    return new Map([...this.origins.keys()].map((origin) => [origin, this.get(origin) as OriginDigest]));
+  }
+}
+
+/** Digests of every origin held, from all records. */
+export function digestAll(records: Iterable<RegistryRecord>): Map<string, OriginDigest> {
+  return new DigestIndex(records).all();
 }
 
 /** The origins whose digests differ between ours and theirs (held by only one side included). */

@@ -1,6 +1,6 @@
 import type { Logger } from '../../../shared/logger.js';
 import type { Registry, RegistryRecord } from '../records.js';
-import { differingOrigins, digestAll, originDigest, staleIncarnationTombstones } from './digest.js';
+import { DigestIndex, differingOrigins, staleIncarnationTombstones } from './digest.js';
 import { chunkRecords, MAX_RECORDS_PER_FRAME, recordProblem, type OriginDigest, type PeerFrame, type PeerFrameOf } from './peer-frames.js';
 import type { PeerMetrics } from './peer-metrics.js';
 
@@ -19,6 +19,12 @@ export interface ReplicatorOptions {
   maxQueue?: number;
   /** A link with more buffered bytes than this is not sent more pushes until it drains. Default 1 MiB. */
   highWaterBytes?: number;
+  /**
+   * An origin that changed here within this is not exchanged (its pushes may be in flight), ms.
+   * Default 1000. Under continuous churn it is exchanged anyway every `maxDeferMs` (default 10 000).
+   */
+  settleMs?: number;
+  maxDeferMs?: number;
 }
 
 /**
@@ -30,9 +36,7 @@ export interface ReplicatorOptions {
 export class Replicator {
   private readonly queues = new Map<string, Map<string, RegistryRecord>>();
   private readonly queuedAt = new Map<string, number>();
-  private dirty = new Set<string>();
-  private digests = new Map<string, OriginDigest>();
-  private allDirty = true;
+  private digests = new DigestIndex();
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private drainTimer: NodeJS.Timeout | undefined;
@@ -40,6 +44,10 @@ export class Replicator {
   private readonly antiEntropyMs: number;
   private readonly maxQueue: number;
   private readonly highWaterBytes: number;
+  private readonly settleMs: number;
+  private readonly maxDeferMs: number;
+  private readonly lastChange = new Map<string, number>();
+  private readonly lastExchange = new Map<string, number>();
 
   constructor(
     private readonly deps: { registry: Registry; log: Logger; metrics: PeerMetrics; links(): Iterable<ReplicaLink>; now?: () => number },
@@ -48,6 +56,8 @@ export class Replicator {
     this.antiEntropyMs = options.antiEntropyMs ?? 2000;
     this.maxQueue = options.maxQueue ?? 20_000;
     this.highWaterBytes = options.highWaterBytes ?? 1024 * 1024;
+    this.settleMs = options.settleMs ?? 1000;
+    this.maxDeferMs = options.maxDeferMs ?? 10_000;
   }
 
   private get self(): string {
@@ -60,6 +70,7 @@ export class Replicator {
 
   start(): void {
     this.unsubscribe = this.deps.registry.onChange((changed) => this.onChange(changed));
+    this.digests = new DigestIndex(this.deps.registry.records());
     this.timer = setInterval(() => this.antiEntropy(), this.antiEntropyMs);
     this.timer.unref();
   }
@@ -92,7 +103,7 @@ export class Replicator {
       case 'digest': {
         const ours = this.currentDigests();
         const { weSend } = differingOrigins(ours, frame.origins);
-        this.sendOrigins(weSend, reply);
+        this.sendOrigins(this.settled(from, weSend), reply);
         reply({ t: 'digest', origins: [...ours.values()] });
         return;
       }
@@ -108,17 +119,38 @@ export class Replicator {
         return this.records(link.peer, frame, link);
       case 'digest': {
         const { weSend } = differingOrigins(this.currentDigests(), frame.origins);
-        this.sendOrigins(weSend, (f) => link.send(f));
+        this.sendOrigins(this.settled(link.peer, weSend), (f) => link.send(f));
         return;
       }
     }
   }
 
+  /**
+   * The differing origins worth sending now: a digest differs while pushes are in flight, and
+   * sending a large origin's whole set every round would cost more than the pushes themselves.
+   */
+  private settled(peer: string, origins: readonly string[]): string[] {
+    const now = this.now();
+    const out: string[] = [];
+    for (const origin of origins) {
+      const key = `${peer}\u0000${origin}`;
+      const quiet = now - (this.lastChange.get(origin) ?? 0) >= this.settleMs;
+      if (!quiet && now - (this.lastExchange.get(key) ?? 0) < this.maxDeferMs) continue;
+      this.lastExchange.set(key, now);
+      out.push(origin);
+    }
+    if (this.lastExchange.size > 100_000) this.lastExchange.clear();
+    return out;
+  }
+
   private onChange(changed: readonly RegistryRecord[]): void {
-    for (const r of changed) this.dirty.add(r.origin);
+    const at = this.now();
+    for (const r of changed) {
+      this.digests.update(r);
+      this.lastChange.set(r.origin, at);
+    }
     const own = changed.filter((r) => r.origin === this.self);
     if (own.length === 0) return;
-    const at = this.now();
     for (const link of this.deps.links()) {
       if (!link.up) continue;
       let q = this.queues.get(link.peer);
@@ -171,19 +203,7 @@ export class Replicator {
   }
 
   private currentDigests(): Map<string, OriginDigest> {
-    if (this.allDirty) {
-      this.digests = digestAll(this.deps.registry.records());
-      this.allDirty = false;
-      this.dirty.clear();
-    } else if (this.dirty.size > 0) {
-      for (const origin of this.dirty) {
-        const records = this.deps.registry.recordsOf(origin);
-        if (records.length === 0) this.digests.delete(origin);
-        else this.digests.set(origin, originDigest(origin, records));
-      }
-      this.dirty.clear();
-    }
-    return this.digests;
+    return this.digests.all();
   }
 
   /** Sends our records of these origins; our own complete set is marked so the peer can retire older incarnations. */
