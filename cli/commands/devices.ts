@@ -104,7 +104,14 @@ export async function rotateCredentials(client: HubClient, name: string): Promis
   return `username: ${res.username}\npassword: ${res.password}`;
 }
 
-interface TelemetryOptions { since?: string; limit?: string; follow?: boolean; output: string }
+export interface TelemetryOptions {
+  since?: string;
+  limit?: string;
+  follow?: boolean;
+  output: string;
+  /** Rows per page when reading everything since a time (default 5 000; tests use small pages). */
+  pageSize?: number;
+}
 
 function telemetryQuery(o: { since?: string; limit?: string; follow?: boolean; after?: string }): string {
   const q = new URLSearchParams();
@@ -123,7 +130,7 @@ const telemetryTable = (rows: TelemetryLine[]) => table(['TIME', 'NODE', 'SEQ', 
 const telemetryLine = (r: TelemetryLine) => `${r.timestamp}   ${r.node}   ${r.seq}   ${valuesText(r.values)}`;
 const STREAM_HEADER = 'TIME   NODE   SEQ   VALUES';
 /** Pages of this many rows when reading everything since a time. */
-const PAGE = '5000';
+const PAGE = 5000;
 /** Bound on pages read in one command: 10 000 pages of 5 000 rows. */
 const MAX_PAGES = 10_000;
 
@@ -134,7 +141,7 @@ interface TelemetryPage { items: TelemetryLine[]; next: string; more: boolean }
  * every stored row newer than D, read page by page with the API's cursor, printed as it comes.
  * `-f` then follows from where the reading ended.
  */
-async function telemetry(client: HubClient, name: string, o: TelemetryOptions, out: (line: string) => void): Promise<void> {
+export async function telemetry(client: HubClient, name: string, o: TelemetryOptions, out: (line: string) => void): Promise<void> {
   if (o.output !== 'table' && o.output !== 'json') throw new OutpostError('BAD_REQUEST', `-o ${o.output}: use table or json`);
   const path = `${devicePath(name)}/telemetry`;
   const json = o.output === 'json';
@@ -144,7 +151,7 @@ async function telemetry(client: HubClient, name: string, o: TelemetryOptions, o
     cursor = '0';
     let printed = 0;
     for (let pages = 0; pages < MAX_PAGES; pages++) {
-      const page = await client.request<TelemetryPage>('GET', `${path}?${telemetryQuery({ since: o.since, limit: PAGE, after: cursor })}`);
+      const page = await client.request<TelemetryPage>('GET', `${path}?${telemetryQuery({ since: o.since, limit: String(o.pageSize ?? PAGE), after: cursor })}`);
       for (const r of page.items) out(json ? JSON.stringify(r) : telemetryLine(r));
       printed += page.items.length;
       cursor = page.next;

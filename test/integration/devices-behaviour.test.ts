@@ -153,8 +153,8 @@ async function startMosquitto(dir: string): Promise<Fixture> {
 
 const hasMosquitto = spawnSync('sh', ['-c', 'command -v mosquitto && command -v mosquitto_passwd'], { encoding: 'utf8' }).status === 0;
 const brokers = [
-  { name: 'embedded broker', start: startEmbedded, skip: false as const },
-  { name: 'mosquitto (--mqtt-url)', start: startMosquitto, skip: hasMosquitto ? (false as const) : 'mosquitto is not installed here (apt-get install mosquitto): the --mqtt-url half of the suite is skipped' },
+  { name: 'embedded broker', start: startEmbedded, presenceFromConnection: true, skip: false as const },
+  { name: 'mosquitto (--mqtt-url)', start: startMosquitto, presenceFromConnection: false, skip: hasMosquitto ? (false as const) : 'mosquitto is not installed here (apt-get install mosquitto): the --mqtt-url half of the suite is skipped' },
 ];
 
 for (const broker of brokers) {
@@ -292,6 +292,15 @@ for (const broker of brokers) {
       const c = await dev('t2', { will: { topic: topics.presence('t2'), payload: Buffer.from('offline'), qos: 1, retain: true } });
       await c.publishAsync(topics.presence('t2'), 'online', { qos: 1, retain: true });
       await waitFor(() => presence()?.online === true, { timeoutMs: 10_000, message: 't2 online' });
+      if (broker.presenceFromConnection) {
+        await c.publishAsync(topics.presence('t2'), 'maybe', { qos: 1 }); // ignored: the connection says online
+      } else {
+        await c.subscribeAsync(topics.errors('t2'), { qos: 1 });
+        const errors = collect(c, topics.errors('t2'), 1);
+        await c.publishAsync(topics.presence('t2'), 'maybe', { qos: 1 });
+        assert.equal(((await errors)[0] as { reason: string }).reason, 'wrong-type');
+      }
+      assert.equal(presence()?.online, true);
       c.stream.destroy(); // no DISCONNECT: the broker publishes the will
       await waitFor(() => presence()?.online === false, { timeoutMs: 10_000, message: 't2 offline' });
       c.end(true);

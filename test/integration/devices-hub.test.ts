@@ -18,6 +18,8 @@ import { SqliteStore } from '../../cloud-hub/store/sqlite-store.js';
 import { TelemetryStore } from '../../cloud-hub/devices/telemetry-store.js';
 import { silentLogger } from '../../shared/logger.js';
 import { repoRoot, runCli } from '../helpers/cluster.js';
+import { HubClient } from '../../cli/client.js';
+import { telemetry as printTelemetry } from '../../cli/commands/devices.js';
 import { waitFor } from '../helpers/wait.js';
 
 const API = '/apis/outpost.dev/v1alpha1';
@@ -370,6 +372,14 @@ describe('devices at the hub', () => {
     assert.equal(tel.code, 0, tel.stderr);
     assert.match(tel.stdout, /TIME\s+NODE\s+SEQ\s+VALUES/);
     assert.match(tel.stdout, /node-a2\s+116\s+temperature=116/);
+    // --since reads every row page by page with the cursor (pages of 5 here, 12 rows).
+    const a1 = await connect('node-a1');
+    a1.send({ type: 'report', items: Array.from({ length: 12 }, (_, i) => ({ seq: 3001 + i, kind: 'telemetry', body: { device: 'dev-a1', timestamp: new Date().toISOString(), values: { temperature: i } } })) });
+    await a1.next(reportedUpTo(3012));
+    a1.ws.terminate();
+    const lines: string[] = [];
+    await printTelemetry(new HubClient({ server: h.hub.url, token: h.hub.adminToken, source: 'test' }), 'dev-a1', { since: '1h', output: 'json', pageSize: 5 }, (l) => lines.push(l));
+    assert.deepEqual(lines.map((l) => (JSON.parse(l) as { seq: number }).seq), Array.from({ length: 12 }, (_, i) => 3001 + i));
     const badSince = await runCli(['device', 'telemetry', 'dev-site-a', '--since', 'soon'], env);
     assert.equal(badSince.code, 1);
     assert.match(badSince.stderr, /not a duration/);
