@@ -243,14 +243,15 @@ export class DeviceBroker {
     if (device === undefined || kind === undefined) {
       const v5 = client ? this.v5Of(client) : undefined;
       if (v5 && device !== undefined) {
-        // MQTT 5 refuses one publish (PUBACK 0x87) and keeps the connection; the publish goes
-        // nowhere, and through aedes all the same, so acknowledgements stay in order.
+        // MQTT 5 refuses one publish (PUBACK 0x87) and keeps the connection. The publish still goes
+        // through aedes (to nowhere) and its ack waits its turn behind the commits of the publishes
+        // before it: aedes handles one read's packets concurrently, and acks must stay in order.
         if (packet.messageId !== undefined && packet.qos > 0) v5.refusePublish(packet.messageId, packet.topic);
         this.messages.refuse(device, packet.topic.slice(0, 256), 'not-allowed', `publishing on ${packet.topic.slice(0, 256)} is not allowed`);
         packet.topic = REFUSED_SINK;
         packet.payload = Buffer.alloc(0);
         packet.retain = false;
-        return done(null);
+        return this.commit.after(() => done(null));
       }
       // MQTT 3.1.1 has no way to refuse one publish: aedes closes the connection.
       this.count('not-allowed');

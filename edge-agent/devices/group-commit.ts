@@ -8,7 +8,8 @@ export interface GroupCommitOptions {
 }
 
 interface Pending {
-  put: OutboxPut;
+  /** Undefined: nothing to write, `done` only keeps its place in the order (see `after`). */
+  put: OutboxPut | undefined;
   done: (err?: Error) => void;
 }
 
@@ -30,7 +31,19 @@ export class GroupCommit {
   }
 
   add(put: OutboxPut, done: (err?: Error) => void): void {
-    this.queue.push({ put, done });
+    this.enqueue({ put, done });
+  }
+
+  /**
+   * Runs `done` in queue order, right after the rows queued before it are committed: a refused
+   * message's acknowledgement then goes out after those of the accepted messages before it.
+   */
+  after(done: () => void): void {
+    this.enqueue({ put: undefined, done: () => done() });
+  }
+
+  private enqueue(pending: Pending): void {
+    this.queue.push(pending);
     if (this.queue.length >= this.maxBatch) this.flush();
     else if (!this.scheduled) {
       this.scheduled = true;
@@ -47,12 +60,14 @@ export class GroupCommit {
     this.queue = [];
     const started = performance.now();
     let error: Error | undefined;
+    const rows: OutboxPut[] = [];
+    for (const p of batch) if (p.put) rows.push(p.put);
     try {
-      this.outbox.putBatch(batch.map((p) => p.put));
+      if (rows.length > 0) this.outbox.putBatch(rows);
     } catch (err) {
       error = err instanceof Error ? err : new Error(String(err));
     }
-    if (!error) this.onCommitted(batch.length, performance.now() - started);
-    for (const p of batch) p.done(error);
+    if (!error && rows.length > 0) this.onCommitted(rows.length, performance.now() - started);
+    for (const p of batch) p.done(p.put ? error : undefined);
   }
 }

@@ -53,8 +53,8 @@ class RawClient {
     this.socket.write(bytes);
   }
 
-  send(p: Packet): void {
-    this.socket.write(mqttPacket.generate(p, { protocolVersion: 5 }));
+  send(...packets: Packet[]): void {
+    this.socket.write(Buffer.concat(packets.map((p) => mqttPacket.generate(p, { protocolVersion: 5 }))));
   }
 
   async next<C extends Packet['cmd']>(cmd: C, timeoutMs = 5_000): Promise<Extract<Packet, { cmd: C }>> {
@@ -135,9 +135,12 @@ test('mqtt5: a publish outside the device\'s topics gets PUBACK/PUBREC 0x87 in o
   const before = outboxRows(env.outbox, 'telemetry').length;
   const refusedBefore = await rejected('not-allowed');
   const msg = (temperature: number) => Buffer.from(JSON.stringify({ temperature }));
-  c.send({ cmd: 'publish', topic: topics.telemetry('t1'), payload: msg(1), qos: 1, messageId: 10, dup: false, retain: false });
-  c.send({ cmd: 'publish', topic: topics.telemetry('t2'), payload: msg(2), qos: 1, messageId: 11, dup: false, retain: false });
-  c.send({ cmd: 'publish', topic: topics.telemetry('t1'), payload: msg(3), qos: 1, messageId: 12, dup: false, retain: false });
+  // In one write, so the broker reads them together (aedes then handles them concurrently).
+  c.send(
+    { cmd: 'publish', topic: topics.telemetry('t1'), payload: msg(1), qos: 1, messageId: 10, dup: false, retain: false },
+    { cmd: 'publish', topic: topics.telemetry('t2'), payload: msg(2), qos: 1, messageId: 11, dup: false, retain: false },
+    { cmd: 'publish', topic: topics.telemetry('t1'), payload: msg(3), qos: 1, messageId: 12, dup: false, retain: false },
+  );
   const acks = [await c.next('puback'), await c.next('puback'), await c.next('puback')];
   assert.deepEqual(acks.map((a) => [a.messageId, a.reasonCode ?? 0]), [[10, 0], [11, 0x87], [12, 0]]);
   assert.match(String(acks[1]!.properties?.reasonString), /not allowed/);
