@@ -70,6 +70,9 @@ export class ExternalBroker {
   }
 
   async stop(): Promise<void> {
+    // Commit first: the PUBACKs of what is committed then leave before the DISCONNECT, so a
+    // stopped (not killed) agent is not sent those messages again.
+    this.commit.flush();
     await this.client?.endAsync();
     this.commit.flush();
   }
