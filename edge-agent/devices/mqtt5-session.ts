@@ -42,6 +42,7 @@ export class Mqtt5Session {
   private connectRefusal: { reason: number; message: string } | undefined;
   private closeReason: number | undefined;
   private clientDisconnected = false;
+  private connectSeen = false;
   private writeWaiters: Array<() => void> = [];
 
   constructor(private readonly socket: Duplex, head: Buffer, private readonly options: Mqtt5SessionOptions = {}) {
@@ -100,7 +101,8 @@ export class Mqtt5Session {
   private onClientPacket(p: Packet): void {
     if (this.state === 'closed') return;
     if (p.cmd === 'connect') {
-      if (this.state !== 'connecting' || this.held.length > 0) return this.disconnect(Reason.protocolError, 'second CONNECT');
+      if (this.connectSeen) return this.disconnect(Reason.protocolError, 'second CONNECT');
+      this.connectSeen = true;
       return this.onConnect(p);
     }
     if (this.state === 'connecting') {
@@ -114,7 +116,9 @@ export class Mqtt5Session {
   private onConnect(p: IConnectPacket): void {
     if (p.properties?.authenticationMethod !== undefined) {
       this.sendToClient({ cmd: 'connack', sessionPresent: false, reasonCode: Reason.badAuthenticationMethod, properties: { reasonString: 'enhanced authentication is not supported: use a username and password or a client certificate' } });
-      return this.closeClient();
+      this.state = 'closed';
+      this.inner.destroy(); // aedes never saw a CONNECT: it lets go of the connection now
+      return;
     }
     if (p.properties?.maximumPacketSize !== undefined) this.clientMaxPacket = p.properties.maximumPacketSize;
     if (p.properties?.requestProblemInformation === false) this.problemInfo = false;

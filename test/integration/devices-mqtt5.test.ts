@@ -193,7 +193,7 @@ test('mqtt5: a device deleted while connected is told why (DISCONNECT 0x87)', as
   await c.waitClosed();
 });
 
-test('mqtt5: garbage before or after CONNECT closes that connection only (malformed: DISCONNECT 0x81)', async () => {
+test('mqtt5: garbage before or after CONNECT, or a second CONNECT, closes that connection only (DISCONNECT 0x81, 0x82)', async () => {
   const http = await RawClient.open(port());
   http.sendRaw(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
   await http.waitClosed();
@@ -202,6 +202,11 @@ test('mqtt5: garbage before or after CONNECT closes that connection only (malfor
   c.sendRaw(Buffer.from([0x30, 0x05, 0xff, 0xff, 0x00, 0x00, 0x00])); // PUBLISH whose topic length overruns it
   assert.equal((await c.next('disconnect')).reasonCode, 0x81);
   await c.waitClosed();
+  const twice = await RawClient.open(port());
+  assert.equal((await twice.login('t1', 't1-user', 'pw-1')).reasonCode, 0);
+  twice.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 't1', clean: true, keepalive: 30 });
+  assert.equal((await twice.next('disconnect')).reasonCode, 0x82);
+  await twice.waitClosed();
   const ok = await RawClient.open(port());
   assert.equal((await ok.login('t1', 't1-user', 'pw-1')).reasonCode, 0);
   ok.end();
