@@ -85,6 +85,10 @@ export function handleAgentRegistry(deps: RegistryApiDeps, req: IncomingMessage,
   }
   checkService(name);
   deps.metrics.remoteLookups.inc();
-  sendJson(res, 200, { service: name, instances: deps.view.instances(name, { exceptUnit: unit }).map(({ version: _v, ...i }) => i) });
+  // A node the hub declared Down (on evidence: README "Offline and autonomy") serves nobody from
+  // another unit: its instances go out critical. A merely Disconnected node may still serve its site.
+  const down = (node: string) => (deps.cache.get('EdgeNode', node) as EdgeNode | undefined)?.status?.phase === 'Down';
+  const instances = deps.view.instances(name, { exceptUnit: unit }).map(({ version: _v, ...i }) => (down(i.node) ? { ...i, health: 'critical' as const } : i));
+  sendJson(res, 200, { service: name, instances });
   return true;
 }

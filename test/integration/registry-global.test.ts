@@ -64,7 +64,7 @@ describe('global registry view and resolution across units', () => {
     assert.deepEqual(cached.body.instances.map((i) => [i.id, i.nearness]), [['wb', 'node'], ['w1', 'remote']]);
 
     await b1.kill();
-    b1 = await cluster.restartAgent('b1', hubUrl);
+    b1 = await cluster.restartAgent('b1', hubUrl, AGENT_ARGS);
     const afterRestart = await call<Answer>('GET', `${b1.localApi}${REG}/web?unit=site-a`);
     assert.deepEqual(afterRestart.body.instances.map((i) => [i.id, i.nearness]), [['w1', 'remote']]);
   });

@@ -14,6 +14,7 @@ import type { RegistryRecord, ServiceInstance } from '../../shared/registry/reco
 import { runCli } from '../helpers/cluster.js';
 import { nodeUnit } from '../helpers/objects.js';
 import { connectRaw, type RawAgent } from '../helpers/raw-agent.js';
+import { waitFor } from '../helpers/wait.js';
 
 const API = '/apis/outpost.dev/v1alpha1';
 const isSync = (f: HubFrame): f is SyncFrame => f.type === 'sync';
@@ -152,6 +153,16 @@ describe('global registry view at the hub', () => {
     await start(port);
     const list = await api<{ items: { service: string; total: number }[] }>('GET', `${API}/services`);
     assert.deepEqual(list.body.items.map((s) => [s.service, s.total]), [['db', 1], ['web', 2]]);
+
+    // A node the hub declared Down: other units get its instances as critical.
+    const node = (await api<{ metadata: { resourceVersion?: string }; status?: object }>('GET', `${API}/edgenodes/node-a1`)).body;
+    const status = await api('PUT', `${API}/edgenodes/node-a1/status`, { ...node, metadata: { ...node.metadata, resourceVersion: undefined }, status: { ...node.status, phase: 'Down', reason: 'test', since: new Date().toISOString() } });
+    assert.equal(status.status, 200, JSON.stringify(status.body));
+    const downView = await waitFor(async () => {
+      const v = (await (await agentGet('/agent/v1/services/web', 'node-b')).json()) as { instances: { id: string; health: string }[] };
+      return v.instances[0]?.health === 'critical' ? v : undefined;
+    }, { timeoutMs: 5000, message: 'the Down node seen by the hub cache' });
+    assert.deepEqual(downView.instances.map((i) => [i.id, i.health]), [['w1', 'critical']]);
   });
 
   test('outpost get services and describe service show the view', async () => {
