@@ -5,15 +5,13 @@
 // SQLite file; the agent is restarted on that file.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import type { Registry } from 'prom-client';
 import type { AnyObject } from '../../shared/api/index.js';
 import { topics } from '../../shared/devices/topics.js';
-import { freePort } from '../../shared/free-port.js';
 import { silentLogger } from '../../shared/logger.js';
 import { createRegistry } from '../../shared/metrics.js';
 import { DeviceBroker } from '../../edge-agent/devices/device-broker.js';
@@ -22,10 +20,8 @@ import { createDeviceMetrics } from '../../edge-agent/devices/device-metrics.js'
 import { hashPassword } from '../../edge-agent/devices/password.js';
 import { collect, connectMqtt, device, openStore, outboxRows, thermostatModel, within } from '../helpers/device-broker.js';
 import { waitFor } from '../helpers/wait.js';
+import { AGENT_USER, NO_MOSQUITTO, agentAnswers, hasMosquitto, startMosquitto } from '../helpers/mosquitto.js';
 
-const repo = new URL('../..', import.meta.url).pathname;
-const ACL_FILE = join(repo, 'examples/mosquitto/outpost.acl');
-const AGENT_USER = 'outpost-agent';
 const AGENT_PASSWORD = 'agent-secret';
 const DEVICES = ['t1', 't2', 'unit-dev'] as const;
 const passwordOf = (name: string) => `pw-${name}`;
@@ -103,58 +99,26 @@ async function startEmbedded(dir: string): Promise<Fixture> {
 }
 
 /** mosquitto from apt with a password file (agent and devices) and the shipped ACL; the agent is its client. */
-async function startMosquitto(dir: string): Promise<Fixture> {
-  // Started as root, mosquitto runs as user mosquitto: its files must be readable by it.
-  chmodSync(dir, 0o755);
-  const acl = join(dir, 'outpost.acl');
-  writeFileSync(acl, readFileSync(ACL_FILE), { mode: 0o644 });
-  const passwd = join(dir, 'passwd');
-  writeFileSync(passwd, '', { mode: 0o644 });
-  for (const [user, pw] of [[AGENT_USER, AGENT_PASSWORD], ...DEVICES.map((d) => [d, passwordOf(d)])] as const) {
-    const r = spawnSync('mosquitto_passwd', ['-b', passwd, user, pw], { encoding: 'utf8' });
-    assert.equal(r.status, 0, `mosquitto_passwd: ${r.stderr}`);
-  }
-  chmodSync(passwd, 0o644);
-  const port = await freePort();
-  const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\nacl_file ${acl}\npersistence false\n`);
-  const mosquitto: ChildProcess = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let mosquittoErr = '';
-  mosquitto.stderr?.on('data', (d: Buffer) => { mosquittoErr += d.toString(); });
-  mosquitto.once('exit', (code) => { mosquittoErr += `\n(exited ${code})`; });
-  const brokerUrl = `mqtt://127.0.0.1:${port}`;
-  const probe = await waitFor(async () => connectMqtt(brokerUrl, { clientId: 'probe', username: AGENT_USER, password: AGENT_PASSWORD }).catch(() => undefined), { timeoutMs: 10_000, message: 'mosquitto accepts the agent user' }).catch((err: unknown) => { throw new Error(`${(err as Error).message}; mosquitto said: ${mosquittoErr}`); });
-  await probe.endAsync();
+async function startWithMosquitto(dir: string): Promise<Fixture> {
+  const mosquitto = await startMosquitto(dir, [[AGENT_USER, AGENT_PASSWORD], ...DEVICES.map((d): [string, string] => [d, passwordOf(d)])]);
   const fixture = await agentOn(
     join(dir, 'external.db'),
-    (deps) => new ExternalBroker(deps, { url: `mqtt://${AGENT_USER}:${AGENT_PASSWORD}@127.0.0.1:${port}` }),
-    () => brokerUrl,
-    // The agent connects and subscribes in the background: ask for t1's twin until it answers.
-    async (f) => {
-      const c = await connectMqtt(f.url(), { clientId: 't1-probe', username: 't1', password: passwordOf('t1') });
-      try {
-        await c.subscribeAsync(topics.getResponse('t1'), { qos: 1 });
-        const answered = collect(c, topics.getResponse('t1'), 1, 15_000);
-        const asking = setInterval(() => c.publish(topics.get('t1'), '', { qos: 1 }), 100);
-        try { await answered; } finally { clearInterval(asking); }
-      } finally {
-        await c.endAsync();
-      }
-    },
+    (deps) => new ExternalBroker(deps, { url: `mqtt://${AGENT_USER}:${AGENT_PASSWORD}@127.0.0.1:${mosquitto.port}` }),
+    () => mosquitto.url,
+    (f) => agentAnswers(f.url(), 't1', passwordOf('t1')),
   );
   return {
     ...fixture,
     async stop() {
       await fixture.stop();
-      mosquitto.kill('SIGKILL');
+      mosquitto.stop();
     },
   };
 }
 
-const hasMosquitto = spawnSync('sh', ['-c', 'command -v mosquitto && command -v mosquitto_passwd'], { encoding: 'utf8' }).status === 0;
 const brokers = [
   { name: 'embedded broker', start: startEmbedded, presenceFromConnection: true, skip: false as const },
-  { name: 'mosquitto (--mqtt-url)', start: startMosquitto, presenceFromConnection: false, skip: hasMosquitto ? (false as const) : 'mosquitto is not installed here (apt-get install mosquitto): the --mqtt-url half of the suite is skipped' },
+  { name: 'mosquitto (--mqtt-url)', start: startWithMosquitto, presenceFromConnection: false, skip: hasMosquitto ? (false as const) : NO_MOSQUITTO },
 ];
 
 for (const broker of brokers) {
