@@ -42,7 +42,8 @@ async function startNode(dir: string, name: string, unit = 'u1'): Promise<Node> 
   const metrics = createPeerMetrics(prom);
   const mesh = new PeerMesh({ registry: state, log, metrics }, { listen: { host: '127.0.0.1', port: 0 }, ...FAST });
   await mesh.start();
-  return { name, db, state, mesh, metrics, prom, endpoint: `127.0.0.1:${mesh.listenAddress()?.port}` };
+  mesh.advertised = `127.0.0.1:${mesh.listenAddress()?.port}`;
+  return { name, db, state, mesh, metrics, prom, endpoint: mesh.advertised };
 }
 
 async function stopNode(n: Node): Promise<void> {
@@ -150,6 +151,26 @@ test('peers: a dead peer is suspected and its instances turn critical on the oth
   }
 }));
 
+test('peers: a peer restarted at another address while the hub is away is dialled where its hello says', { timeout: 30_000 }, () => withDir(async (dir) => {
+  const a = await startNode(dir, 'a');
+  let c = await startNode(dir, 'c');
+  try {
+    connect([a, c], ['s']);
+    c.state.register(input('cam', 'c1'));
+    await waitFor(() => a.state.lookup('cam').length === 1, { message: 'c1 on a' });
+    await stopNode(c);
+    await waitFor(() => a.state.lookup('cam', { all: true })[0]?.originSuspected, { timeoutMs: 10_000, message: 'c suspected' });
+    c = await startNode(dir, 'c');
+    // Only C has a list (cached); A's still names C's old endpoint.
+    c.mesh.setPeers([{ node: 'a', endpoint: a.endpoint }, { node: 'c', endpoint: c.endpoint }], ['s']);
+    await waitFor(() => a.mesh.peers().find((p) => p.node === 'c')?.endpoint === c.endpoint && a.mesh.peers().find((p) => p.node === 'c')?.linkUp, { timeoutMs: 10_000, message: 'a dials c at its new endpoint' });
+    await waitFor(() => a.state.lookup('cam').length === 1, { timeoutMs: 10_000, message: 'c1 passing on a again' });
+  } finally {
+    await stopNode(a);
+    await stopNode(c).catch(() => undefined);
+  }
+}));
+
 test('peers: records of an older incarnation that the origin no longer has are retired', { timeout: 30_000 }, () => withDir(async (dir) => {
   const a = await startNode(dir, 'a');
   const c = await startNode(dir, 'c');
@@ -179,6 +200,9 @@ test('peers: with the link between A and C cut, records flow through B; after th
   await cToA.start();
   try {
     const direct = (n: Node): UnitPeer => ({ node: n.name, endpoint: n.endpoint });
+    // A and C do not tell their direct endpoints, or they would dial each other around the proxies.
+    a.mesh.advertised = undefined;
+    c.mesh.advertised = undefined;
     a.mesh.setPeers([direct(b), { node: 'c', endpoint: `127.0.0.1:${aToC.port}` }], ['s']);
     b.mesh.setPeers([direct(a), direct(c)], ['s']);
     c.mesh.setPeers([direct(b), { node: 'a', endpoint: `127.0.0.1:${cToA.port}` }], ['s']);

@@ -76,6 +76,7 @@ export class AgentPeers {
     }
     const port = this.mesh.listenAddress()?.port ?? this.options.listen.port;
     this.advertised = this.options.advertise ?? joinHostPort(advertisedHost(this.options.listen.host), port);
+    this.mesh.advertised = this.advertised;
     this.deps.log.info({ peerAdvertise: this.advertised }, 'registry peer endpoint');
     this.refresh();
     this.mesh.onReachabilityChange(() => this.vote(false));

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { PeerEndpointSchema } from '../../../shared/api/unit-peers.js';
 import type { RegistryRecord } from '../records.js';
 
 /**
@@ -78,7 +79,8 @@ const Members = Type.Array(MemberFactSchema, { maxItems: MAX_MEMBERS });
 
 const frames = {
   challenge: Type.Object({ t: Type.Literal('challenge'), node: NodeName, unit: NodeName, nonce: Nonce }, { additionalProperties: false }),
-  hello: Type.Object({ t: Type.Literal('hello'), node: NodeName, unit: NodeName, nonce: Nonce, incarnation: Count, proof: Proof }, { additionalProperties: false }),
+  /** `endpoint`: where the dialler listens, so that a peer learns a new address without the hub. */
+  hello: Type.Object({ t: Type.Literal('hello'), node: NodeName, unit: NodeName, nonce: Nonce, incarnation: Count, proof: Proof, endpoint: Type.Optional(PeerEndpointSchema) }, { additionalProperties: false }),
   welcome: Type.Object({ t: Type.Literal('welcome'), incarnation: Count, proof: Proof }, { additionalProperties: false }),
   /** Records as their origin changed them; `sentAt` (sender's ms epoch) measures register-to-visible. */
   push: Type.Object({ t: Type.Literal('push'), records: Type.Array(RecordSchema, { minItems: 1, maxItems: MAX_RECORDS_PER_FRAME }), sentAt: Type.Optional(Count) }, { additionalProperties: false }),

@@ -13,6 +13,8 @@ export interface PeerLinkDeps {
   endpoint: string;
   /** The unit credentials accepted now (current first, then the previous one during a rotation). */
   secrets(): readonly string[];
+  /** Our own advertised endpoint, told to the peer in the hello. */
+  advertised(): string | undefined;
   log: Logger;
   /** A frame the peer answered with (ack, digest, records). */
   onFrame(frame: PeerFrame): void;
@@ -121,7 +123,11 @@ export class PeerLink {
         if (secret === undefined) return refuse('no unit peer credential yet');
         theirNonce = frame.nonce;
         state = 'welcome';
-        ws.send(JSON.stringify({ t: 'hello', node: this.deps.self, unit: this.deps.unit, nonce: ourNonce, incarnation: this.deps.incarnation, proof: peerProof(secret, 'client', this.deps.unit, this.deps.self, this.deps.peer, theirNonce, ourNonce) } satisfies PeerFrame));
+        const endpoint = this.deps.advertised();
+        ws.send(JSON.stringify({
+          t: 'hello', node: this.deps.self, unit: this.deps.unit, nonce: ourNonce, incarnation: this.deps.incarnation,
+          proof: peerProof(secret, 'client', this.deps.unit, this.deps.self, this.deps.peer, theirNonce, ourNonce), ...(endpoint ? { endpoint } : {}),
+        } satisfies PeerFrame));
         return;
       }
       if (state === 'welcome') {

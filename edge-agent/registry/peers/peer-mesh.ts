@@ -37,6 +37,11 @@ export class PeerMesh {
   private readonly replicator: Replicator;
   private address: AddressInfo | undefined;
   private readonly listeners = new Set<() => void>();
+  /** Endpoints from the hub's list, and newer ones peers told us in their hello (while the hub's entry is unchanged). */
+  private hubEndpoints = new Map<string, string>();
+  private readonly learned = new Map<string, string>();
+  /** What we tell peers in our hello; set by the agent once the listener is bound. */
+  advertised: string | undefined;
 
   constructor(private readonly deps: { registry: Registry; log: Logger; metrics: PeerMetrics }, private readonly options: PeerMeshOptions = {}) {
     const { registry, log, metrics } = deps;
@@ -57,7 +62,7 @@ export class PeerMesh {
       this.server = new PeerServer({
         self: registry.node, unit: registry.unit, incarnation: registry.incarnation, secrets, log,
         onRequest: (from, frame, reply, session) => this.onRequest(from, frame, reply, session),
-        onPeerHello: (from, incarnation) => this.detector.learnIncarnation(from, incarnation),
+        onPeerHello: (from, incarnation, endpoint) => this.onPeerHello(from, incarnation, endpoint),
         onRefused: () => metrics.refused.inc(),
       }, options.link);
     }
@@ -91,7 +96,15 @@ export class PeerMesh {
   /** Applies the hub's peer list and unit credentials (current first). Idempotent. */
   setPeers(peers: readonly UnitPeer[], credentials: readonly string[]): void {
     this.credentials = [...credentials];
-    const want = new Map(peers.filter((p) => p.node !== this.deps.registry.node).map((p) => [p.node, p.endpoint]));
+    const hub = new Map(peers.filter((p) => p.node !== this.deps.registry.node).map((p) => [p.node, p.endpoint]));
+    // A learned endpoint holds until the hub's entry for that node changes (the hub heard of it too).
+    for (const node of [...this.learned.keys()]) if (!hub.has(node) || hub.get(node) !== this.hubEndpoints.get(node)) this.learned.delete(node);
+    this.hubEndpoints = hub;
+    this.applyLinks();
+  }
+
+  private applyLinks(): void {
+    const want = new Map([...this.hubEndpoints].map(([node, endpoint]) => [node, this.learned.get(node) ?? endpoint]));
     for (const [node, link] of this.links) {
       if (want.get(node) !== link.endpoint) {
         link.stop();
@@ -104,7 +117,7 @@ export class PeerMesh {
       if (this.links.has(node) || this.credentials.length === 0) continue;
       const link: PeerLink = new PeerLink({
         self: this.deps.registry.node, unit: this.deps.registry.unit, incarnation: this.deps.registry.incarnation, peer: node, endpoint,
-        secrets: () => this.credentials, log: this.deps.log,
+        secrets: () => this.credentials, advertised: () => this.advertised, log: this.deps.log,
         onFrame: (frame) => this.onAnswer(link, frame),
         onUp: (incarnation) => {
           this.detector.learnIncarnation(node, incarnation);
@@ -141,6 +154,18 @@ export class PeerMesh {
   onReachabilityChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  private onPeerHello(from: string, incarnation: number, endpoint: string | undefined): void {
+    this.detector.learnIncarnation(from, incarnation);
+    if (!endpoint || !this.hubEndpoints.has(from) || (this.learned.get(from) ?? this.hubEndpoints.get(from)) === endpoint) return;
+    // A link that works stays where it is (the address we dial may differ from the one it tells, e.g. NAT).
+    if (this.links.get(from)?.up) return;
+    // An authenticated member listens elsewhere now (restarted on another address with the hub away).
+    this.deps.log.info({ peer: from, endpoint }, 'peer told a new endpoint; dialling it there');
+    this.learned.set(from, endpoint);
+    if (this.learned.size > 10_000) this.learned.clear();
+    this.applyLinks();
   }
 
   private onRequest(from: string, frame: PeerFrame, reply: (f: PeerFrame) => void, session: object): void {

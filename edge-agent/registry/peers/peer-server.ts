@@ -14,7 +14,7 @@ export interface PeerServerDeps {
   /** A request from an authenticated peer; `reply` answers on the same socket. */
   onRequest(from: string, frame: PeerFrame, reply: (f: PeerFrame) => void, session: object): void;
   /** An authenticated peer connected, telling us its incarnation. */
-  onPeerHello(from: string, incarnation: number): void;
+  onPeerHello(from: string, incarnation: number, endpoint: string | undefined): void;
   onRefused(reason: string): void;
 }
 
@@ -89,7 +89,7 @@ export class PeerServer {
         peer = frame.node;
         clearTimeout(deadline);
         reply({ t: 'welcome', incarnation: this.deps.incarnation, proof: peerProof(secret, 'server', this.deps.unit, this.deps.self, frame.node, frame.nonce, ourNonce) });
-        this.deps.onPeerHello(frame.node, frame.incarnation);
+        this.deps.onPeerHello(frame.node, frame.incarnation, frame.endpoint);
         return;
       }
       if (frame.t === 'hello' || frame.t === 'challenge' || frame.t === 'welcome') return refuse(`unexpected ${frame.t} after the handshake`);
