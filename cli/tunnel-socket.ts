@@ -57,6 +57,12 @@ export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTar
       res.on('error', () => reject(new OutpostError('UNAVAILABLE', `hub answered HTTP ${res.statusCode ?? 0}`)));
     });
     ws.once('error', (err) => reject(new OutpostError('UNAVAILABLE', `cannot reach the hub at ${conn.server} (${conn.source}): ${err.message}`)));
-    ws.once('open', () => resolve(ws));
+    // Frames that came with the handshake are emitted on the next tick, before the caller's
+    // `await` resumes and attaches its listeners: hold them until the caller had its turn.
+    ws.once('open', () => {
+      ws.pause();
+      resolve(ws);
+      setImmediate(() => ws.resume());
+    });
   });
 }

@@ -51,6 +51,8 @@ export async function logsCommand(conn: Connection, app: string, o: LogsFlags, o
   const instances = await instancesOf(new HubClient(conn), app, o);
   const prefix = instances.length > 1;
   const sockets = await Promise.all(instances.map((i) => openTunnel(conn, 'logs', { instance: i }, params)));
+  // Logs read nothing from the CLI: our half of each stream is done (the stream closes when the agent's ends).
+  for (const ws of sockets) ws.send(JSON.stringify({ type: 'end' }));
   const results = await Promise.all(sockets.map((ws, n) => printStream(ws, prefix ? `[${instances[n] as string}] ` : '', out)));
   return results.every(Boolean) ? 0 : 1;
 }

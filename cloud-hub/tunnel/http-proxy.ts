@@ -22,8 +22,8 @@ export function proxyThroughStream(req: IncomingMessage, res: ServerResponse, st
       method: req.method ?? 'GET',
       path: opts.path,
       headers,
-      agent: false,
-      // The tunnel stream is the connection: node:http needs only a Duplex.
+      // The tunnel stream is the connection: node:http needs only a Duplex. (No `agent` option:
+      // node:http uses createConnection only when none is given.)
       createConnection: () => stream as unknown as Socket,
     });
     const fail = (err: Error) => {

@@ -46,6 +46,8 @@ export function logsHandler(targets: TunnelTargets, runs: RunBoundaries, options
   const pollMs = options.pollMs ?? 200;
   return (open, stream) => {
     const params = logParams(open.params);
+    // Nothing is read from a logs stream: discard input so the stream closes once both sides ended.
+    stream.resume();
     const { instance } = targets.instance(open.target.instance);
     const current = join(options.logDir, instance.metadata.name, 'current.log');
     if (params.previous) {
