@@ -25,6 +25,8 @@ export interface ChaosClusterOptions {
   dir: string;
   runId: string;
   agents: AgentSpec[];
+  /** More flags for every agent (a scenario's own settings). */
+  agentArgs?: string[];
 }
 
 interface Managed {
@@ -130,6 +132,7 @@ export class ChaosCluster {
     const proxy = this.proxies.get(name);
     if (!proxy) throw new Error(`no proxy for agent ${name}`);
     const args = ['agent', '--hub', proxy.url, '--name', name, '--data', this.agentDir(name), '--read-deadline', '3s', '--backoff-max', '1s', '--mqtt-listen', 'none', '--peer-listen', '127.0.0.1:0'];
+    args.push(...(this.options.agentArgs ?? []));
     if (token) args.push('--token', token);
     const n = (this.agentStarts.get(name) ?? 0) + 1;
     this.agentStarts.set(name, n);

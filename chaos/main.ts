@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { formatReport, writeReport } from './report.js';
 import { randomSeed } from './rng.js';
 import { runChaos, type ChaosOptions } from './run.js';
+import { registryMain } from './registry/registry-main.js';
 
 /** Where the JSON report of the latest run is written. */
 export const REPORT_FILE = resolve(import.meta.dirname, 'results/last-run.json');
@@ -62,6 +63,15 @@ export function parseChaosArgs(argv: string[]): Omit<ChaosOptions, 'log' | 'sign
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `--mode registry`: the local service registry scenario (chaos/registry/), its own options.
+  const mode = argv.indexOf('--mode');
+  if (mode >= 0) {
+    if (argv[mode + 1] !== 'registry') {
+      console.error(`--mode ${argv[mode + 1] ?? ''}: the only mode is registry (without --mode: the orchestration run)`);
+      return 2;
+    }
+    return registryMain(argv.filter((_, i) => i !== mode && i !== mode + 1));
+  }
   let options: ReturnType<typeof parseChaosArgs>;
   try {
     options = parseChaosArgs(argv);

@@ -1,0 +1,52 @@
+// The registry chaos run of `npm test` (issue 6): 3 agents of one unit for 25 s of agent and hub
+// SIGKILLs and SIGSTOPs under registry load and watches, then the scenario's checks (nothing
+// acknowledged lost, nothing deregistered back, growing versions, no partial list, convergence
+// within 10 s). Runs as its own `npm run chaos` process with a deadline, like chaos-short.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { RegistryChaosReport } from '../../chaos/registry/registry-run.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const SEED = 1;
+/** A run takes about 45 s here; past this it is stopped (SIGTERM: the harness cleans up), then killed. */
+const RUN_DEADLINE_MS = 120_000;
+
+test(`registry chaos: 3 agents x 25 s, seed ${SEED}`, { timeout: 150_000 }, async () => {
+  const reportFile = resolve(ROOT, `chaos/results/registry-test-seed-${SEED}.json`);
+  rmSync(reportFile, { force: true });
+  const args = ['--import', 'tsx', 'chaos/main.ts', '--mode', 'registry', '--agents', '3', '--duration', '25', '--seed', String(SEED), '--report', reportFile];
+  const { code, output } = await runBounded(args, RUN_DEADLINE_MS);
+  console.log(output.split('\n').filter((l) => !l.startsWith('[')).join('\n'));
+  const report = JSON.parse(readFileSync(reportFile, 'utf8')) as RegistryChaosReport;
+  const failed = report.checks.filter((c) => !c.pass).map((c) => `${c.name}: ${c.details.join('; ')}`);
+  const summary = `exit ${code}; failed: ${failed.join(' | ') || 'none'}; error: ${report.error ?? 'none'}`;
+  assert.equal(report.error, undefined, summary);
+  assert.deepEqual(failed, [], summary);
+  assert.equal(code, 0, summary);
+  // A run that did (almost) nothing would pass anything.
+  assert.ok(report.faults.some((f) => / SIGKILL reg-/.test(f)), `no agent was killed: ${report.faults.join(', ')}`);
+  assert.ok(report.faults.length >= 3, `only ${report.faults.length} faults`);
+  assert.ok(report.model.deleted >= 10 && report.model.live >= 20, `too little load: ${JSON.stringify(report.model)}`);
+  assert.ok(report.subscribers.connections > 9, 'subscribers reconnected after restarts');
+});
+
+/** Runs node with `args` in the repo; SIGTERM at the deadline, SIGKILL 20 s later. */
+function runBounded(args: string[], deadlineMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => { output += c.toString('utf8'); });
+    child.stderr.on('data', (c: Buffer) => { output += c.toString('utf8'); });
+    const term = setTimeout(() => child.kill('SIGTERM'), deadlineMs);
+    const kill = setTimeout(() => child.kill('SIGKILL'), deadlineMs + 20_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(term);
+      clearTimeout(kill);
+      resolveRun({ code, output });
+    });
+  });
+}
