@@ -7,10 +7,18 @@ import { freePort } from '../../shared/free-port.js';
 import { collect, connectMqtt } from './device-broker.js';
 import { waitFor } from './wait.js';
 
-// A real mosquitto from apt for the --mqtt-url tests: a password file, the ACL shipped in
-// examples/mosquitto, a loopback port, killed with SIGKILL at the end.
+// A real mosquitto from apt for the --mqtt-url tests: a password file, the ACL and delivery
+// settings shipped in examples/mosquitto, a loopback port, killed with SIGKILL at the end.
 
 export const ACL_FILE = new URL('../../examples/mosquitto/outpost.acl', import.meta.url).pathname;
+export const CONF_FILE = new URL('../../examples/mosquitto/mosquitto.conf', import.meta.url).pathname;
+
+/** The delivery settings of the shipped mosquitto.conf (not its listener, files or persistence, which are the test's). */
+function shippedSettings(): string {
+  return readFileSync(CONF_FILE, 'utf8').split('\n')
+    .filter((l) => /^(max_inflight_messages|max_queued_messages|queue_qos0_messages)\s/.test(l))
+    .join('\n');
+}
 /** The agent's user in the shipped ACL. */
 export const AGENT_USER = 'outpost-agent';
 
@@ -39,7 +47,7 @@ export async function startMosquitto(dir: string, users: Array<[string, string]>
   chmodSync(passwd, 0o644);
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\nacl_file ${acl}\npersistence false\n${extraConfig}`);
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\nacl_file ${acl}\npersistence false\n${shippedSettings()}\n${extraConfig}`);
   const child: ChildProcess = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let said = '';
   child.stderr?.on('data', (d: Buffer) => { said = (said + d.toString()).slice(-4096); });
