@@ -35,6 +35,8 @@ export interface ProcessLeasesOptions {
  */
 export class ProcessLeases {
   private timer: Timer | undefined;
+  /** Instances whose registration was refused (e.g. a name too long for an instance id): logged once, not every pass. */
+  private readonly refused = new Set<string>();
 
   constructor(private readonly deps: ProcessLeasesDeps, private readonly options: ProcessLeasesOptions) {}
 
@@ -65,24 +67,31 @@ export class ProcessLeases {
         if (desired === undefined && stillRuns) continue; // not known yet: keep what runs
         this.deps.registry.deregister(r.instance.service, r.instance.id);
       }
-      for (const w of wanted.values()) this.upsert(w.name, w.service, w.ready);
     } catch (err) {
-      this.deps.log.error({ err }, 'process-bound registrations could not be updated');
+      this.deps.log.error({ err }, 'process-bound registrations could not be removed');
     }
+    for (const w of wanted.values()) this.upsert(w.name, w.service, w.ready);
   }
 
   /** One instance's status changed: its health follows readiness at once. */
   statusChanged(name: string, status: InstanceStatus): void {
     const d = this.deps.desired()?.find((x) => x.name === name);
     if (!d?.service) return;
-    try {
-      this.upsert(name, d.service, status.ready);
-    } catch (err) {
-      this.deps.log.error({ err, instance: name }, 'process-bound registration could not be updated');
-    }
+    this.upsert(name, d.service, status.ready);
   }
 
   private upsert(name: string, service: AppService, ready: boolean): void {
+    try {
+      this.register(name, service, ready);
+      this.refused.delete(name);
+    } catch (err) {
+      if (this.refused.has(name)) return;
+      this.refused.add(name);
+      this.deps.log.error({ err, instance: name, service: service.name }, 'instance could not be registered in the local registry');
+    }
+  }
+
+  private register(name: string, service: AppService, ready: boolean): void {
     this.deps.registry.register({
       service: service.name,
       id: name,
