@@ -17,6 +17,9 @@ export interface StreamPort {
   released(stream: TunnelStream): void;
 }
 
+/** Control messages held for a stream nobody reads yet; a peer sending more is broken. */
+const MAX_HELD_CONTROLS = 64;
+
 /** Queued outgoing bytes above which a write waits (Writable backpressure to the stream's user). */
 const OUT_HIGH_WATER = 256 * 1024;
 
@@ -46,6 +49,8 @@ export class TunnelStream extends Duplex {
   /** Control messages waiting for data written before them to be enqueued. */
   private readonly deferredControls: { afterBytes: number; msg: object }[] = [];
   private wantRead = false;
+  /** Control messages received before a 'control' listener was attached. */
+  private readonly heldControls: ControlMessage[] = [];
   /** A RESET was sent or received: no further frame may be sent. */
   private resetDone = false;
 
@@ -56,6 +61,13 @@ export class TunnelStream extends Duplex {
   ) {
     super({ allowHalfOpen: true });
     this.once('close', () => this.port.released(this));
+    this.on('newListener', (event: string) => {
+      if (event !== 'control' || this.heldControls.length === 0) return;
+      // 'newListener' comes before the listener is added: deliver once it is.
+      process.nextTick(() => {
+        for (const msg of this.heldControls.splice(0)) if (!this.destroyed) this.emit('control', msg);
+      });
+    });
     // A reset by the peer or a lost session is normal for a tunnel: it must never crash the
     // process through an unhandled 'error'. Listeners still get it, and `errored` keeps it.
     this.on('error', () => undefined);
@@ -125,7 +137,15 @@ export class TunnelStream extends Duplex {
   }
 
   onRemoteControl(msg: ControlMessage): void {
-    if (!this.destroyed) this.emit('control', msg);
+    if (this.destroyed) return;
+    // Nobody listens yet (the hub relays a stream only once openStream resolved, and a short
+    // command's exit control can arrive before that): held, and given to the first listener.
+    if (this.listenerCount('control') === 0) {
+      if (this.heldControls.length >= MAX_HELD_CONTROLS) return this.reset('OUTPOST_PROTOCOL', `more than ${MAX_HELD_CONTROLS} control messages before the stream was read`);
+      this.heldControls.push(msg);
+      return;
+    }
+    this.emit('control', msg);
   }
 
   onRemoteEnd(): void {
