@@ -31,7 +31,6 @@ export function registerExec(program: Command, connection: () => Connection): vo
     .option('-t, --tty', 'run the command in a terminal (raw mode, window size follows this one)')
     .option('--unit <unit>', 'an instance of the app in this unit')
     .option('--node <node>', 'an instance of the app on this node')
-    .passThroughOptions()
     .action(async (target: string, command: string[], o: ExecFlags) => {
       const code = await execCommand(connection(), target, command, o, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
       process.exitCode = code;
