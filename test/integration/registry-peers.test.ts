@@ -48,7 +48,7 @@ describe('registry replication and failure detection inside a unit', () => {
     await cluster.api('POST', `${API}/nodeunits`, nodeUnit('depot'));
     // Fixed peer ports: a restarted agent comes back at the endpoint its peers have cached.
     for (const n of ['a', 'b', 'c']) peerPorts.set(n, await freePort());
-    for (const [n, u] of [['a', 'shop'], ['b', 'shop'], ['c', 'shop'], ['d', 'depot']] as const) agents.set(n, await cluster.startAgent(n, u, args(n)));
+    await Promise.all((['a', 'shop', 'b', 'shop', 'c', 'shop', 'd', 'depot'] as const).flatMap((n, i, all) => (i % 2 === 0 ? [cluster.startAgent(n, all[i + 1] ?? '', args(n)).then((p) => { agents.set(n, p); })] : [])));
   });
   after(() => cluster.cleanup());
 
@@ -100,7 +100,6 @@ describe('registry replication and failure detection inside a unit', () => {
   });
 
   test('with the hub killed, registration, discovery and failure detection go on; a stopped agent converges when it continues', async () => {
-    const hubUrl = cluster.requireHub().url;
     await cluster.requireHub().kill();
     await register(agent('b'), 'db', 'b1');
     for (const n of ['a', 'c']) await waitFor(async () => (await lookup(agent(n), 'db')).length === 1, { timeoutMs: 10_000, intervalMs: 50, message: `b1 on ${n} without the hub` });
@@ -120,6 +119,5 @@ describe('registry replication and failure detection inside a unit', () => {
       return web === 'w1,w2' && db.length === 0;
     }, { timeoutMs: 15_000, intervalMs: 100, message: 'c converged after continuing' });
     await waitFor(async () => (await lookup(agent('a'), 'cam')).some((i) => i.id === 'c1' && !i.originSuspected), { timeoutMs: 15_000, intervalMs: 100, message: 'c no longer suspected on a' });
-    await cluster.startHub(Number(new URL(hubUrl).port));
   });
 });
