@@ -34,6 +34,9 @@ export class GlobalRegistryView {
   private readonly db: Database.Database;
   private readonly held = new Map<string, Held>();
   private readonly byService = new Map<string, Set<string>>();
+  private readonly byUnit = new Map<string, Set<string>>();
+  /** Digests per unit, computed on demand and dropped when the unit changes (a reconnect storm asks for each unit many times). */
+  private readonly digestMemo = new Map<string, Record<string, OriginDigest>>();
   private readonly now: () => number;
   private readonly stmts;
 
@@ -120,7 +123,17 @@ export class GlobalRegistryView {
 
   /** Per-origin digests of a unit's live records (shared/registry/digest.ts). */
   digests(unit: string): Record<string, OriginDigest> {
-    return originDigests([...this.held.values()].filter((h) => h.unit === unit).map((h) => h.record));
+    let d = this.digestMemo.get(unit);
+    if (!d) {
+      const records: RegistryRecord[] = [];
+      for (const k of this.byUnit.get(unit) ?? []) {
+        const h = this.held.get(k);
+        if (h) records.push(h.record);
+      }
+      d = originDigests(records);
+      this.digestMemo.set(unit, d);
+    }
+    return d;
   }
 
   /** Records held (live and tombstones). */
@@ -142,6 +155,10 @@ export class GlobalRegistryView {
   private index(h: Held): void {
     const k = fullKey(h.unit, h.record.key);
     this.held.set(k, h);
+    this.digestMemo.delete(h.unit);
+    let unitKeys = this.byUnit.get(h.unit);
+    if (!unitKeys) this.byUnit.set(h.unit, (unitKeys = new Set()));
+    unitKeys.add(k);
     const service = h.record.key.slice(0, h.record.key.indexOf('/'));
     let set = this.byService.get(service);
     if (!set) this.byService.set(service, (set = new Set()));
@@ -150,6 +167,10 @@ export class GlobalRegistryView {
 
   private unindex(k: string, h: Held): void {
     this.held.delete(k);
+    this.digestMemo.delete(h.unit);
+    const unitKeys = this.byUnit.get(h.unit);
+    unitKeys?.delete(k);
+    if (unitKeys?.size === 0) this.byUnit.delete(h.unit);
     const service = h.record.key.slice(0, h.record.key.indexOf('/'));
     const set = this.byService.get(service);
     set?.delete(k);
