@@ -85,9 +85,14 @@ describe('local service registry on one agent', () => {
     // An index from the future (an earlier life of the agent) answers at once.
     const future = await registryCall<Instances>(agent.localApi, 'GET', `/v1/registry/services/api?index=${answered.index + 1000}&wait=5m`);
     assert.equal(future.body.instances.length, 1);
+    // The service list blocks too, and answers when a service appears.
+    const listWait = registryCall<{ services: Array<{ name: string }> }>(agent.localApi, 'GET', `/v1/registry/services?index=${answered.index}&wait=30s`);
+    await registryCall(agent.localApi, 'PUT', '/v1/registry/services/newcomer/instances/n1', { address: '10.0.0.5', port: 1, ttl: '1h' });
+    assert.ok((await listWait).body.services.some((x) => x.name === 'newcomer'));
     // wait without a change: answers with the same index when the wait runs out.
-    const idle = await registryCall<Instances>(agent.localApi, 'GET', `/v1/registry/services/api?index=${answered.index}&wait=200ms`);
-    assert.equal(idle.index, answered.index);
+    const quiet = (await registryCall<Instances>(agent.localApi, 'GET', '/v1/registry/services/api')).index;
+    const idle = await registryCall<Instances>(agent.localApi, 'GET', `/v1/registry/services/api?index=${quiet}&wait=200ms`);
+    assert.equal(idle.index, quiet);
   });
 
   test('a streaming watch sends complete snapshots with increasing indexes', async () => {
