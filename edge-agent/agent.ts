@@ -25,6 +25,7 @@ import { AgentPeers, type AgentPeersOptions } from './registry/peers/agent-peers
 import { httpHubRegistryApi } from './registry/hub-registry-api.js';
 import { HubLookup } from './registry/hub-lookup.js';
 import { HubReporter } from './registry/hub-reporter.js';
+import { createHubViewMetrics } from './registry/hub-view-metrics.js';
 import { createAgentMetrics } from './metrics.js';
 import { ContainerRuntime } from './runtime/container/container-runtime.js';
 import { DockerEngine } from './runtime/container/docker-engine.js';
@@ -132,9 +133,10 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   // The hub's global view (README "Global view", "Other units"): the unit's records go up through
   // the outbox; lookups add other units' instances from the hub, the last answer cached in cache.db.
   const hubRegistryApi = httpHubRegistryApi({ hubUrl: cred.hub, credential: cred.credential });
-  const hubReporter = new HubReporter({ registry: serviceRegistry.state, outbox, hub: hubRegistryApi, log: nodeLog.child({ component: 'registry-hub' }) });
+  const hubViewMetrics = createHubViewMetrics(registry);
+  const hubReporter = new HubReporter({ registry: serviceRegistry.state, outbox, hub: hubRegistryApi, log: nodeLog.child({ component: 'registry-hub' }), metrics: hubViewMetrics });
   let linkUp = false;
-  serviceRegistry.setLookup(new HubLookup({ registry: serviceRegistry.state, hub: hubRegistryApi, db, linkUp: () => linkUp, log: nodeLog.child({ component: 'registry-hub' }) }).lookup);
+  serviceRegistry.setLookup(new HubLookup({ registry: serviceRegistry.state, hub: hubRegistryApi, db, linkUp: () => linkUp, log: nodeLog.child({ component: 'registry-hub' }), metrics: hubViewMetrics }).lookup);
   runtime.onStatus((name: string, status: InstanceStatus) => {
     if (!cache.has('Instance', name)) return; // removed: the hub deleted it already
     const message = status.message === undefined ? {} : { message: status.message.slice(0, 4000) };

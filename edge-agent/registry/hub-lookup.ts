@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { Logger } from '../../shared/logger.js';
 import type { HubRegistryApi } from './hub-registry-api.js';
+import type { HubViewMetrics } from './hub-view-metrics.js';
 import type { InstanceView, Registry, ServiceInstance } from './records.js';
 import type { ServiceLookup } from './service-lookup.js';
 
@@ -20,6 +21,7 @@ export interface HubLookupDeps {
   /** True while the hub link is up: only then is the hub asked. */
   linkUp(): boolean;
   log: Logger;
+  metrics?: HubViewMetrics;
 }
 
 /**
@@ -66,8 +68,14 @@ export class HubLookup {
     const cached = this.cached(service);
     const now = this.now();
     const recentFailure = now - (this.failedAt.get(service) ?? -Infinity) < this.freshMs;
-    if (!this.deps.linkUp() || recentFailure || (cached && now - cached.fetchedAt < this.freshMs)) return cached?.instances ?? [];
-    return (await this.refresh(service)) ?? cached?.instances ?? [];
+    const source = (s: string) => this.deps.metrics?.remoteLookups.inc({ source: s });
+    if (!this.deps.linkUp() || recentFailure || (cached && now - cached.fetchedAt < this.freshMs)) {
+      source(cached ? 'cache' : 'none');
+      return cached?.instances ?? [];
+    }
+    const fresh = await this.refresh(service);
+    source(fresh ? 'hub' : cached ? 'stale' : 'none');
+    return fresh ?? cached?.instances ?? [];
   }
 
   private cached(service: string): { instances: ServiceInstance[]; fetchedAt: number } | undefined {

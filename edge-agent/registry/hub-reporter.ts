@@ -2,6 +2,7 @@ import type { Logger } from '../../shared/logger.js';
 import { originDigests } from '../../shared/registry/digest.js';
 import type { Outbox, OutboxPut } from '../cache/outbox.js';
 import type { HubRegistryApi } from './hub-registry-api.js';
+import type { HubViewMetrics } from './hub-view-metrics.js';
 import type { Registry, RegistryRecord } from './records.js';
 
 export interface HubReporterOptions {
@@ -27,7 +28,7 @@ export class HubReporter {
   private readonly flushDelayMs: number;
   private readonly maxPending: number;
 
-  constructor(private readonly deps: { registry: Registry; outbox: Outbox; hub: HubRegistryApi; log: Logger }, options: HubReporterOptions = {}) {
+  constructor(private readonly deps: { registry: Registry; outbox: Outbox; hub: HubRegistryApi; log: Logger; metrics?: HubViewMetrics }, options: HubReporterOptions = {}) {
     this.flushDelayMs = options.flushDelayMs ?? 50;
     this.maxPending = options.maxPending ?? 500;
   }
@@ -73,6 +74,7 @@ export class HubReporter {
     }
     const records = mine.filter((r) => differs.has(r.origin));
     this.queue(records);
+    this.deps.metrics?.rereported.inc(records.length);
     if (records.length > 0) this.deps.log.info({ origins: [...differs], records: records.length }, 'registry view at the hub differs; re-reporting those origins');
     return records.length;
   }

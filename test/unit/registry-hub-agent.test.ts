@@ -11,6 +11,8 @@ import { Outbox } from '../../edge-agent/cache/outbox.js';
 import { HubLookup } from '../../edge-agent/registry/hub-lookup.js';
 import type { HubRegistryApi } from '../../edge-agent/registry/hub-registry-api.js';
 import { HubReporter } from '../../edge-agent/registry/hub-reporter.js';
+import { createHubViewMetrics } from '../../edge-agent/registry/hub-view-metrics.js';
+import { Registry as MetricsRegistry } from 'prom-client';
 import type { RegistryRecord, ServiceInstance } from '../../edge-agent/registry/records.js';
 import { RegistryState, type RegisterInput } from '../../edge-agent/registry/registry-state.js';
 import { silentLogger } from '../../shared/logger.js';
@@ -95,7 +97,9 @@ describe('agent side of the global registry view', () => {
   test('other units come from the hub after local ones, and from the cache when the link is down or across restarts', async () => {
     let now = 1_000_000;
     let up = true;
-    const make = () => new HubLookup({ registry: state, hub, db, linkUp: () => up, log: silentLogger() }, { freshMs: 5000, now: () => now });
+    const metricsRegistry = new MetricsRegistry();
+    const metrics = createHubViewMetrics(metricsRegistry);
+    const make = () => new HubLookup({ registry: state, hub, db, linkUp: () => up, log: silentLogger(), metrics }, { freshMs: 5000, now: () => now });
     state.register(input('web', 'local'));
     hub.answers.set('web', [other('u2', 'r1'), other('u3', 'r2', 'critical'), other('u1', 'mine')]);
     const lookup = make();
@@ -123,5 +127,7 @@ describe('agent side of the global registry view', () => {
     await lookup.lookup('web', {});
     assert.equal(hub.calls, calls + 1, 'a failed request is not repeated at every lookup');
     assert.deepEqual(await lookup.lookup('never-seen', {}), []);
+    const bySource = Object.fromEntries((await metrics.remoteLookups.get()).values.map((v) => [v.labels.source, v.value]));
+    assert.deepEqual(bySource, { hub: 2, cache: 5, stale: 1, none: 1 });
   });
 });
