@@ -84,6 +84,11 @@ test('peers: a registration on A is pushed to B and C; a deregistration follows;
     // A record only C holds (as if its push was lost): anti-entropy brings it to A and B.
     const lost = c.state.register(input('db', 'c1'));
     await waitFor(() => a.state.get(lost.key) && b.state.get(lost.key), { message: 'c1 replicated' });
+    // C leaves the unit's list: its records stay on A, critical, until it is listed again.
+    a.mesh.setPeers([{ node: 'a', endpoint: a.endpoint }, { node: 'b', endpoint: b.endpoint }], ['secret-1']);
+    assert.equal(a.state.lookup('db', { all: true })[0]?.originSuspected, true);
+    connect(nodes, ['secret-1']);
+    assert.equal(a.state.lookup('db').length, 1);
   } finally {
     await Promise.all(nodes.map(stopNode));
   }
@@ -144,8 +149,8 @@ test('peers: a dead peer is suspected and its instances turn critical on the oth
     c = await startNode(dir, 'c');
     assert.equal(c.state.incarnation, 2);
     connect([a, b, c], ['s']);
-    for (const n of [a, b]) await waitFor(() => n.state.lookup('cam').length === 1 && !n.state.lookup('cam')[0]?.originSuspected, { timeoutMs: 10_000, message: `c back on ${n.name}` });
-    assert.equal(a.state.get('cam/c1')?.version.incarnation, 2);
+    // Alive again at once (handshake), and its re-announced record (next incarnation) replaces the old one.
+    for (const n of [a, b]) await waitFor(() => n.state.lookup('cam').length === 1 && !n.state.lookup('cam')[0]?.originSuspected && n.state.get('cam/c1')?.version.incarnation === 2, { timeoutMs: 10_000, message: `c back on ${n.name}` });
   } finally {
     await Promise.all([a, b, c].map((n) => stopNode(n).catch(() => undefined)));
   }

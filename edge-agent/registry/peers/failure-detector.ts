@@ -94,14 +94,13 @@ export class FailureDetector {
     this.relays.clear();
   }
 
-  /** The unit's peers (from the hub's peer list). New members start alive; removed ones are forgotten. */
+  /** The unit's peers (from the hub's peer list). New members start alive; removed ones are forgotten (the caller decides what their records become). */
   setMembers(nodes: readonly string[]): void {
     const want = new Set(nodes.filter((n) => n !== this.deps.self));
     for (const [node, m] of this.members) {
       if (!want.has(node)) {
         clearTimeout(m.suspectTimer);
         this.members.delete(node);
-        if (m.status !== 'alive') this.deps.onStatus(node, 'alive', m.status);
       }
     }
     for (const node of want) if (!this.members.has(node)) this.members.set(node, { status: 'alive', inc: 0 });

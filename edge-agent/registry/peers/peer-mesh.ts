@@ -99,6 +99,10 @@ export class PeerMesh {
     const hub = new Map(peers.filter((p) => p.node !== this.deps.registry.node).map((p) => [p.node, p.endpoint]));
     // A learned endpoint holds until the hub's entry for that node changes (the hub heard of it too).
     for (const node of [...this.learned.keys()]) if (!hub.has(node) || hub.get(node) !== this.hubEndpoints.get(node)) this.learned.delete(node);
+    // A node that left the list (left the unit, or stopped listening) no longer keeps its records
+    // fresh here: they stay, critical, until it comes back.
+    for (const node of this.hubEndpoints.keys()) if (!hub.has(node)) this.deps.registry.setOriginSuspected(node, true);
+    for (const node of hub.keys()) if (!this.hubEndpoints.has(node)) this.deps.registry.setOriginSuspected(node, false);
     this.hubEndpoints = hub;
     this.applyLinks();
   }
