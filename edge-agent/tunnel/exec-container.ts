@@ -37,7 +37,8 @@ export async function startContainerExec(engine: DockerEngine, containerId: stri
     if (!params.tty || ended) return;
     engine.resizeExec(execId, cols, rows).catch(() => undefined);
   };
-  resize(params.cols, params.rows);
+  // The first size is set before any stdin is relayed, so a command reading the size at once sees it.
+  if (params.tty) await engine.resizeExec(execId, params.cols, params.rows).catch(() => undefined);
   return {
     writeStdin(data, done) {
       if (!params.stdin || ended || socket.writableEnded) return done();
