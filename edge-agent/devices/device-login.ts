@@ -59,6 +59,8 @@ export class DeviceLogin {
     if (this.byAddress.limited(addressKey) || this.byUsername.limited(userKey)) {
       return { ok: false, reason: 'rate-limited', message: 'too many failed logins from this address or for this user: try again later' };
     }
+    // Charged once the result is known, not before: many devices behind one address logging in at
+    // once (after an agent restart) must not spend its failures.
     const result = await this.identify(req);
     if (!result.ok && GUESSES.has(result.reason)) {
       this.byAddress.failed(addressKey);
