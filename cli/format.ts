@@ -115,6 +115,19 @@ const deviceModelCols = (): Columns => ({
   },
 });
 
+const unitPeersCols = (wide: boolean): Columns => ({
+  headers: ['NAME', 'PEERS', 'NODES', ...(wide ? ['ENDPOINTS', 'ROTATING'] : []), 'AGE'],
+  row: (o) => {
+    const p = (o.spec ?? {}) as { peers?: { node: string; endpoint: string }[]; previousCredential?: string };
+    const peers = p.peers ?? [];
+    return [
+      o.metadata.name, String(peers.length), peers.map((x) => x.node).join(',') || '-',
+      ...(wide ? [peers.map((x) => x.endpoint).join(',') || '-', p.previousCredential !== undefined ? 'yes' : 'no'] : []),
+      age(o.metadata.creationTimestamp),
+    ];
+  },
+});
+
 export function columnsFor(kind: string, wide: boolean): Columns {
   switch (kind) {
     case 'NodeUnit': return unitCols(wide);
@@ -125,6 +138,7 @@ export function columnsFor(kind: string, wide: boolean): Columns {
     case 'AppRevision': return revisionCols();
     case 'Device': return deviceCols(wide);
     case 'DeviceModel': return deviceModelCols();
+    case 'UnitPeers': return unitPeersCols(wide);
     default: return { headers: ['NAME'], row: (o) => [o.metadata.name] };
   }
 }
