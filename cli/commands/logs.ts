@@ -50,10 +50,22 @@ export async function logsCommand(conn: Connection, app: string, o: LogsFlags, o
   if (o.since !== undefined) params.set('sinceSeconds', String(Math.ceil(parseDuration(o.since, '--since') / 1000)));
   const instances = await instancesOf(new HubClient(conn), app, o);
   const prefix = instances.length > 1;
-  const sockets = await Promise.all(instances.map((i) => openTunnel(conn, 'logs', { instance: i }, params)));
-  // Logs read nothing from the CLI: our half of each stream is done (the stream closes when the agent's ends).
-  for (const ws of sockets) ws.send(JSON.stringify({ type: 'end' }));
-  const results = await Promise.all(sockets.map((ws, n) => printStream(ws, prefix ? `[${instances[n] as string}] ` : '', out)));
+  const results = await Promise.all(instances.map(async (instance) => {
+    const label = prefix ? `[${instance}] ` : '';
+    let ws: Awaited<ReturnType<typeof openTunnel>>;
+    try {
+      ws = await openTunnel(conn, 'logs', { instance }, params);
+    } catch (err) {
+      if (!prefix) throw err;
+      out.stderr.write(`error: ${label}${(err as Error).message}\n`);
+      return false;
+    }
+    // Listeners go on in the same turn as the open (frames may follow it at once).
+    const printed = printStream(ws, label, out);
+    // Logs read nothing from the CLI: our half of the stream is done (it closes when the agent's ends).
+    ws.send(JSON.stringify({ type: 'end' }));
+    return printed;
+  }));
   return results.every(Boolean) ? 0 : 1;
 }
 

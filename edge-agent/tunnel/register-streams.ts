@@ -25,7 +25,7 @@ export function registerStreamHandlers(tunnel: AgentTunnel, deps: StreamHandlerD
   const targets = new TunnelTargets(deps, { allow: options.allow });
   const runs = new RunBoundaries((instance) => join(options.logDir, instance, 'current.log'));
   deps.onEvent((e) => {
-    if (e.reason === 'Started') runs.started(e.instance);
+    if (e.process?.edge === 'end') runs.ended(e.instance);
     else if (e.reason === 'Removed') runs.forget(e.instance);
   });
   tunnel.handle('logs', logsHandler(targets, runs, { logDir: options.logDir }));

@@ -1,34 +1,34 @@
 import { fileSize } from './log-tail.js';
 
 /**
- * Where each run of an instance begins in its current.log, from the runtime's Started events,
- * so that `logs --previous` can show the run before the current one. Kept in memory: after an
- * agent restart the previous run is known again from the next restart on. The offset is taken
- * just after the start, so a run's first bytes may count as the run before.
+ * Where runs of an instance end in its current.log, from the runtime's process-end events, so
+ * that `logs --previous` can show the run before the current one. The size is taken when the
+ * process has ended and before the next one starts (restarts wait a back-off), so the boundary
+ * is exact. Kept in memory: after an agent restart the previous run is known from the next
+ * process end on; a run whose start was not seen starts at the beginning of current.log.
  */
 export class RunBoundaries {
-  private readonly starts = new Map<string, number[]>();
+  private readonly ends = new Map<string, number[]>();
 
   constructor(private readonly currentLog: (instance: string) => string) {}
 
-  /** Call on every Started event of an instance. */
-  started(instance: string): void {
-    const list = this.starts.get(instance) ?? [];
+  /** Call when a process of the instance ended. */
+  ended(instance: string): void {
+    const list = this.ends.get(instance) ?? [];
     list.push(fileSize(this.currentLog(instance)) ?? 0);
-    this.starts.set(instance, list.slice(-2));
+    this.ends.set(instance, list.slice(-2));
   }
 
   forget(instance: string): void {
-    this.starts.delete(instance);
+    this.ends.delete(instance);
   }
 
   /** Bytes of current.log that the previous run wrote; undefined when unknown (or rotated away). */
   previousRun(instance: string, size: number): { from: number; to: number } | undefined {
-    const list = this.starts.get(instance) ?? [];
-    const last = list[list.length - 1];
-    if (last === undefined || last > size || (list.length < 2 && last === 0)) return undefined;
-    const before = list.length >= 2 ? (list[list.length - 2] as number) : 0;
-    if (before > last) return undefined;
-    return { from: before, to: last };
+    const list = this.ends.get(instance) ?? [];
+    const to = list[list.length - 1];
+    const from = list.length >= 2 ? (list[list.length - 2] as number) : 0;
+    if (to === undefined || to > size || from > to) return undefined;
+    return { from, to };
   }
 }

@@ -185,6 +185,7 @@ describe('tunnel: logs, port-forward, HTTP proxy', () => {
       const previous = cluster.cli(['logs', 'ticker', '--instance', name, '--previous']);
       assert.equal(previous.code, 0, previous.stderr);
       assert.doesNotMatch(previous.stdout, new RegExp(`start ${restarted}`));
+      assert.match(previous.stdout, new RegExp(`start ${firstPid}\\n`));
       assert.match(previous.stdout, /tick \d+/);
     } finally {
       follow.child.kill('SIGKILL');
