@@ -211,3 +211,12 @@ test('mqtt5: garbage before or after CONNECT, or a second CONNECT, closes that c
   assert.equal((await ok.login('t1', 't1-user', 'pw-1')).reasonCode, 0);
   ok.end();
 });
+
+test('mqtt5: a client silent past its keep-alive is told why (DISCONNECT 0x8d)', async () => {
+  const c = await RawClient.open(port());
+  c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 't1', clean: true, keepalive: 1, username: 't1-user', password: Buffer.from('pw-1') });
+  assert.equal((await c.next('connack')).reasonCode, 0);
+  // The broker allows 1.5 keep-alive periods of silence.
+  assert.equal((await c.next('disconnect', 10_000)).reasonCode, 0x8d);
+  await c.waitClosed();
+});
