@@ -18,8 +18,20 @@ const AGENT_ARGS = ['--dns-listen', 'none'];
 interface Answer { index: number; instances: { id: string; node: string; health: string }[] }
 interface Listing { services: { name: string; instances: number; passing: number }[] }
 
+let retriedRequests = 0;
+
+/** One HTTP call; a request that fails on the socket (a keep-alive connection closed under it) is sent again, at most 3 times: every call here is idempotent. */
 async function call<T>(method: string, url: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
-  const res = await fetch(url, { method, headers: { 'Content-Type': 'application/json' }, signal: AbortSignal.timeout(timeoutMs), ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  let res: Response;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      res = await fetch(url, { method, headers: { 'Content-Type': 'application/json' }, signal: AbortSignal.timeout(timeoutMs), ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+      break;
+    } catch (err) {
+      if (attempt >= 3 || (err as Error).name === 'TimeoutError') throw new Error(`${method} ${url}: ${(err as Error).message} (${String((err as Error).cause ?? '')})`, { cause: err });
+      retriedRequests++;
+    }
+  }
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${text.slice(0, 300)}`);
   return JSON.parse(text) as T;
@@ -199,6 +211,7 @@ export async function registry(args: string[]): Promise<void> {
         falseRemovals,
         falseUnhealthy,
         falseRemovalChecks: checksDone,
+        retriedRequests,
         hubViewCompleteSecondsAfterPreloadStart: hubView === undefined ? null : Math.round(hubSeconds * 10) / 10,
       },
       checks: {
