@@ -9,6 +9,7 @@ import { registry } from './scenarios/registry.js';
 import { reconnectStorm } from './scenarios/reconnect-storm.js';
 import { sessions } from './scenarios/sessions.js';
 import { telemetryIngest } from './telemetry-ingest.js';
+import { tunnel } from './scenarios/tunnel.js';
 
 const scenarios: Record<string, (args: string[]) => Promise<void>> = {
   sessions,
@@ -19,6 +20,7 @@ const scenarios: Record<string, (args: string[]) => Promise<void>> = {
   'cold-start': coldStart,
   'telemetry-ingest': telemetryIngest,
   registry,
+  tunnel,
 };
 const [name, ...args] = process.argv.slice(2).filter((a) => a !== '--');
 const run = name ? scenarios[name] : undefined;

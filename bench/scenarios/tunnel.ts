@@ -1,0 +1,172 @@
+// Tunnel (issue 8): `outpost port-forward` throughput and added latency against a direct loopback
+// TCP connection to the same server in the same run. A real hub and agent (child processes), a
+// TCP server instance on the edge node (sends N bytes on "N\n"; echoes after "echo\n"), and the
+// CLI's port-forward process, as a user runs them. Target: one stream >= 50% of direct throughput.
+// Options: --bytes B (536870912) --round-trips K (1000) --results DIR
+import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { EdgeNode, Instance } from '../../shared/api/index.js';
+import { freePort } from '../../shared/free-port.js';
+import { TestCluster, repoRoot } from '../../test/helpers/cluster.js';
+import { distribution, finish, numberFlag, percentile, stringFlag, until } from '../harness/report.js';
+
+const API = '/apis/outpost.dev/v1alpha1';
+
+const server = `require('net').createServer((s) => {
+  s.setNoDelay(true); s.on('error', () => {});
+  let head = '';
+  s.on('data', function first(d) {
+    head += d; const nl = head.indexOf('\\n'); if (nl < 0) return; s.off('data', first);
+    const cmd = head.slice(0, nl);
+    if (cmd === 'echo') { const rest = head.slice(nl + 1); if (rest) s.write(rest); s.pipe(s); return; }
+    let left = Number(cmd); const chunk = Buffer.alloc(256 * 1024, 120);
+    const more = () => { while (left > 0) { const n = Math.min(left, chunk.length); left -= n; if (!s.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void s.once('drain', more); } s.end(); };
+    more();
+  });
+}).listen(+process.argv[1], '127.0.0.1')`;
+
+function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.setNoDelay(true);
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Bytes per second of one download of `bytes` through `port`. */
+async function download(port: number, bytes: number): Promise<number> {
+  const s = await open(port);
+  const started = performance.now();
+  let got = 0;
+  await new Promise<void>((resolve, reject) => {
+    s.on('data', (d: Buffer) => { got += d.length; });
+    s.once('end', () => resolve());
+    s.once('error', reject);
+    s.write(`${bytes}\n`);
+  });
+  const seconds = (performance.now() - started) / 1000;
+  s.destroy();
+  if (got !== bytes) throw new Error(`download through port ${port}: got ${got} of ${bytes} bytes`);
+  return bytes / seconds;
+}
+
+/** Round-trip times (ms) of `k` 16-byte messages echoed through `port`, one at a time. */
+async function roundTrips(port: number, k: number): Promise<number[]> {
+  const s = await open(port);
+  s.write('echo\n');
+  const msg = Buffer.alloc(16, 97);
+  const times: number[] = [];
+  let pending: (() => void) | undefined;
+  let buffered = 0;
+  s.on('data', (d: Buffer) => {
+    buffered += d.length;
+    if (buffered >= msg.length && pending) {
+      buffered -= msg.length;
+      const p = pending;
+      pending = undefined;
+      p();
+    }
+  });
+  for (let i = 0; i < k; i++) {
+    const started = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`echo through port ${port} timed out`)), 10_000);
+      pending = () => { clearTimeout(timer); resolve(); };
+      s.write(msg);
+    });
+    times.push(performance.now() - started);
+  }
+  s.destroy();
+  return times;
+}
+
+export async function tunnel(args: string[]): Promise<void> {
+  const bytes = numberFlag(args, 'bytes', 512 * 1024 * 1024);
+  const k = numberFlag(args, 'round-trips', 1000);
+  const resultsDir = stringFlag(args, 'results');
+  const cluster = new TestCluster();
+  const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
+  let forward: ReturnType<typeof spawn> | undefined;
+  try {
+    const port = await freePort();
+    await cluster.startHub();
+    const applied = cluster.cli(['apply', '-f', '-'], `apiVersion: outpost.dev/v1alpha1
+kind: NodeUnit
+metadata: {name: bench}
+---
+apiVersion: outpost.dev/v1alpha1
+kind: EdgeApp
+metadata: {name: sender}
+spec:
+  units: {names: [bench]}
+  template:
+    processes:
+      - command: ${JSON.stringify(process.execPath)}
+        args: ["-e", ${JSON.stringify(server)}, "${port}"]
+    terminationGracePeriodSeconds: 1
+`);
+    if (applied.code !== 0) throw new Error(`apply failed: ${applied.stderr}`);
+    await cluster.startAgent('bench-1', 'bench', ['--stop-instances-on-exit']);
+    await until(async () => ((await cluster.api<Instance>('GET', `${API}/instances/sender-bench-0`)).status?.phase === 'Running' ? true : undefined), 60_000, 'sender running');
+    // The server listens shortly after its process starts.
+    await until(async () => (await open(port).then((s) => { s.destroy(); return true; }, () => undefined)), 20_000, 'server listening', 100);
+
+    forward = spawn(process.execPath, [join(repoRoot, 'bin/outpost.js'), 'port-forward', 'sender', `0:${port}`], {
+      env: { ...process.env, OUTPOST_HUB_DATA: cluster.hubDir, OUTPOST_SERVER: '', OUTPOST_TOKEN: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    forward.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    forward.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+    const local = Number(await until(async () => /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1], 30_000, 'port-forward listening', 100));
+
+    log(`warm-up (8 MiB each way), then ${bytes} bytes direct and through the tunnel, twice, alternating`);
+    await download(port, 8 * 1024 * 1024);
+    await download(local, 8 * 1024 * 1024);
+    const direct: number[] = [];
+    const tunneled: number[] = [];
+    for (let r = 0; r < 2; r++) {
+      direct.push(await download(port, bytes));
+      tunneled.push(await download(local, bytes));
+      log(`run ${r + 1}: direct ${(direct[r]! / 1e6).toFixed(0)} MB/s, tunnel ${(tunneled[r]! / 1e6).toFixed(0)} MB/s`);
+    }
+    log(`${k} round trips of 16 bytes, direct and through the tunnel`);
+    const rttDirect = await roundTrips(port, k);
+    const rttTunnel = await roundTrips(local, k);
+    const node = await cluster.api<EdgeNode>('GET', `${API}/edgenodes/bench-1`);
+
+    const best = (v: number[]) => Math.max(...v);
+    const directMBs = best(direct) / 1e6;
+    const tunnelMBs = best(tunneled) / 1e6;
+    const ratio = tunnelMBs / directMBs;
+    const p = (v: number[], q: number) => Math.round(percentile(v, q) * 1000) / 1000;
+    const addedP50 = p(rttTunnel, 50) - p(rttDirect, 50);
+    const round = (v: number) => Math.round(v * 10) / 10;
+    finish({
+      scenario: 'tunnel',
+      inputs: { bytes, roundTrips: k, path: 'client -> outpost port-forward (CLI) -> hub -> agent WebSocket -> agent -> TCP server (all on loopback)' },
+      figures: {
+        directMBps: direct.map((v) => round(v / 1e6)),
+        tunnelMBps: tunneled.map((v) => round(v / 1e6)),
+        throughputRatio: Math.round(ratio * 1000) / 1000,
+        rttDirectMs: { p50: p(rttDirect, 50), p99: p(rttDirect, 99) },
+        rttTunnelMs: { p50: p(rttTunnel, 50), p99: p(rttTunnel, 99) },
+        addedLatencyP50Ms: Math.round(addedP50 * 1000) / 1000,
+        rttTunnelDistributionMs: distribution(rttTunnel),
+      },
+      checks: { everyByteArrived: true, nodeStayedReady: node.status?.phase === 'Ready' },
+      targets: { throughputRatio: { value: Math.round(ratio * 1000) / 1000, target: '>= 0.5 of direct loopback TCP, one stream', met: ratio >= 0.5 } },
+      notes: [
+        'best of two runs each; direct and tunnel alternate so that machine load hits both',
+        'the tunnel adds three hops on this one machine (CLI, hub, agent), each a separate Node process sharing the same cores',
+        'the target figures are meant for a quiet 2-core machine: loadAverageAtStart shows how busy this one was',
+      ],
+      headline: `tunnel: port-forward ${round(tunnelMBs)} MB/s vs direct ${round(directMBs)} MB/s (ratio ${ratio.toFixed(2)}, target >= 0.5); added latency p50 ${addedP50.toFixed(3)} ms per round trip`,
+    }, resultsDir, []);
+  } finally {
+    forward?.kill('SIGKILL');
+    await cluster.cleanup();
+  }
+}
