@@ -65,6 +65,7 @@ describe('registry replication and failure detection inside a unit', () => {
     }, { timeoutMs: 15_000, intervalMs: 100, message: 'UnitPeers shop with 3 peers' });
     assert.deepEqual(peers.spec.peers.map((p) => p.node), ['a', 'b', 'c']);
     assert.equal(peers.spec.credential, REDACTED, 'the unit credential is not shown');
+    assert.match(cluster.cli(['get', 'unitpeers']).stdout, /^shop\s+3\s+a,b,c\s/m);
     await register(agent('a'), 'web', 'w1');
     for (const n of ['b', 'c']) {
       const seen = await waitFor(async () => (await lookup(agent(n), 'web')).find((i) => i.id === 'w1'), { timeoutMs: 10_000, intervalMs: 50, message: `w1 on ${n}` });

@@ -15,6 +15,7 @@ import { parsePeerFrame, recordProblem } from '../../edge-agent/registry/peers/p
 import { peerProof, verifyPeerProof } from '../../edge-agent/registry/peers/peer-auth.js';
 import { createLogger } from '../../shared/logger.js';
 import { FaultProxy } from '../../chaos/fault-proxy.js';
+import { peerOptions } from '../../cli/commands/peer-flags.js';
 import { waitFor } from '../helpers/wait.js';
 
 const log = createLogger({ name: 'test', level: 'silent' });
@@ -250,6 +251,12 @@ test('peer protocol pieces: digests, stale-incarnation tombstones, record checks
   assert.match(recordProblem({ ...rec('a', '1', 1, 1), origin: 'b' }, 'u') ?? '', /origin b/);
   assert.throws(() => parsePeerFrame('{"t":"ping","seq":-1,"members":[]}'), /invalid "ping" peer frame at \/seq/);
   assert.throws(() => parsePeerFrame('nope'), /not JSON/);
+  assert.throws(() => parsePeerFrame('{"t":"gossip"}'), /unknown peer frame type "gossip"/);
+  assert.deepEqual(peerOptions({ peerListen: '0.0.0.0:7946' }), { listen: { host: '0.0.0.0', port: 7946 } });
+  assert.deepEqual(peerOptions({ peerListen: 'none' }), {});
+  assert.throws(() => peerOptions({ peerListen: 'everywhere' }), /--peer-listen everywhere: expected HOST:PORT/);
+  assert.throws(() => peerOptions({ peerListen: '0.0.0.0:7946', peerAdvertise: '10.0.0.5' }), /--peer-advertise 10.0.0.5: expected HOST:PORT/);
+  assert.throws(() => peerOptions({ peerListen: 'none', peerAdvertise: '10.0.0.5:7946' }), /needs a peer listener/);
   const proof = peerProof('k', 'client', 'u', 'a', 'b', 'n1aaaaaaaaaaaaaaaa', 'n2aaaaaaaaaaaaaaaa');
   assert.ok(verifyPeerProof(['old', 'k'], proof, 'client', 'u', 'a', 'b', 'n1aaaaaaaaaaaaaaaa', 'n2aaaaaaaaaaaaaaaa'));
   assert.ok(!verifyPeerProof(['k'], proof, 'server', 'u', 'a', 'b', 'n1aaaaaaaaaaaaaaaa', 'n2aaaaaaaaaaaaaaaa'), 'a client proof is no server proof');
