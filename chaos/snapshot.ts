@@ -75,6 +75,9 @@ export function readAgentCache(dataDir: string): AgentCacheState {
     return db.transaction(() => {
       const objects = new Map<string, string>();
       for (const r of db.prepare('SELECT kind, name, digest FROM desired_objects').all() as { kind: string; name: string; digest: string }[]) {
+        // UnitPeers (registry peer list, issue 6) carries the unit credential: the agent seals its
+        // digest with the node key and the API redacts it, so it cannot be compared from outside.
+        if (r.kind === 'UnitPeers') continue;
         objects.set(`${r.kind}/${r.name}`, r.digest);
       }
       const rev = db.prepare("SELECT value FROM agent_meta WHERE key = 'applied_revision'").get() as { value: string } | undefined;
