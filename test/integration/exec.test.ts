@@ -1,14 +1,13 @@
 // `outpost exec` (issue 8) end to end: a real hub and agent (child processes), process instances,
-// the CLI as a user runs it (pipes, and a pseudo-terminal from node-pty for -it), and a container
-// instance on a private Podman where it can run.
+// the CLI as a user runs it (pipes, and a pseudo-terminal from node-pty for -it). Exec into a container
+// instance: see exec-container.test.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import * as pty from 'node-pty';
 import type { EdgeNode, Instance } from '../../shared/api/index.js';
-import { TestCluster, killGroup, repoRoot, runCli, type Proc } from '../helpers/cluster.js';
-import { startPodman, TEST_IMAGE, type Podman } from '../helpers/podman.js';
+import { TestCluster, killGroup, type Proc } from '../helpers/cluster.js';
+import { cliInTerminal, exec, startExec } from '../helpers/exec-cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 const API = '/apis/outpost.dev/v1alpha1';
@@ -69,48 +68,6 @@ function markedPids(): number[] {
   }
 }
 
-/**
- * The CLI's exec, run asynchronously: a spawnSync would stop this process from reading the hub's
- * and agent's log pipes, and a hub blocked on a full pipe cannot relay the stream.
- */
-function exec(cluster: TestCluster, args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return runCli(['exec', ...args], { OUTPOST_HUB_DATA: cluster.hubDir, OUTPOST_SERVER: '', OUTPOST_TOKEN: '' }, input);
-}
-
-/** The CLI's exec as a child whose stdout can be watched while it runs; `done` resolves at its exit (killed after 60 s). */
-function startExec(cluster: TestCluster, args: string[]) {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin/outpost.js'), 'exec', ...args], { env: { ...process.env, OUTPOST_HUB_DATA: cluster.hubDir, OUTPOST_SERVER: '', OUTPOST_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => { clearTimeout(timer); resolve({ code, stderr }); }));
-  return { stdout: () => stdout, done };
-}
-
-/**
- * The CLI in a pseudo-terminal of 100x30, as a person at a terminal runs it. `expect` waits for
- * output matching a pattern (after `from`, an offset into the output), bounded in time.
- */
-function cliInTerminal(cluster: TestCluster, args: string[]) {
-  const term = pty.spawn(process.execPath, [join(repoRoot, 'bin/outpost.js'), ...args], {
-    name: 'xterm', cols: 100, rows: 30, cwd: repoRoot,
-    env: { ...process.env, OUTPOST_HUB_DATA: cluster.hubDir, OUTPOST_SERVER: '', OUTPOST_TOKEN: '' } as Record<string, string>,
-  });
-  let output = '';
-  term.onData((d) => { output += d; });
-  const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
-  return {
-    term,
-    exited,
-    output: () => output,
-    expect: (pattern: RegExp, from: number, what: string) => waitFor(() => pattern.exec(output.slice(from)), { timeoutMs: 20_000, message: what }).catch((err: Error) => {
-      throw new Error(`${err.message}; terminal output:\n${JSON.stringify(output)}`);
-    }),
-  };
-}
-
 describe('outpost exec into process instances', () => {
   const cluster = new TestCluster();
   let agent: Proc;
@@ -152,25 +109,29 @@ describe('outpost exec into process instances', () => {
   });
 
   test('without -i the command reads end of file; a missing command exits 127 with the reason', async () => {
-    const r = await exec(cluster, ['shell', '--', 'sh', '-c', 'cat; echo done'], 'ignored\n');
+    const [r, missing] = await Promise.all([
+      exec(cluster, ['shell', '--', 'sh', '-c', 'cat; echo done'], 'ignored\n'),
+      exec(cluster, ['shell', '--', 'no-such-command-here', 'x']),
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'done\n');
-    const missing = await exec(cluster, ['shell', '--', 'no-such-command-here', 'x']);
     assert.equal(missing.code, 127);
     assert.match(missing.stderr, /command not found: no-such-command-here/);
   });
 
   test('errors a user understands: app or instance not found, permission denied, bad usage', async () => {
-    const unknown = await exec(cluster, ['nosuch', '--', 'true']);
+    const [unknown, denied, noUnit, noCommand] = await Promise.all([
+      exec(cluster, ['nosuch', '--', 'true']),
+      exec(cluster, ['locked', '--', 'true']),
+      exec(cluster, ['shell', '--unit', 'site-zz', '--', 'true']),
+      exec(cluster, ['shell']),
+    ]);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /^error: app nosuch not found/);
-    const denied = await exec(cluster, ['locked', '--', 'true']);
     assert.equal(denied.code, 1);
     assert.match(denied.stderr, /^error: permission denied: app locked allows only logs/);
-    const noUnit = await exec(cluster, ['shell', '--unit', 'site-zz', '--', 'true']);
     assert.equal(noUnit.code, 1);
     assert.match(noUnit.stderr, /app shell has no instances on unit site-zz/);
-    const noCommand = await exec(cluster, ['shell']);
     assert.notEqual(noCommand.code, 0);
     assert.match(noCommand.stderr, /missing required argument 'command'/);
   });
@@ -212,74 +173,5 @@ describe('outpost exec into process instances', () => {
     const down = await exec(cluster, ['shell', '--', 'true']);
     assert.equal(down.code, 1);
     assert.match(down.stderr, /edge-x1.*disconnected since/);
-  });
-});
-
-describe('outpost exec into a container instance (real Podman)', () => {
-  let podman: Podman | undefined;
-  let skip: string | undefined;
-  const cluster = new TestCluster();
-
-  before(async () => {
-    const p = await startPodman();
-    if ('skip' in p) {
-      skip = p.skip;
-      return;
-    }
-    podman = p;
-    await cluster.startHub();
-    const yaml = `apiVersion: outpost.dev/v1alpha1
-kind: NodeUnit
-metadata: {name: site-c}
----
-apiVersion: outpost.dev/v1alpha1
-kind: EdgeApp
-metadata: {name: box}
-spec:
-  units: {names: [site-c]}
-  template:
-    terminationGracePeriodSeconds: 1
-    containers:
-      - image: ${TEST_IMAGE}
-        command: [sleep, "3600"]
-        env: {BOX_MODE: boxed}
-        stopSignal: SIGKILL
-`;
-    const applied = cluster.cli(['apply', '-f', '-'], yaml);
-    assert.equal(applied.code, 0, applied.stderr);
-    await cluster.startAgent('edge-c1', 'site-c', ['--container-socket', p.socket]);
-    await waitFor(async () => (await cluster.api<Instance>('GET', `${API}/instances/box-site-c-0`)).status?.phase === 'Running', { timeoutMs: 60_000, message: 'box running' });
-  });
-
-  after(async () => {
-    await cluster.cleanup();
-    await podman?.stop();
-  });
-
-  test('stdin, stdout, stderr and exit code through the Engine API exec', async (t) => {
-    if (skip) return t.skip(skip);
-    const r = await exec(cluster, ['box', '-i', '--', 'sh', '-c', 'cat; echo "mode=$BOX_MODE" ; echo oops >&2; exit 4'], 'into the box\n');
-    assert.equal(r.code, 4, r.stderr);
-    assert.equal(r.stdout, 'into the box\nmode=boxed\n');
-    assert.equal(r.stderr, 'oops\n');
-  });
-
-  test('interactive with a terminal that follows the window size', async (t) => {
-    if (skip) return t.skip(skip);
-    const term = cliInTerminal(cluster, ['exec', 'box', '-it', '--', 'sh']);
-    try {
-      term.term.write('stty size\r');
-      await term.expect(/30 100/, 0, 'container terminal of the local size');
-      const from = term.output().length;
-      term.term.resize(120, 40);
-      await waitFor(async () => {
-        term.term.write('stty size\r');
-        return waitFor(() => /40 120/.test(term.output().slice(from)), { timeoutMs: 1000 }).catch(() => false);
-      }, { timeoutMs: 20_000, message: 'resized container terminal' });
-      term.term.write('exit 6\r');
-      assert.equal(await term.exited, 6);
-    } finally {
-      term.term.kill('SIGKILL');
-    }
   });
 });
