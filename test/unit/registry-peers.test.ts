@@ -11,7 +11,7 @@ import type { RegistryRecord } from '../../edge-agent/registry/records.js';
 import { PeerMesh, type UnitPeer } from '../../edge-agent/registry/peers/peer-mesh.js';
 import { createPeerMetrics, type PeerMetrics } from '../../edge-agent/registry/peers/peer-metrics.js';
 import { differingOrigins, digestAll, staleIncarnationTombstones } from '../../edge-agent/registry/peers/digest.js';
-import { parsePeerFrame, recordProblem } from '../../edge-agent/registry/peers/peer-frames.js';
+import { chunkRecords, MAX_PEER_FRAME_BYTES, parsePeerFrame, recordProblem } from '../../edge-agent/registry/peers/peer-frames.js';
 import { peerProof, verifyPeerProof } from '../../edge-agent/registry/peers/peer-auth.js';
 import { createLogger } from '../../shared/logger.js';
 import { FaultProxy } from '../../chaos/fault-proxy.js';
@@ -251,6 +251,15 @@ test('peer protocol pieces: digests, stale-incarnation tombstones, record checks
   assert.match(recordProblem({ ...rec('a', '1', 1, 1), origin: 'b' }, 'u') ?? '', /origin b/);
   assert.throws(() => parsePeerFrame('{"t":"ping","seq":-1,"members":[]}'), /invalid "ping" peer frame at \/seq/);
   assert.throws(() => parsePeerFrame('nope'), /not JSON/);
+  // Large records (64 metadata values of 512 chars) are split by size, each frame under the limit.
+  const big = Array.from({ length: 300 }, (_, i) => {
+    const r = rec('a', String(i), 1, 1);
+    return { ...r, instance: { ...r.instance!, metadata: Object.fromEntries(Array.from({ length: 64 }, (_x, k) => [`k${k}`, 'v'.repeat(512)])) } };
+  });
+  const chunks = chunkRecords(big);
+  assert.ok(chunks.length > 1);
+  assert.equal(chunks.flat().length, 300);
+  for (const c of chunks) assert.ok(JSON.stringify({ t: 'records', records: c }).length < MAX_PEER_FRAME_BYTES);
   assert.throws(() => parsePeerFrame('{"t":"gossip"}'), /unknown peer frame type "gossip"/);
   assert.deepEqual(peerOptions({ peerListen: '0.0.0.0:7946' }), { listen: { host: '0.0.0.0', port: 7946 } });
   assert.deepEqual(peerOptions({ peerListen: 'none' }), {});

@@ -146,9 +146,24 @@ export function recordProblem(record: RegistryRecord, unit: string): string | un
   return undefined;
 }
 
-/** Splits records into frames of at most MAX_RECORDS_PER_FRAME. */
-export function chunkRecords(records: readonly RegistryRecord[]): RegistryRecord[][] {
+/** Target JSON size of one frame's records: well under MAX_PEER_FRAME_BYTES (a record is at most ~80 KiB). */
+export const CHUNK_BYTES = 1024 * 1024;
+
+/** Splits records into frames of at most MAX_RECORDS_PER_FRAME records and about CHUNK_BYTES of JSON. */
+export function chunkRecords(records: Iterable<RegistryRecord>, maxBytes = CHUNK_BYTES): RegistryRecord[][] {
   const out: RegistryRecord[][] = [];
-  for (let i = 0; i < records.length; i += MAX_RECORDS_PER_FRAME) out.push(records.slice(i, i + MAX_RECORDS_PER_FRAME));
+  let current: RegistryRecord[] = [];
+  let bytes = 0;
+  for (const r of records) {
+    const n = JSON.stringify(r).length;
+    if (current.length > 0 && (current.length >= MAX_RECORDS_PER_FRAME || bytes + n > maxBytes)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(r);
+    bytes += n;
+  }
+  if (current.length > 0) out.push(current);
   return out;
 }

@@ -143,7 +143,11 @@ export class PeerLink {
         this.deps.onUp(frame.incarnation);
         return;
       }
-      this.deps.onFrame(frame);
+      try {
+        this.deps.onFrame(frame);
+      } catch (err) {
+        log.error({ err, peer: this.deps.peer, frame: frame.t }, 'handling a peer answer failed');
+      }
     });
     ws.on('error', (err) => log.debug({ peer: this.deps.peer, err: err.message }, 'peer link error'));
     ws.on('close', (code) => {

@@ -180,7 +180,7 @@ export class Replicator {
       }
       const sentAt = this.queuedAt.get(link.peer) ?? this.now();
       while (q.size > 0 && link.bufferedAmount <= this.highWaterBytes) {
-        const batch = [...q.values()].slice(0, MAX_RECORDS_PER_FRAME);
+        const batch = chunkRecords(firstN(q.values(), MAX_RECORDS_PER_FRAME))[0] ?? [];
         for (const r of batch) q.delete(r.key);
         if (!link.send({ t: 'push', records: batch, sentAt })) break;
         this.deps.metrics.pushed.inc(batch.length);
@@ -263,4 +263,13 @@ export class Replicator {
     }
     return valid.length > 0 ? registry.mergeRemote(valid).length : 0;
   }
+}
+
+function firstN<T>(items: Iterable<T>, n: number): T[] {
+  const out: T[] = [];
+  for (const item of items) {
+    if (out.length >= n) break;
+    out.push(item);
+  }
+  return out;
 }
