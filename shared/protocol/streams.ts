@@ -37,7 +37,7 @@ export type StreamFrameType = (typeof StreamFrameType)[keyof typeof StreamFrameT
 
 export const STREAM_HEADER_BYTES = 5;
 /** Initial (and maximum outstanding) credit per stream and direction, bytes. */
-export const STREAM_WINDOW_BYTES = 1024 * 1024;
+export const STREAM_WINDOW_BYTES = 2 * 1024 * 1024;
 /** Largest DATA payload in one frame. */
 export const MAX_STREAM_CHUNK_BYTES = 64 * 1024;
 /** Stream data handed to the socket but not yet written out, bytes (control frames wait behind at most this). */

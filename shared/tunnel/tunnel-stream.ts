@@ -59,7 +59,7 @@ export class TunnelStream extends Duplex {
     readonly open: OpenRequest,
     private readonly port: StreamPort,
   ) {
-    super({ allowHalfOpen: true });
+    super({ allowHalfOpen: true, highWaterMark: 256 * 1024 });
     this.once('close', () => this.port.released(this));
     this.on('newListener', (event: string) => {
       if (event !== 'control' || this.heldControls.length === 0) return;
