@@ -13,6 +13,9 @@ export interface MergeResult {
 
 type Reported = NonNullable<DeviceStatus['reported']>[string];
 
+/** Code-unit order of two strings: the same on every host (localeCompare is not). */
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 const timeOf = (iso: string | undefined): number => {
   const ms = iso === undefined ? Number.NaN : Date.parse(iso);
   return Number.isNaN(ms) ? -Infinity : ms;
@@ -27,15 +30,15 @@ const timeOf = (iso: string | undefined): number => {
 export function compareReported(a: Reported, b: Reported): number {
   return (a.version ?? -1) - (b.version ?? -1)
     || timeOf(a.timestamp) - timeOf(b.timestamp)
-    || (a.node ?? '').localeCompare(b.node ?? '')
-    || JSON.stringify(a.value).localeCompare(JSON.stringify(b.value));
+    || compareText(a.node ?? '', b.node ?? '')
+    || compareText(JSON.stringify(a.value), JSON.stringify(b.value));
 }
 
 const later = (a: string | undefined, b: string): string => (timeOf(b) >= timeOf(a) ? b : a ?? b);
 
 /** lastSeen is the newest time any report showed; node the node that showed it (by name on a tie). */
 function seenBy(status: DeviceStatus, at: string, node: string): Pick<DeviceStatus, 'lastSeen' | 'node'> {
-  const order = timeOf(at) - timeOf(status.lastSeen) || node.localeCompare(status.node ?? '');
+  const order = timeOf(at) - timeOf(status.lastSeen) || compareText(node, status.node ?? '');
   return order > 0 || status.lastSeen === undefined || status.node === undefined ? { lastSeen: timeOf(at) >= timeOf(status.lastSeen) ? at : status.lastSeen ?? at, node } : { ...(status.lastSeen !== undefined ? { lastSeen: status.lastSeen } : {}), ...(status.node !== undefined ? { node: status.node } : {}) };
 }
 
