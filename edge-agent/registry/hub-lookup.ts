@@ -63,19 +63,27 @@ export class HubLookup {
     return [...local, ...views];
   };
 
-  /** Other units' instances of a service: fresh from the hub when the link is up, else the last answer. */
+  /**
+   * Other units' instances of a service. A cached answer is returned at once, also when old (a
+   * refresh is then started in the background while the link is up), so a lookup never waits for
+   * the hub when anything is known: local answers and watches keep their speed. Only a service
+   * never answered before waits for the hub (bounded by the hub client's timeout).
+   */
   async remote(service: string): Promise<ServiceInstance[]> {
     const cached = this.cached(service);
     const now = this.now();
     const recentFailure = now - (this.failedAt.get(service) ?? -Infinity) < this.freshMs;
     const source = (s: string) => this.deps.metrics?.remoteLookups.inc({ source: s });
-    if (!this.deps.linkUp() || recentFailure || (cached && now - cached.fetchedAt < this.freshMs)) {
-      source(cached ? 'cache' : 'none');
-      return cached?.instances ?? [];
+    const canAsk = this.deps.linkUp() && !recentFailure;
+    if (cached) {
+      const stale = now - cached.fetchedAt >= this.freshMs;
+      if (stale && canAsk) void this.refresh(service);
+      source(stale ? 'stale' : 'cache');
+      return cached.instances;
     }
-    const fresh = await this.refresh(service);
-    source(fresh ? 'hub' : cached ? 'stale' : 'none');
-    return fresh ?? cached?.instances ?? [];
+    const fresh = canAsk ? await this.refresh(service) : undefined;
+    source(fresh ? 'hub' : 'none');
+    return fresh ?? [];
   }
 
   private cached(service: string): { instances: ServiceInstance[]; fetchedAt: number } | undefined {

@@ -6,7 +6,7 @@ export function createHubViewMetrics(registry: Registry) {
   return {
     remoteLookups: new Counter({
       name: 'outpost_agent_registry_remote_lookups_total',
-      help: 'Lookups of other units\' instances, by where the answer came from: hub (fetched now), cache (fresh or link down), stale (hub failed; last answer), none (nothing known)',
+      help: 'Lookups of other units\' instances, by where the answer came from: hub (first answer, fetched now), cache (cached answer younger than 5 s), stale (older cached answer; refreshed in the background when the link is up), none (nothing known)',
       labelNames: ['source'],
       registers: r,
     }),
