@@ -15,15 +15,15 @@ export function newUnitCredential(): string {
  * The UnitPeers object a unit should have: its member nodes that advertised a peer endpoint, the
  * unit credential (kept; rotated when a listed node left the unit, the old one then kept as
  * `previousCredential` until every listed node has applied the rotation), or undefined for a
- * unit without members.
+ * unit where no member advertises a peer endpoint (nothing to replicate: no object is sent).
  */
 export function desiredUnitPeers(members: readonly EdgeNode[], existing: UnitPeers | undefined, newSecret: () => string = newUnitCredential): UnitPeers['spec'] | undefined {
-  if (members.length === 0) return undefined;
   const names = new Set(members.map((n) => n.metadata.name));
   const peers = members
     .filter((n) => n.status?.peerEndpoint)
     .map((n) => ({ node: n.metadata.name, endpoint: n.status?.peerEndpoint ?? '' }))
     .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  if (peers.length === 0) return undefined;
   if (!existing) return { peers, credential: newSecret() };
   const left = existing.spec.peers.some((p) => !names.has(p.node));
   if (left) return { peers, credential: newSecret(), previousCredential: existing.spec.credential };
@@ -37,7 +37,7 @@ export function desiredUnitPeers(members: readonly EdgeNode[], existing: UnitPee
   return { peers, credential: existing.spec.credential, ...(previous !== undefined ? { previousCredential: previous } : {}) };
 }
 
-/** Keeps one UnitPeers object per unit with members, from the EdgeNodes' units and advertised endpoints. */
+/** Keeps one UnitPeers object per unit with a member that advertises a peer endpoint. */
 export class UnitPeersController {
   private readonly loop: ControllerLoop;
   private unsubscribe: (() => void) | undefined;

@@ -93,6 +93,7 @@ test('unit peers: listed nodes with endpoints, credential kept, rotated when a l
   let secrets = 0;
   const secret = () => `s${++secrets}`;
   assert.equal(desiredUnitPeers([], undefined, secret), undefined, 'no members, no object');
+  assert.equal(desiredUnitPeers([withStatus('x')], undefined, secret), undefined, 'no member listens for peers, no object');
   const first = desiredUnitPeers([withStatus('b', '10.0.0.2:7946'), withStatus('a', '10.0.0.1:7946'), withStatus('x')], undefined, secret);
   assert.deepEqual(first, { peers: [{ node: 'a', endpoint: '10.0.0.1:7946' }, { node: 'b', endpoint: '10.0.0.2:7946' }], credential: 's1' });
   const held = (spec: UnitPeers['spec'], rv: number): UnitPeers => ({ apiVersion: API_VERSION, kind: 'UnitPeers', metadata: { name: 'shop', resourceVersion: String(rv) }, spec });
