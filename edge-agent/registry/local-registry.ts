@@ -64,7 +64,11 @@ export class LocalRegistry {
     const lookup: ServiceLookup = (service, opts) => this.lookupImpl(service, opts);
     this.metrics = createRegistryMetrics(deps.metrics, () => this.state.counts());
     this.leases = new TtlLeases(
-      { registry: this.state, clock: monotonicClock, onExpiry: (kind, key) => { this.metrics.ttlExpiries.inc({ outcome: kind }); log.info({ instance: key, outcome: kind }, 'TTL lease missed its heartbeat'); } },
+      {
+        registry: this.state, clock: monotonicClock,
+        onExpiry: (kind, key) => { this.metrics.ttlExpiries.inc({ outcome: kind }); log.info({ instance: key, outcome: kind }, 'TTL lease missed its heartbeat'); },
+        onError: (err) => log.error({ err }, 'TTL leases could not be checked; retrying'),
+      },
       options.ttlGraceTtls !== undefined ? { graceTtls: options.ttlGraceTtls } : {},
     );
     this.processLeases = new ProcessLeases({ registry: this.state, desired: deps.desired, statuses: deps.statuses, clock: monotonicClock, log }, { address: options.advertiseAddress ?? '127.0.0.1' });

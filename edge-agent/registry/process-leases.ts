@@ -11,7 +11,8 @@ export interface DesiredServiceInstance {
 }
 
 export interface ProcessLeasesDeps {
-  registry: Registry;
+  /** With batch(), one pass is one transaction. */
+  registry: Registry & { batch?(fn: () => void): void };
   /** The instances the node should run; undefined while the desired state is not known yet (then nothing is removed). */
   desired(): DesiredServiceInstance[] | undefined;
   /** What the runtime runs now, by instance name. */
@@ -52,6 +53,15 @@ export class ProcessLeases {
 
   /** Brings own process-lease records in line with the desired instances and the runtime's statuses. */
   refresh(): void {
+    const run = (fn: () => void) => (this.deps.registry.batch ? this.deps.registry.batch(fn) : fn());
+    try {
+      run(() => this.reconcile());
+    } catch (err) {
+      this.deps.log.error({ err }, 'process-bound registrations could not be committed; the next pass tries again');
+    }
+  }
+
+  private reconcile(): void {
     const desired = this.deps.desired();
     const statuses = this.deps.statuses();
     const wanted = new Map<string, { name: string; service: AppService; ready: boolean }>();

@@ -10,11 +10,14 @@ export interface TtlLeasesOptions {
 }
 
 export interface TtlLeasesDeps {
-  registry: Registry;
+  /** With batch(), the expiries of one check are one transaction. */
+  registry: Registry & { batch?(fn: () => void): void };
   /** Monotonic time: a wall-clock jump must not expire or revive leases. */
   clock: Clock;
   /** Told when a lease turns critical or is removed (metrics, logs). */
   onExpiry?(kind: 'critical' | 'removed', key: string): void;
+  /** A check that failed (registry.db not writable): the next tick tries again. */
+  onError?(err: unknown): void;
 }
 
 interface Lease {
@@ -69,6 +72,11 @@ export class TtlLeases {
 
   /** Checks every lease now (the timer does this every tickMs). */
   check(): void {
+    const run = (fn: () => void) => (this.deps.registry.batch ? this.deps.registry.batch(fn) : fn());
+    run(() => this.expire());
+  }
+
+  private expire(): void {
     const now = this.deps.clock.now();
     for (const [key, lease] of [...this.leases]) {
       const silent = now - lease.lastBeat;
@@ -89,7 +97,11 @@ export class TtlLeases {
 
   private schedule(): void {
     this.timer = this.deps.clock.setTimeout(() => {
-      this.check();
+      try {
+        this.check();
+      } catch (err) {
+        this.deps.onError?.(err);
+      }
       this.schedule();
     }, this.tickMs);
     this.timer.unref?.();

@@ -116,3 +116,33 @@ test('process leases: EdgeApp instances are registered while they run, health fo
   leases.stop();
   assert.equal(clock.pending, 0);
 });
+
+test('ttl lease: instances expiring in the same tick are one commit and one change', () => {
+  const { clock, registry, leases, expiries } = setup();
+  for (let i = 0; i < 50; i++) registry.register({ service: 'bulk', id: `i${i}`, ...ttl(1_000) });
+  leases.start();
+  const changes: number[] = [];
+  registry.onChange((changed) => changes.push(changed.length));
+  clock.advance(1_100);
+  assert.deepEqual(changes, [50], 'all fifty turned critical in one change');
+  assert.equal(registry.lookup('bulk', { all: true }).every((v) => v.health === 'critical'), true);
+  clock.advance(3_000);
+  assert.deepEqual(changes, [50, 50]);
+  assert.equal(registry.services().length, 0);
+  assert.equal(expiries.length, 100);
+  leases.stop();
+});
+
+test('registry batch: writes become visible at the commit, also when the batch body throws after them', () => {
+  const { registry } = setup();
+  registry.register({ service: 'web', id: 'a', ...ttl(1_000) });
+  const before = registry.index();
+  assert.throws(() => registry.batch(() => {
+    registry.deregister('web', 'a');
+    assert.equal(registry.lookup('web').length, 1, 'not visible before the commit');
+    throw new Error('boom');
+  }));
+  // The batch body threw after its write was queued: the write still commits (it was made), once.
+  assert.equal(registry.index(), before + 1);
+  assert.equal(registry.lookup('web').length, 0);
+});
