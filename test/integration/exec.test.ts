@@ -5,7 +5,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import WebSocket from 'ws';
 import type { EdgeNode, Instance } from '../../shared/api/index.js';
+import { ExecOutputDecoder } from '../../shared/protocol/exec.js';
 import { TestCluster, killGroup, type Proc } from '../helpers/cluster.js';
 import { cliInTerminal, exec, startExec } from '../helpers/exec-cli.js';
 import { waitFor } from '../helpers/wait.js';
@@ -136,6 +138,43 @@ describe('outpost exec into process instances', () => {
     assert.match(noCommand.stderr, /missing required argument 'command'/);
   });
 
+  test('the raw tunnel endpoint: bad exec params are refused by the agent with the field named; a bad resize is ignored', async () => {
+    const hub = cluster.requireHub();
+    const url = (query: string) => `${hub.url.replace(/^http/, 'ws')}/api/v1/tunnel?kind=exec&app=shell&${query}`;
+    const refusal = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const ws = new WebSocket(url('tty=maybe&command=sh'), { headers: { Authorization: `Bearer ${hub.token}` } });
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => { body += d.toString(); });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      ws.once('open', () => reject(new Error('opened a stream with bad params')));
+      ws.once('error', () => undefined);
+    });
+    assert.equal(refusal.status, 400);
+    assert.match(refusal.body, /"code":"OUTPOST_BAD_REQUEST".*params\.tty must be true or false/);
+
+    const ws = new WebSocket(url('tty=true&stdin=true&cols=90&rows=20&command=sh'), { headers: { Authorization: `Bearer ${hub.token}` } });
+    const controls: Array<Record<string, unknown>> = [];
+    let output = '';
+    const decoder = new ExecOutputDecoder((_channel, payload) => { output += payload.toString(); });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) decoder.push(data as Buffer);
+      else controls.push(JSON.parse(data.toString()) as Record<string, unknown>);
+    });
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+    ws.send(JSON.stringify({ type: 'resize', cols: -1, rows: 'x' }));
+    ws.send(JSON.stringify({ type: 'resize', cols: 70, rows: 11 }));
+    await waitFor(() => { ws.send(Buffer.from('stty size\n')); return waitFor(() => /11 70/.test(output), { timeoutMs: 1000 }).catch(() => false); }, { timeoutMs: 20_000, message: 'the good resize applied' });
+    ws.send(Buffer.from('exit 4\n'));
+    await waitFor(() => controls.some((c) => c.type === 'exit'), { timeoutMs: 20_000, message: 'exit control' });
+    assert.deepEqual(controls.find((c) => c.type === 'exit'), { type: 'exit', code: 4 });
+    assert.equal(controls[0]?.type, 'opened');
+    ws.close();
+    await closed;
+  });
+
   test('interactive: a terminal on the edge, raw keys, window resize seen by the command, its exit code', async () => {
     const t = cliInTerminal(cluster, ['exec', 'shell', '-it', '--', 'sh']);
     try {
@@ -164,7 +203,7 @@ describe('outpost exec into process instances', () => {
   });
 
   test('the node disconnected, and an agent killed during an exec: clear errors, the CLI does not hang', async () => {
-    const running = startExec(cluster, ['shell', '--', 'sh', '-c', 'echo started; sleep 60']);
+    const running = startExec(cluster, ['shell', '--', 'sh', '-c', 'echo started; sleep 60', marker]);
     await waitFor(() => running.stdout().includes('started'), { timeoutMs: 30_000, message: 'the exec\'d command runs' });
     await agent.kill();
     const r = await running.done;
