@@ -20,6 +20,7 @@ import { ReportHandler } from './sessions/report-handler.js';
 import { SessionManager } from './sessions/session-manager.js';
 import { AuditLog } from './tunnel/audit-log.js';
 import { TunnelApi } from './tunnel/tunnel-api.js';
+import { createTunnelMetrics } from './tunnel/tunnel-metrics.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { TelemetryStore } from './devices/telemetry-store.js';
 import { DeviceReports } from './devices/device-reports.js';
@@ -129,7 +130,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
   const units = new UnitController({ store, cache, log: log.child({ component: 'units' }) });
   const unitPeers = new UnitPeersController({ store, cache, log: log.child({ component: 'unit-peers' }) });
   const audit = new AuditLog(join(options.dataDir, 'hub.db'));
-  const tunnel = new TunnelApi({ cache, sessions, audit, adminToken, log: log.child({ component: 'tunnel' }) });
+  const tunnel = new TunnelApi({ cache, sessions, audit, adminToken, log: log.child({ component: 'tunnel' }), metrics: createTunnelMetrics(registry) });
   const server = createApiServer({
     store, secrets, sessions, events, registry, metrics, log, adminToken, devices: { store, telemetry }, tunnel,
     registryView: { view: registryView, cache, secrets, metrics: registryMetrics },

@@ -11,6 +11,7 @@ import { bearerToken, sendJson } from '../api/http.js';
 import type { AuditLog } from './audit-log.js';
 import { proxyThroughStream } from './http-proxy.js';
 import { resolveTarget, type ResolvedTarget } from './target-resolver.js';
+import type { TunnelMetrics } from './tunnel-metrics.js';
 import { relayStream } from './ws-relay.js';
 
 /** WebSocket upgrade: one tunnel stream per socket. */
@@ -29,6 +30,7 @@ export interface TunnelApiDeps {
   audit: AuditLog;
   adminToken: string;
   log: Logger;
+  metrics?: TunnelMetrics;
 }
 
 /** The operator's side of the tunnel: the CLI's WebSocket endpoint, the HTTP proxy, the audit list. */
@@ -99,7 +101,7 @@ export class TunnelApi {
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       ws.send(JSON.stringify({ type: 'opened', kind: stream.open.kind, instance: stream.open.target.instance, node: this.nodeOf(stream) }));
-      relayStream(ws, stream, this.deps.log);
+      relayStream(ws, stream, this.deps.log, this.deps.metrics);
     });
   }
 
@@ -117,6 +119,9 @@ export class TunnelApi {
       resolved = resolveTarget(this.deps.cache, query);
       const stream = await this.deps.sessions.openStream(resolved.node, { kind: query.kind, target: { instance: resolved.instance, ...target }, params, user: 'admin' });
       this.nodes.set(stream, resolved.node);
+      const open = this.deps.metrics?.open;
+      open?.inc({ kind: query.kind });
+      stream.once('close', () => open?.dec({ kind: query.kind }));
       this.record({ query, resolved, source, detail, outcome: 'opened' });
       return stream;
     } catch (err) {
@@ -130,6 +135,7 @@ export class TunnelApi {
       time: new Date().toISOString(), user: 'admin', source: e.source, action: e.query.kind,
       app: e.resolved?.app ?? e.query.app ?? '', instance: e.resolved?.instance ?? e.query.instance ?? '', node: e.resolved?.node ?? '', detail: e.detail, outcome: e.outcome,
     };
+    this.deps.metrics?.streams.inc({ kind: event.action, outcome: event.outcome });
     try {
       this.deps.audit.append(event);
     } catch (err) {

@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws';
 import { isOutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { TunnelStream } from '../../shared/tunnel/tunnel-stream.js';
+import type { TunnelMetrics } from './tunnel-metrics.js';
 
 /** CLI-bound bytes the hub buffers per relay before it stops reading the stream. */
 const RELAY_HIGH_WATER = 1024 * 1024;
@@ -13,7 +14,9 @@ const RELAY_HIGH_WATER = 1024 * 1024;
  * before it closes the socket. Backpressure both ways: a slow CLI pauses the stream (and so,
  * through credit, the agent); a stream that does not drain pauses the CLI socket.
  */
-export function relayStream(ws: WebSocket, stream: TunnelStream, log: Logger): void {
+export function relayStream(ws: WebSocket, stream: TunnelStream, log: Logger, metrics?: TunnelMetrics): void {
+  const toEdge = metrics?.bytes.labels({ direction: 'to-edge' });
+  const fromEdge = metrics?.bytes.labels({ direction: 'from-edge' });
   let unsent = 0;
   let done = false;
   const sendText = (msg: object) => {
@@ -28,6 +31,7 @@ export function relayStream(ws: WebSocket, stream: TunnelStream, log: Logger): v
 
   stream.on('data', (chunk: Buffer) => {
     if (ws.readyState !== ws.OPEN) return;
+    fromEdge?.inc(chunk.length);
     unsent += chunk.length;
     ws.send(chunk, { binary: true }, () => {
       unsent -= chunk.length;
@@ -49,6 +53,7 @@ export function relayStream(ws: WebSocket, stream: TunnelStream, log: Logger): v
 
   ws.on('message', (data, isBinary) => {
     if (isBinary) {
+      toEdge?.inc((data as Buffer).length);
       if (!stream.write(data as Buffer)) {
         ws.pause();
         stream.once('drain', () => ws.resume());
