@@ -179,9 +179,16 @@ export class FailureDetector {
     };
     if (sent) probe.timers.push(setTimeout(indirect, this.probeTimeoutMs));
     else indirect();
+    const due = performance.now() + this.periodMs;
     probe.timers.push(setTimeout(() => {
       this.probes.delete(seq);
       if (probe.acked) return;
+      // Our own event loop stalled (Lifeguard's local health): the missing ack says nothing about
+      // the target, so this probe is inconclusive rather than a suspicion.
+      if (performance.now() - due > this.probeTimeoutMs) {
+        this.deps.log.debug({ peer: target, lateMs: Math.round(performance.now() - due) }, 'probe inconclusive: this agent was too busy to hear the answer');
+        return;
+      }
       const m = this.members.get(target);
       if (m?.status === 'alive') this.apply({ node: target, status: 'suspect', inc: m.inc });
     }, this.periodMs));
