@@ -25,6 +25,14 @@ export function registryOptions(flags: RegistryFlags): NonNullable<AgentOptions[
     advertiseAddress: flags.advertiseAddress,
     ttlGraceTtls: grace,
     tombstoneRetentionMs: retention,
-    ...(flags.dnsListen === 'none' ? {} : { dns: { ...parseListen(flags.dnsListen, '127.0.0.1'), ttlSeconds: Math.round(ttlMs / 1000) } }),
+    ...(flags.dnsListen === 'none' ? {} : { dns: { ...dnsListen(flags.dnsListen), ttlSeconds: Math.round(ttlMs / 1000) } }),
   };
+}
+
+function dnsListen(text: string): { host: string; port: number } {
+  try {
+    return parseListen(text, '127.0.0.1');
+  } catch {
+    throw new OutpostError('BAD_REQUEST', `--dns-listen ${text}: expected HOST:PORT (e.g. 127.0.0.1:8600, port 0 = any free port) or none`);
+  }
 }
