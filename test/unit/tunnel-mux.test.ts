@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { StreamMux, type OpenHandler } from '../../shared/tunnel/stream-mux.js';
 import type { TunnelStream } from '../../shared/tunnel/tunnel-stream.js';
 import { isOutpostError, OutpostError } from '../../shared/errors.js';
-import { STREAM_WINDOW_BYTES } from '../../shared/protocol/streams.js';
+import { waitFor } from '../helpers/wait.js';
+import { SOCKET_HIGH_WATER_BYTES, STREAM_WINDOW_BYTES } from '../../shared/protocol/streams.js';
 
 /** A hub mux and an agent mux wired back to back; frames cross asynchronously like a socket. */
 function pair(onOpen: OpenHandler, maxStreams = 4) {
@@ -97,4 +98,28 @@ test('closing the session ends every stream with its error', async () => {
   const [e] = await err;
   assert.ok(isOutpostError(e, 'NODE_DISCONNECTED'));
   await assert.rejects(hub.open({ kind: 'logs', target: { instance: 'a-1' }, params: {} }), (x) => isOutpostError(x, 'NODE_DISCONNECTED'));
+});
+
+test('stream data never holds more than the high-water mark on a slow socket; credit and resets pass it', async () => {
+  // A socket that writes nothing until told: the mux must stop handing it data.
+  const held: { frame: Buffer; done: () => void }[] = [];
+  let agent: StreamMux | undefined;
+  const hub = new StreamMux({ send: (frame, done) => setImmediate(() => { agent?.receive(frame); done(); }) }, { role: 'hub', maxStreams: 4 });
+  agent = new StreamMux({ send: (frame, done) => held.push({ frame, done }) }, { role: 'agent', maxStreams: 4 }, (_open, stream) => {
+    stream.write(Buffer.alloc(STREAM_WINDOW_BYTES, 1));
+  });
+  const opening = hub.open({ kind: 'logs', target: { instance: 'a-1' }, params: {} });
+  // ACCEPT is held too: release frames one by one as a socket would, checking what is queued.
+  const unsentData = () => held.filter((h) => h.frame[0] === 3).reduce((n, h) => n + h.frame.length, 0);
+  await waitFor(() => unsentData() > 0, { timeoutMs: 5000, message: 'stream data queued on the socket' });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.ok(unsentData() <= SOCKET_HIGH_WATER_BYTES + 64 * 1024, `unsent stream data ${unsentData()}`);
+  const release = () => { const h = held.shift(); if (h) setImmediate(() => { hub.receive(h.frame); h.done(); }); };
+  while (held.length > 0) {
+    release();
+    await new Promise((r) => setImmediate(r));
+    assert.ok(unsentData() <= SOCKET_HIGH_WATER_BYTES + 64 * 1024);
+  }
+  const s = await opening;
+  s.destroy();
 });
