@@ -17,6 +17,7 @@ import { Outbox } from './cache/outbox.js';
 import { HubLink, type LinkState } from './link/hub-link.js';
 import { AgentTunnel } from './tunnel/agent-tunnel.js';
 import { createExecHandler } from './tunnel/exec-handler.js';
+import { createExecMetrics } from './tunnel/exec-metrics.js';
 import { registerStreamHandlers } from './tunnel/register-streams.js';
 import { joinHub, readCredential, writeCredential, type NodeCredential } from './link/join.js';
 import { createLocalApi } from './local-api/server.js';
@@ -160,7 +161,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   const tunnel = new AgentTunnel({ log: nodeLog.child({ component: 'tunnel' }) });
   tunnel.handle('exec', createExecHandler({
     targets: { statuses: () => runtime.statuses(), processContext: (name) => processRuntime.execContext(name), container: (name) => containerRuntime?.execTarget(name) },
-    log: nodeLog, node: cred.node,
+    log: nodeLog, node: cred.node, metrics: createExecMetrics(registry),
   }));
   registerStreamHandlers(tunnel, { instances: () => cache.instances(), statuses: () => runtime.statuses(), onEvent: (l) => runtime.onEvent(l) }, { logDir: join(options.dataDir, 'logs'), allow: options.tunnelAllow ?? [] });
 

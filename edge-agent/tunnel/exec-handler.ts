@@ -1,5 +1,5 @@
 import type { InstanceStatus } from '../../shared/api/instance.js';
-import { OutpostError } from '../../shared/errors.js';
+import { isOutpostError, OutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { encodeExecOutput, parseExecParams, parseResize, type ExecChannel, type ExecExit, type ExecParams } from '../../shared/protocol/exec.js';
 import type { OpenRequest } from '../../shared/protocol/streams.js';
@@ -9,6 +9,7 @@ import type { StreamHandler } from './agent-tunnel.js';
 import { startContainerExec } from './exec-container.js';
 import { startPipeExec } from './exec-pipe.js';
 import { loadPty, startPtyExec, type PtyModule } from './exec-pty.js';
+import type { ExecMetrics } from './exec-metrics.js';
 import type { ExecSession } from './exec-session.js';
 
 /** What the exec handler needs of the agent's runtimes. */
@@ -28,6 +29,7 @@ export interface ExecHandlerDeps {
   node: string;
   /** Loads the pty library (default: node-pty, once, on the first interactive exec). */
   loadPty?: () => Promise<PtyModule | { unavailable: string }>;
+  metrics?: ExecMetrics;
 }
 
 /**
@@ -40,6 +42,18 @@ export interface ExecHandlerDeps {
 export function createExecHandler(deps: ExecHandlerDeps): StreamHandler {
   let pty: Promise<PtyModule | { unavailable: string }> | undefined;
   const log = deps.log.child({ component: 'exec' });
+  const handler = startExec(deps, log, () => (pty ??= (deps.loadPty ?? loadPty)()));
+  return async (open, stream) => {
+    try {
+      await handler(open, stream);
+    } catch (err) {
+      deps.metrics?.refused.inc({ code: isOutpostError(err) ? err.code : 'OUTPOST_INTERNAL' });
+      throw err;
+    }
+  };
+}
+
+function startExec(deps: ExecHandlerDeps, log: Logger, ptyModule: () => Promise<PtyModule | { unavailable: string }>): StreamHandler {
   return async (open, stream) => {
     const params = parseExecParams(open.params);
     const instance = instanceOf(open);
@@ -50,8 +64,7 @@ export function createExecHandler(deps: ExecHandlerDeps): StreamHandler {
     if (proc) {
       const req = { command: params.command, env: proc.env, cwd: proc.cwd };
       if (params.tty) {
-        pty ??= (deps.loadPty ?? loadPty)();
-        const mod = await pty;
+        const mod = await ptyModule();
         if ('unavailable' in mod) throw new OutpostError('UNAVAILABLE', `interactive exec (-t) is not available on node ${deps.node}: ${mod.unavailable}`);
         session = startPtyExec(mod, req, params, sinkOf.sink);
       } else session = startPipeExec(req, params.stdin, sinkOf.sink);
@@ -63,6 +76,10 @@ export function createExecHandler(deps: ExecHandlerDeps): StreamHandler {
       }
     } else throw notRunning(deps, instance);
     sinkOf.attach(session);
+    const runtime = proc ? 'process' : 'container';
+    deps.metrics?.started.inc({ runtime, tty: String(params.tty) });
+    deps.metrics?.running.inc({ runtime });
+    void session.exited.then(() => deps.metrics?.running.dec({ runtime }));
     log.info({ stream: open.streamId, instance, command: params.command[0], tty: params.tty, user: open.user }, 'exec started');
     relay(stream, session, params, log.child({ stream: open.streamId, instance }));
   };

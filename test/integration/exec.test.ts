@@ -173,6 +173,10 @@ describe('outpost exec into process instances', () => {
     assert.equal(controls[0]?.type, 'opened');
     ws.close();
     await closed;
+    const metrics = await (await fetch(`${agent.localApi}/metrics`)).text();
+    assert.match(metrics, /outpost_agent_exec_refused_total\{[^}]*code="OUTPOST_BAD_REQUEST"[^}]*\} 1\n/);
+    assert.match(metrics, /outpost_agent_exec_sessions_total\{[^}]*runtime="process",tty="true"[^}]*\} 1\n/);
+    assert.match(metrics, /outpost_agent_exec_sessions\{[^}]*runtime="process"[^}]*\} 0\n/);
   });
 
   test('interactive: a terminal on the edge, raw keys, window resize seen by the command, its exit code', async () => {
