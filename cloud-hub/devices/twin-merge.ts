@@ -23,15 +23,15 @@ const timeOf = (iso: string | undefined): number => {
 
 /**
  * The order of two values of one property: by device version (a value without one is older than
- * any with one), then timestamp, then reporting node name, then the JSON of the value. A total
- * order, so the merge of the same reports gives the same twin whatever order they arrive in, from
- * however many home agents of a unit-bound device.
+ * any with one), then timestamp, then reporting node name. Values of different nodes are always
+ * ordered, so the merge gives the same twin whatever order the agents' reports arrive in; two
+ * values equal in all three come from one node, and the later in its outbox order wins (0 here:
+ * the newcomer replaces the stored one).
  */
 export function compareReported(a: Reported, b: Reported): number {
   return (a.version ?? -1) - (b.version ?? -1)
     || timeOf(a.timestamp) - timeOf(b.timestamp)
-    || compareText(a.node ?? '', b.node ?? '')
-    || compareText(JSON.stringify(a.value), JSON.stringify(b.value));
+    || compareText(a.node ?? '', b.node ?? '');
 }
 
 const later = (a: string | undefined, b: string): string => (timeOf(b) >= timeOf(a) ? b : a ?? b);

@@ -105,6 +105,13 @@ describe('twin merge', () => {
     assert.equal(mergePresence(s, { device: 't1', online: true, at: '2026-01-01T00:00:02.000Z' }, 'n1').online, false);
   });
 
+  test('two values of one node with the same version and time: the later report wins (its outbox order)', () => {
+    const at = '2026-01-01T00:00:01.000Z';
+    let s = mergeReport({}, { device: 't1', reported: { fan: { value: 3, timestamp: at } } }, ctx).status;
+    s = mergeReport(s, { device: 't1', reported: { fan: { value: 1, timestamp: at } } }, ctx).status;
+    assert.equal(s.reported?.fan?.value, 1);
+  });
+
   test('the merge of reports from two nodes is the same in every arrival order', () => {
     const at = (sec: number) => `2026-01-01T00:00:0${sec}.000Z`;
     const reports: Array<[string, Parameters<typeof mergeReport>[1]]> = [
