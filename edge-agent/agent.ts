@@ -22,6 +22,7 @@ import { registerStreamHandlers } from './tunnel/register-streams.js';
 import { joinHub, readCredential, writeCredential, type NodeCredential } from './link/join.js';
 import { createLocalApi } from './local-api/server.js';
 import { LocalRegistry, type LocalRegistryOptions } from './registry/local-registry.js';
+import { peersSynced, type PeerState } from './registry/peer-sync-gate.js';
 import { AgentPeers, type AgentPeersOptions } from './registry/peers/agent-peers.js';
 import { httpHubRegistryApi } from './registry/hub-registry-api.js';
 import { HubLookup } from './registry/hub-lookup.js';
@@ -210,6 +211,8 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
     { name: 'registry-hub', start: async () => hubReporter.start(), stop: async () => hubReporter.stop() },
     // Before the link: the hello tells the hub the peer endpoint.
     registryPeers,
+    // Registry lookups of a (re)started agent wait, bounded, until its peers had a chance to send their records.
+    { name: 'registry-sync-gate', start: async () => serviceRegistry.holdLookupsUntil(peersSynced(() => (registryPeers.status().peers ?? []) as PeerState[])), stop: async () => {} },
     {
       name: 'local-api',
       start: () => new Promise<void>((resolve, reject) => { localApi.once('error', reject); localApi.listen(options.localApiPort, options.localApiHost, () => resolve()); }),
