@@ -13,6 +13,9 @@ export interface ExecFlags {
   node?: string;
 }
 
+/** Exit code when our own output was closed under us (128 + SIGPIPE), as a shell reports it. */
+const SIGPIPE_EXIT = 141;
+
 /** Local stdin bytes in flight to the hub above which reading stdin pauses. */
 const STDIN_HIGH_WATER = 1024 * 1024;
 
@@ -125,8 +128,22 @@ function relayExec(ws: WebSocket, term: ExecTerminal, o: { tty: boolean; withStd
       });
     }
 
+    // A reader that went away (`outpost exec ... | head -1`): stop, as a local command would on SIGPIPE.
+    let brokenPipe = false;
+    const onOutputError = () => {
+      brokenPipe = true;
+      ws.terminate();
+    };
+    term.stdout.on('error', onOutputError);
+    term.stderr.on('error', onOutputError);
+    cleanup.push(() => {
+      term.stdout.off('error', onOutputError);
+      term.stderr.off('error', onOutputError);
+    });
+
     ws.once('close', () => {
       for (const fn of cleanup) fn();
+      if (brokenPipe) return resolve(SIGPIPE_EXIT);
       if (decoder.buffered > 0 && !failure) failure = new OutpostError('PROTOCOL', 'the output ended in the middle of a frame');
       if (failure) return reject(failure);
       if (exitCode === undefined) return reject(new OutpostError('UNAVAILABLE', 'the connection to the hub closed before the command ended (hub or agent went away)'));

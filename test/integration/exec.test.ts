@@ -3,12 +3,12 @@
 // instance: see exec-container.test.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { EdgeNode, Instance } from '../../shared/api/index.js';
 import { ExecOutputDecoder } from '../../shared/protocol/exec.js';
-import { TestCluster, killGroup, type Proc } from '../helpers/cluster.js';
+import { TestCluster, killGroup, repoRoot, type Proc } from '../helpers/cluster.js';
 import { cliInTerminal, exec, startExec } from '../helpers/exec-cli.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -72,7 +72,7 @@ function markedPids(): number[] {
 
 describe('outpost exec into process instances', () => {
   const cluster = new TestCluster();
-  let agent: Proc;
+  let agent: Proc & { localApi: string };
   let instance: Instance;
 
   before(async () => {
@@ -118,6 +118,17 @@ describe('outpost exec into process instances', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'done\n');
     assert.equal(missing.code, 127);
+    // A local reader that goes away ends the remote command, which would otherwise print forever.
+    const piped = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = spawn('sh', ['-c', `"${process.execPath}" "${join(repoRoot, 'bin/outpost.js')}" exec shell -- sh -c 'yes; true' "${marker}" | head -n 2`], { env: { ...process.env, OUTPOST_HUB_DATA: cluster.hubDir, OUTPOST_SERVER: '', OUTPOST_TOKEN: '' } });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout }); });
+    });
+    assert.equal(piped.code, 0);
+    assert.match(piped.stdout, /^y\ny\n/);
+    await waitFor(() => !pgrep(`yes; true ${marker}`), { timeoutMs: 20_000, message: 'the remote yes ended' });
     assert.match(missing.stderr, /command not found: no-such-command-here/);
   });
 
