@@ -57,6 +57,20 @@ async function goneAt(api: string, service: string, gone: (a: Answer) => boolean
   throw new Error(`${service} still shows the instance at ${api}`);
 }
 
+/** Upper bound (ms) of the first bucket holding 99 % of a histogram's observations, summed over its series; null when empty. */
+async function histogramP99Ms(api: string, name: string): Promise<number | null> {
+  const text = await (await fetch(`${api}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  const buckets = new Map<number, number>();
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\} (\\d+)`, 'gm'))) {
+    const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+    buckets.set(le, (buckets.get(le) ?? 0) + Number(m[2]));
+  }
+  const total = buckets.get(Infinity) ?? 0;
+  if (total === 0) return null;
+  const le = [...buckets.entries()].sort((x, y) => x[0] - y[0]).find(([, n]) => n >= 0.99 * total)?.[0] ?? Infinity;
+  return le === Infinity ? null : le * 1000;
+}
+
 async function pool(n: number, count: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: Math.min(n, count) }, async () => {
@@ -171,6 +185,9 @@ export async function registry(args: string[]): Promise<void> {
     watching = false;
     await watcher;
 
+    // The agents' own histogram: request arrival to committed and visible (no client, no HTTP).
+    const inAgentP99Ms = await Promise.all(apis.map((api) => histogramP99Ms(api, 'outpost_agent_registry_register_to_visible_seconds')));
+
     // ---- dead peer: SIGKILL the last agent
     const victim = agents - 1;
     const killedAt = performance.now();
@@ -205,6 +222,7 @@ export async function registry(args: string[]): Promise<void> {
         replicatedToAllSeconds: Math.round(replicatedSeconds * 10) / 10,
         registerToVisibleSameNodeMs: same,
         registerToVisibleOtherNodeMs: other,
+        inAgentRegisterToVisibleP99UpperBoundMs: inAgentP99Ms,
         deadTtlNoticedMs: ttlNoticed,
         deadPeerNoticedMs: peerNoticedMs,
         afterKill: afterKill.map((c) => ({ instances: c.instances, passing: c.passing })),
@@ -229,6 +247,7 @@ export async function registry(args: string[]): Promise<void> {
       },
       notes: [
         'register to visible: from sending the PUT to a blocking query (opened before it) answering with the instance, as a client sees it; HTTP on loopback included',
+        'inAgentRegisterToVisibleP99UpperBoundMs: per agent, the histogram bucket bound holding 99 % of outpost_agent_registry_register_to_visible_seconds (request arrival to committed and visible inside the agent, preload included)',
         'dead TTL: from the last heartbeat to the instance missing from healthy lookups on its node and on another node',
         'dead peer: from SIGKILL of one agent to its instances missing from healthy lookups on every other agent',
         'false removals: preloaded instances missing (all=true) or unhealthy on any live agent: full listings of every agent after every 10th register-to-visible sample and every 500 ms through the TTL phase, until the kill',

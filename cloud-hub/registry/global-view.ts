@@ -107,7 +107,9 @@ export class GlobalRegistryView {
       if (filter.exceptUnit !== undefined && h.unit === filter.exceptUnit) continue;
       out.push({ ...h.record.instance, version: h.record.version });
     }
-    return out.sort((a, b) => a.unit.localeCompare(b.unit) || a.node.localeCompare(b.node) || a.id.localeCompare(b.id));
+    // Code-unit order (not locale): every hub host lists alike.
+    const cmp = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+    return out.sort((a, b) => cmp(a.unit, b.unit) || cmp(a.node, b.node) || cmp(a.id, b.id));
   }
 
   /** Every service with live instances: units, instance counts (healthy/total). */
