@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { EdgeNode, Instance } from '../../shared/api/index.js';
 import { freePort } from '../../shared/free-port.js';
 import { TestCluster, repoRoot } from '../../test/helpers/cluster.js';
-import { distribution, finish, numberFlag, percentile, stringFlag, until } from '../harness/report.js';
+import { finish, numberFlag, percentile, stringFlag, until } from '../harness/report.js';
 
 const API = '/apis/outpost.dev/v1alpha1';
 
@@ -154,7 +154,7 @@ spec:
         rttDirectMs: { p50: p(rttDirect, 50), p99: p(rttDirect, 99) },
         rttTunnelMs: { p50: p(rttTunnel, 50), p99: p(rttTunnel, 99) },
         addedLatencyP50Ms: Math.round(addedP50 * 1000) / 1000,
-        rttTunnelDistributionMs: distribution(rttTunnel),
+        roundTripsMeasured: rttTunnel.length,
       },
       checks: { everyByteArrived: true, nodeStayedReady: node.status?.phase === 'Ready' },
       targets: { throughputRatio: { value: Math.round(ratio * 1000) / 1000, target: '>= 0.5 of direct loopback TCP, one stream', met: ratio >= 0.5 } },
