@@ -38,6 +38,7 @@ program
   .option('--read-deadline <duration>', 'close an agent session silent for this long', '30s')
   .option('--ping-interval <duration>', 'WebSocket ping period towards agents', '10s')
   .option('--admission-rate <n>', 'agent sessions admitted per second; a reconnect storm queues', '500')
+  .option('--max-streams-per-node <n>', 'tunnel streams (logs, exec, port-forward) open at once per node', '32')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .action(hubCommand);
 

@@ -44,13 +44,13 @@ function onShutdown(log: Logger, stop: () => Promise<void>): void {
   process.on('SIGTERM', handler);
 }
 
-export interface HubFlags { listen: string; data?: string; logLevel: string; readDeadline: string; pingInterval: string; admissionRate: string }
+export interface HubFlags { listen: string; data?: string; logLevel: string; readDeadline: string; pingInterval: string; admissionRate: string; maxStreamsPerNode: string }
 
 export async function hubCommand(flags: HubFlags): Promise<void> {
   const log = createLogger({ name: 'hub', level: flags.logLevel });
   const { host, port } = parseListen(flags.listen, '127.0.0.1');
   const hub = await startHub(
-    { dataDir: resolve(flags.data ?? defaultHubDataDir()), host, port, readDeadlineMs: parseDuration(flags.readDeadline, '--read-deadline'), pingIntervalMs: parseDuration(flags.pingInterval, '--ping-interval'), admissionRate: positiveInt(flags.admissionRate, '--admission-rate') },
+    { dataDir: resolve(flags.data ?? defaultHubDataDir()), host, port, readDeadlineMs: parseDuration(flags.readDeadline, '--read-deadline'), pingIntervalMs: parseDuration(flags.pingInterval, '--ping-interval'), admissionRate: positiveInt(flags.admissionRate, '--admission-rate'), maxStreamsPerNode: positiveInt(flags.maxStreamsPerNode, '--max-streams-per-node') },
     log,
   );
   onShutdown(log, () => hub.stop());

@@ -47,25 +47,29 @@ export class DeviceMessages {
   /** A message of `device` on one of its own topics. `done(err)` after it is durable (or refused). */
   handle(device: string, kind: PublishKind, topic: string, payload: Buffer, done: (err?: Error | null) => void): void {
     const { directory, metrics, commit } = this.deps;
+    // Every `done` goes through the group commit, also for messages that write nothing: aedes
+    // handles the packets of one socket read concurrently, and a PUBACK released at once would
+    // overtake those of the accepted publishes read before it.
+    const acknowledge = () => commit.after(() => done(null));
     // Presence is the connection's (embedded broker) or handled by the external broker's client.
-    if (kind === 'presence') return done(null);
+    if (kind === 'presence') return acknowledge();
     const twin = directory.device(device);
     const model = twin && directory.modelOf(twin);
     if (!twin || !model) {
       this.refuse(device, topic, 'not-allowed', twin ? `model "${twin.spec.model}" is not known on this agent` : `device "${device}" is not bound to this agent`);
-      return done(null);
+      return acknowledge();
     }
     const now = Date.now();
     if (kind === 'get') {
       metrics.messagesIn.inc({ type: 'get' });
       this.send(topics.getResponse(device), { desired: desiredOf(twin), reported: Object.fromEntries(Object.entries(this.twin(twin).reported).map(([k, v]) => [k, v.value])) }, 'get-response');
-      return done(null);
+      return acknowledge();
     }
     if (kind === 'telemetry') {
       const msg = parseTelemetry(model, payload, now);
       if (!msg.ok) {
         this.refuse(device, topic, msg.reason, msg.error);
-        return done(null);
+        return acknowledge();
       }
       metrics.messagesIn.inc({ type: 'telemetry' });
       return commit.add({ kind: 'telemetry', body: { device, timestamp: msg.value.timestamp, values: msg.value.values } }, (err) => done(err ?? null));
@@ -73,14 +77,14 @@ export class DeviceMessages {
     const msg = parseReport(model, payload, now);
     if (!msg.ok) {
       this.refuse(device, topic, msg.reason, msg.error);
-      return done(null);
+      return acknowledge();
     }
     const state = this.twin(twin);
     // The hub's reportedVersion may be ahead of ours (a unit-bound device that reported through another agent).
     const known = Math.max(state.version ?? -1, twin.status?.reportedVersion ?? -1);
     if (msg.value.version !== undefined && msg.value.version < known) {
       this.refuse(device, topic, 'stale-version', `report version ${msg.value.version} is older than ${known}`);
-      return done(null);
+      return acknowledge();
     }
     metrics.messagesIn.inc({ type: 'reported' });
     const reported = applyReport(state, msg.value);

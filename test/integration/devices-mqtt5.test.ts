@@ -154,6 +154,26 @@ test('mqtt5: a publish outside the device\'s topics gets PUBACK/PUBREC 0x87 in o
   c.end();
 });
 
+test('mqtt5: PUBACKs of refused payloads, twin/get and presence wait behind the commits of the publishes read before them', async () => {
+  const c = await RawClient.open(port());
+  assert.equal((await c.login('t1', 't1-user', 'pw-1')).reasonCode, 0);
+  const before = outboxRows(env.outbox, 'telemetry').length;
+  const publish = (messageId: number, topic: string, payload: string) => ({ cmd: 'publish' as const, topic, payload: Buffer.from(payload), qos: 1 as const, messageId, dup: false, retain: false });
+  // In one write: aedes handles them concurrently, so an ack released at once would overtake 20's.
+  c.send(
+    publish(20, topics.telemetry('t1'), '{"temperature":7}'),
+    publish(21, topics.telemetry('t1'), 'not json'),
+    publish(22, topics.get('t1'), ''),
+    publish(23, topics.presence('t1'), 'online'),
+    publish(24, topics.telemetry('t1'), '{"temperature":8}'),
+  );
+  const acks = [];
+  for (let i = 0; i < 5; i++) acks.push((await c.next('puback')).messageId);
+  assert.deepEqual(acks, [20, 21, 22, 23, 24]);
+  assert.deepEqual(outboxRows(env.outbox, 'telemetry').slice(before).map((r) => (r.body as { values: { temperature: number } }).values.temperature), [7, 8]);
+  c.end();
+});
+
 test('mqtt5: topic aliases set by the client are resolved; an alias out of range ends the connection with 0x94', async () => {
   const c = await RawClient.open(port());
   assert.equal((await c.login('t2', 't2-user', 'pw-2')).reasonCode, 0);
