@@ -4,6 +4,8 @@
 // after its own restart.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { TestCluster } from '../helpers/cluster.js';
 import { nodeUnit } from '../helpers/objects.js';
 import { waitFor } from '../helpers/wait.js';
@@ -45,6 +47,16 @@ describe('global registry view and resolution across units', () => {
     const desc = cluster.cli(['describe', 'service', 'web']);
     assert.equal(desc.code, 0, desc.stderr);
     assert.match(desc.stdout, /site-a\s+a1\s+w1\s+10\.0\.0\.7:8080\s+tcp\s+passing\s+Ready/);
+  });
+
+  test('a hub that lost its view gets it back from the agents at reconnect (digest comparison)', async () => {
+    const port = cluster.hubPort();
+    await cluster.requireHub().kill();
+    rmSync(join(cluster.hubDir, 'registry.db'), { force: true });
+    rmSync(join(cluster.hubDir, 'registry.db-wal'), { force: true });
+    rmSync(join(cluster.hubDir, 'registry.db-shm'), { force: true });
+    await cluster.startHub(port);
+    await waitFor(() => /^web\s+site-a,site-b\s+2\s+2$/m.test(cluster.cli(['get', 'services']).stdout), { timeoutMs: 30_000, intervalMs: 300, message: 'the view re-reported by both agents' });
   });
 
   test('the other unit resolves it through the hub, then from its cache with the hub killed and across its restart', async () => {
