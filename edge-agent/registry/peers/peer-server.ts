@@ -32,7 +32,10 @@ export class PeerServer {
       res.writeHead(426, { 'Content-Type': 'text/plain' }).end('peer link: WebSocket only\n');
     });
     this.http.on('upgrade', (req, socket, head) => {
-      if (new URL(req.url ?? '/', 'http://x').pathname !== PEER_PROTOCOL_PATH) {
+      // Node removes its own error listener from an upgraded socket: a reset must not become an uncaught 'error'.
+      socket.on('error', () => socket.destroy());
+      // Not new URL(): it throws on targets such as `//[`, and a throw here would end the agent.
+      if ((req.url ?? '/').split('?')[0] !== PEER_PROTOCOL_PATH) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         return;
       }

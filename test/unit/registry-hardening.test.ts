@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { WebSocket } from 'ws';
+import { PeerServer } from '../../edge-agent/registry/peers/peer-server.js';
+import { createLogger } from '../../shared/logger.js';
+
+// Regression tests of the issue 6 review: inputs from the network that used to end the agent.
+
+const log = createLogger({ name: 'test', level: 'silent' });
+
+function rawRequest(port: number, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    let out = '';
+    const timer = setTimeout(() => { sock.destroy(); resolve(out); }, 5_000);
+    sock.on('data', (d) => { out += d.toString(); });
+    sock.on('error', () => undefined);
+    sock.on('close', () => { clearTimeout(timer); resolve(out); });
+    sock.write(text);
+  });
+}
+
+test('peer server: an upgrade request whose target URL cannot be parsed gets 404 and the listener keeps serving', { timeout: 20_000 }, async () => {
+  const server = new PeerServer({ self: 'a', unit: 'u1', incarnation: 1, secrets: () => ['s'], log, onRequest() {}, onPeerHello() {}, onRefused() {} });
+  const { port } = await server.listen('127.0.0.1', 0);
+  try {
+    const upgrade = 'Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+    for (const target of ['//[', 'http://[::1', '/peer/v1/../x']) {
+      const answer = await rawRequest(port, `GET ${target} HTTP/1.1\r\n${upgrade}`);
+      assert.match(answer, /^HTTP\/1\.1 404/, `target ${target}`);
+    }
+    // A client that resets while the 404 is written does not raise an unhandled socket error.
+    const sock = connect(port, '127.0.0.1');
+    sock.on('error', () => undefined);
+    sock.write(`GET /nope HTTP/1.1\r\n${upgrade}`, () => sock.resetAndDestroy());
+    // Still serving: a WebSocket to the right path gets the challenge.
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/peer/v1`);
+    ws.on('error', () => undefined);
+    const first = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no challenge within 5 s')), 5_000);
+      ws.once('message', (d) => { clearTimeout(timer); resolve(d.toString()); });
+    });
+    assert.equal((JSON.parse(first) as { t: string }).t, 'challenge');
+    ws.terminate();
+  } finally {
+    await server.close();
+  }
+});
