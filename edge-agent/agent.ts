@@ -181,7 +181,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
       },
       onStateChange: (s: LinkState) => { metrics.connected.set(s.connected ? 1 : 0); if (s.connected) metrics.reconnects.inc(); linkUp = s.connected; hubReporter.linkChanged(s.connected); },
     },
-    { hubUrl: cred.hub, credential: cred.credential, readDeadlineMs: options.readDeadlineMs ?? 30_000, backoff: { maxMs: options.backoffMaxMs ?? 30_000 } },
+    { hubUrl: cred.hub, credential: cred.credential, readDeadlineMs: options.readDeadlineMs ?? 30_000, backoff: { maxMs: options.backoffMaxMs ?? 30_000 }, logDir: join(options.dataDir, 'logs') },
   );
 
   const reporter = new NodeReporter({ outbox, cacheHealth, metrics, statuses: () => runtime.statuses() }, options.nodeStatusIntervalMs ?? 5_000);

@@ -33,6 +33,8 @@ export class SessionManager {
   private unsubscribe: (() => void) | undefined;
 
   private readonly admission: AdmissionQueue;
+  /** Each node's instance log directory, from its last hello (named in node-disconnected errors). */
+  private readonly logDirs = new Map<string, string>();
 
   constructor(private readonly deps: SessionManagerDeps, private readonly options: SessionOptions & { admission?: AdmissionOptions }) {
     this.admission = new AdmissionQueue(options.admission);
@@ -71,7 +73,7 @@ export class SessionManager {
    */
   openStream(node: string, req: OpenRequest): Promise<TunnelStream> {
     const session = this.sessions.get(node);
-    if (!session || session.state !== 'live') return Promise.reject(disconnectedError(this.deps.cache, node, req.target.instance));
+    if (!session || session.state !== 'live') return Promise.reject(disconnectedError(this.deps.cache, node, req.target.instance, this.logDirs.get(node)));
     return session.streams.open(req);
   }
 
@@ -111,7 +113,14 @@ export class SessionManager {
       const session = new AgentSession(
         {
           ws, scope: identity, cache: this.deps.cache, log, metrics: this.deps.metrics, now: this.deps.now ?? Date.now, admission: this.admission,
-          hooks: { ...this.deps.hooks, onClose: (s) => this.onSessionClosed(s) },
+          hooks: {
+            ...this.deps.hooks,
+            onHello: (scope, hello) => {
+              if (hello.logDir) this.logDirs.set(scope.node, hello.logDir);
+              this.deps.hooks.onHello(scope, hello);
+            },
+            onClose: (s) => this.onSessionClosed(s),
+          },
         },
         this.options,
       );

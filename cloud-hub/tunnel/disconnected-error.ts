@@ -3,12 +3,12 @@ import { OutpostError } from '../../shared/errors.js';
 import type { ObjectCache } from '../cache/object-cache.js';
 
 /** "site-b/node-3 is disconnected since 10:42 UTC; logs are available on the node at ..." */
-export function disconnectedError(cache: ObjectCache, node: string, instance?: string): OutpostError {
+export function disconnectedError(cache: ObjectCache, node: string, instance?: string, logDir?: string): OutpostError {
   const n = cache.get('EdgeNode', node) as EdgeNode | undefined;
   if (!n) return new OutpostError('NOT_FOUND', `node ${node} not found`);
   const since = n.status?.since ?? n.status?.lastSeen;
   const when = since ? ` since ${formatSince(since)}` : '';
-  const where = `<agent data dir>/logs/${instance ?? '<instance>'}/current.log`;
+  const where = `${logDir ?? '<agent data dir>/logs'}/${instance ?? '<instance>'}/current.log`;
   return new OutpostError('NODE_DISCONNECTED', `${n.spec.unit}/${node} is disconnected${when}; logs are available on the node at ${where}`);
 }
 

@@ -21,6 +21,8 @@ export interface HubLinkOptions {
   backoff?: BackoffOptions;
   /** Outbox rows per report frame. Default 200. */
   reportBatch?: number;
+  /** Instance log directory, told to the hub in hello (for its node-disconnected errors). */
+  logDir?: string;
 }
 
 export type LinkState = { connected: true; since: number } | { connected: false; since: number; lastError?: string };
@@ -164,6 +166,7 @@ export class HubLink {
       appliedRevision: this.deps.cache.appliedRevision(),
       agentVersion: OUTPOST_VERSION,
       hostname: hostname().slice(0, 253),
+      ...(this.options.logDir ? { logDir: this.options.logDir.slice(0, 4096) } : {}),
       capacity: { cpus: cpus().length, memoryBytes: totalmem() },
       cached: this.deps.cache.cachedKeys(),
       ...(this.deps.peerEndpoint?.() ? { peerEndpoint: this.deps.peerEndpoint() } : {}),

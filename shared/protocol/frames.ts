@@ -45,6 +45,8 @@ export const HelloFrame = Type.Object(
     appliedRevision: Type.Integer({ minimum: 0 }),
     agentVersion: Type.String({ maxLength: 64 }),
     hostname: Type.Optional(Type.String({ maxLength: 253 })),
+    /** Where instance logs are on the node (`<data>/logs`): named in the hub's node-disconnected errors. */
+    logDir: Type.Optional(Type.String({ maxLength: 4096 })),
     capacity: Type.Optional(Type.Object({ cpus: Type.Integer({ minimum: 0 }), memoryBytes: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })),
     /** What the agent's cache holds: the hub sends only objects whose resourceVersion differs. */
     cached: Type.Array(CachedKey, { maxItems: 50_000 }),
