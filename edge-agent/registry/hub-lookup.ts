@@ -10,6 +10,8 @@ export interface HubLookupOptions {
   freshMs?: number;
   /** Services whose last answer is kept in the cache file (least recently fetched dropped first). Default 1 000. */
   maxServices?: number;
+  /** Hub requests in flight at most; beyond, a lookup of an unknown service answers without other units. Default 16. */
+  maxInflight?: number;
   now?: () => number;
 }
 
@@ -39,11 +41,13 @@ export class HubLookup {
   private readonly failedAt = new Map<string, number>();
   private readonly freshMs: number;
   private readonly maxServices: number;
+  private readonly maxInflight: number;
   private readonly now: () => number;
 
   constructor(private readonly deps: HubLookupDeps, options: HubLookupOptions = {}) {
     this.freshMs = options.freshMs ?? 5_000;
     this.maxServices = options.maxServices ?? 1_000;
+    this.maxInflight = options.maxInflight ?? 16;
     this.now = options.now ?? Date.now;
     deps.db.exec('CREATE TABLE IF NOT EXISTS registry_remote (service TEXT PRIMARY KEY, instances TEXT NOT NULL, fetched_at INTEGER NOT NULL)');
     this.stmts = {
@@ -99,6 +103,8 @@ export class HubLookup {
   private refresh(service: string): Promise<ServiceInstance[] | undefined> {
     let p = this.inflight.get(service);
     if (p) return p;
+    // A burst of lookups of many unknown names (a DNS scan, a typo loop) never becomes a burst at the hub.
+    if (this.inflight.size >= this.maxInflight) return Promise.resolve(undefined);
     p = this.deps.hub.service(service).then(
       (instances) => {
         const entry = { instances, fetchedAt: this.now() };

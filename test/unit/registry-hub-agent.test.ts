@@ -94,6 +94,19 @@ describe('agent side of the global registry view', () => {
     assert.equal(queued().find((r) => r.key === 'web/a')?.instance, undefined);
   });
 
+  test('a burst of lookups of unknown services asks the hub a bounded number of times at once', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => { release = r; });
+    let calls = 0;
+    const slowHub: HubRegistryApi = { digest: () => Promise.resolve({}), service: async () => { calls++; await gate; return []; } };
+    const lookup = new HubLookup({ registry: state, hub: slowHub, db, linkUp: () => true, log: silentLogger() }, { maxInflight: 4 });
+    const answers = Promise.all(Array.from({ length: 20 }, (_, i) => lookup.lookup(`name-${i}`, {})));
+    await waitFor(() => calls === 4, { timeoutMs: 2000, message: 'four hub requests' });
+    release();
+    assert.deepEqual(await answers, Array.from({ length: 20 }, () => []));
+    assert.equal(calls, 4);
+  });
+
   test('other units come from the hub after local ones, and from the cache when the link is down or across restarts', async () => {
     let now = 1_000_000;
     let up = true;
