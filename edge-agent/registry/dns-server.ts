@@ -84,7 +84,13 @@ export class DnsServer {
         socket.on('error', (err) => this.deps.log.warn({ err }, 'DNS UDP socket error'));
         socket.on('message', (msg, rinfo) => {
           void this.answer(msg, 'udp').then((reply) => {
-            if (reply) socket.send(reply, rinfo.port, rinfo.address);
+            if (!reply || this.udp !== socket) return;
+            // send() throws for a closed socket or a source port 0 (a forged packet); either ends only this reply.
+            try {
+              socket.send(reply, rinfo.port, rinfo.address);
+            } catch (err) {
+              this.deps.log.debug({ err }, 'DNS UDP reply not sent');
+            }
           });
         });
         resolve(socket);
@@ -121,7 +127,7 @@ export class DnsServer {
         const msg = pending.subarray(2, size + 2);
         pending = pending.subarray(size + 2);
         void this.answer(msg, 'tcp').then((reply) => {
-          if (!reply || socket.destroyed) return;
+          if (!reply || socket.destroyed || !socket.writable) return;
           const len = Buffer.alloc(2);
           len.writeUInt16BE(reply.length);
           socket.write(Buffer.concat([len, reply]));

@@ -1,8 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import dnsPacket from 'dns-packet';
 import { WebSocket } from 'ws';
+import { DnsServer } from '../../edge-agent/registry/dns-server.js';
+import type { InstanceView } from '../../edge-agent/registry/records.js';
 import { PeerServer } from '../../edge-agent/registry/peers/peer-server.js';
+import { waitFor } from '../helpers/wait.js';
 import { createLogger } from '../../shared/logger.js';
 
 // Regression tests of the issue 6 review: inputs from the network that used to end the agent.
@@ -45,5 +51,32 @@ test('peer server: an upgrade request whose target URL cannot be parsed gets 404
     ws.terminate();
   } finally {
     await server.close();
+  }
+});
+
+test('dns: a UDP answer that is ready only after the server stopped is dropped, not thrown out of the agent', { timeout: 20_000 }, async () => {
+  let release: (v: InstanceView[]) => void = () => undefined;
+  let asked = 0;
+  const server = new DnsServer({
+    log,
+    // A lookup that waits (as one through the hub does) until the test lets it answer.
+    lookup: () => { asked++; return new Promise<InstanceView[]>((resolve) => { release = resolve; }); },
+  }, { host: '127.0.0.1', port: 0 });
+  await server.start();
+  const client = createSocket('udp4');
+  const rejections: unknown[] = [];
+  const onRejection = (err: unknown) => rejections.push(err);
+  process.on('unhandledRejection', onRejection);
+  try {
+    client.send(dnsPacket.encode({ type: 'query', id: 7, questions: [{ type: 'A', name: 'web.outpost', class: 'IN' }] }), server.port, '127.0.0.1');
+    await waitFor(() => asked === 1, { message: 'the query reached the lookup' });
+    await server.stop();
+    release([]);
+    // Let the answer's promise chain run to its end (it used to reject: send on a closed socket).
+    for (let i = 0; i < 5; i++) await delay(10);
+    assert.deepEqual(rejections, []);
+  } finally {
+    process.off('unhandledRejection', onRejection);
+    client.close();
   }
 });
