@@ -1,13 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { Registry as PromRegistry } from 'prom-client';
 import { setTimeout as delay } from 'node:timers/promises';
 import dnsPacket from 'dns-packet';
 import { WebSocket } from 'ws';
 import { DnsServer } from '../../edge-agent/registry/dns-server.js';
 import type { InstanceView } from '../../edge-agent/registry/records.js';
 import { PeerServer } from '../../edge-agent/registry/peers/peer-server.js';
+import { PeerMesh } from '../../edge-agent/registry/peers/peer-mesh.js';
+import { createPeerMetrics } from '../../edge-agent/registry/peers/peer-metrics.js';
+import { RegistryState } from '../../edge-agent/registry/registry-state.js';
 import { waitFor } from '../helpers/wait.js';
 import { createLogger } from '../../shared/logger.js';
 
@@ -78,5 +86,32 @@ test('dns: a UDP answer that is ready only after the server stopped is dropped, 
   } finally {
     process.off('unhandledRejection', onRejection);
     client.close();
+  }
+});
+
+test('peer health vote: a peer only suspected is not voted unreachable (a vote can make the hub declare it Down)', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-rv6-'));
+  // Suspicion outlasts the test: the peer stays suspect, never dead.
+  const options = { listen: { host: '127.0.0.1', port: 0 }, detector: { periodMs: 200, probeTimeoutMs: 100, suspicionMs: 600_000 }, replicator: { antiEntropyMs: 300 } };
+  const nodes = ['a', 'b'].map((name) => {
+    const db = new Database(join(dir, `${name}.db`));
+    const state = new RegistryState({ db }, { node: name, unit: 'u1' });
+    return { name, db, mesh: new PeerMesh({ registry: state, log, metrics: createPeerMetrics(new PromRegistry()) }, options) };
+  });
+  const [a, b] = nodes as [typeof nodes[0], typeof nodes[0]];
+  try {
+    for (const n of nodes) await n.mesh.start();
+    const peers = nodes.map((n) => ({ node: n.name, endpoint: `127.0.0.1:${n.mesh.listenAddress()?.port}` }));
+    for (const n of nodes) n.mesh.setPeers(peers, ['s']);
+    await waitFor(() => a.mesh.reachability().reachable.includes('b'), { timeoutMs: 10_000, message: 'b reachable from a' });
+    await b.mesh.stop();
+    await waitFor(() => a.mesh.peers().find((p) => p.node === 'b')?.status === 'suspect', { timeoutMs: 10_000, message: 'b suspected on a' });
+    assert.deepEqual(a.mesh.reachability(), { reachable: [], unreachable: [] });
+  } finally {
+    for (const n of nodes) {
+      await n.mesh.stop().catch(() => undefined);
+      n.db.close();
+    }
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -145,6 +145,8 @@ test('peers: a dead peer is suspected and its instances turn critical on the oth
       assert.equal(n.state.lookup('cam').length, 0, 'critical instances hidden by default');
     }
     assert.ok((await counter(a, 'outpost_agent_registry_suspicions_total')) >= 1);
+    // Voted unreachable once dead (suspicion timeout without a refutation), not while only suspected.
+    await waitFor(() => a.mesh.peers().find((p) => p.node === 'c')?.status === 'dead', { timeoutMs: 10_000, message: 'c dead on a' });
     assert.deepEqual(a.mesh.reachability().unreachable, ['c']);
     // C comes back (same data, next incarnation, another port): the hub's list names the new endpoint.
     c = await startNode(dir, 'c');

@@ -141,11 +141,19 @@ export class PeerMesh {
     this.updateGauges();
   }
 
-  /** Which unit peers this node can reach (SWIM alive) and which not (suspect or dead). */
+  /**
+   * Which unit peers this node can reach (SWIM alive) and which not (dead), for the hub's peer
+   * health votes. A suspect is in neither list: a suspicion is not yet evidence (a peer whose link
+   * is still coming up after our start, or a busy one, is suspected for a moment), and a vote
+   * can make the hub declare a node Down, which moves its work away.
+   */
   reachability(): { reachable: string[]; unreachable: string[] } {
     const reachable: string[] = [];
     const unreachable: string[] = [];
-    for (const m of this.detector.table()) (m.status === 'alive' ? reachable : unreachable).push(m.node);
+    for (const m of this.detector.table()) {
+      if (m.status === 'alive') reachable.push(m.node);
+      else if (m.status === 'dead') unreachable.push(m.node);
+    }
     return { reachable: reachable.sort(), unreachable: unreachable.sort() };
   }
 
