@@ -43,7 +43,14 @@ export class ViewJanitor {
     });
     // Nodes deleted while the hub was down.
     drop('node-deleted', view.removeWhere((_u, r) => !cache.get('EdgeNode', r.origin)), {});
-    this.timer = setInterval(() => drop('tombstone-expired', view.forgetTombstones(this.options.tombstoneTtlMs ?? 24 * 3_600_000), {}), this.options.intervalMs ?? 60_000);
+    this.timer = setInterval(() => {
+      // A throw in a timer would end the hub: a failed pass (view file busy, disk full) is retried next interval.
+      try {
+        drop('tombstone-expired', view.forgetTombstones(this.options.tombstoneTtlMs ?? 24 * 3_600_000), {});
+      } catch (err) {
+        log.error({ err }, 'forgetting old registry tombstones failed; will retry');
+      }
+    }, this.options.intervalMs ?? 60_000);
     this.timer.unref();
   }
 

@@ -10,6 +10,11 @@ import { Registry as PromRegistry } from 'prom-client';
 import { setTimeout as delay } from 'node:timers/promises';
 import dnsPacket from 'dns-packet';
 import { WebSocket } from 'ws';
+import { ObjectCache } from '../../cloud-hub/cache/object-cache.js';
+import { GlobalRegistryView } from '../../cloud-hub/registry/global-view.js';
+import { createRegistryMetrics } from '../../cloud-hub/registry/registry-metrics.js';
+import { ViewJanitor } from '../../cloud-hub/registry/view-janitor.js';
+import { SqliteStore } from '../../cloud-hub/store/sqlite-store.js';
 import { DnsServer } from '../../edge-agent/registry/dns-server.js';
 import type { InstanceView } from '../../edge-agent/registry/records.js';
 import { PeerServer } from '../../edge-agent/registry/peers/peer-server.js';
@@ -112,6 +117,26 @@ test('peer health vote: a peer only suspected is not voted unreachable (a vote c
       await n.mesh.stop().catch(() => undefined);
       n.db.close();
     }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('hub view janitor: a tombstone pass that fails (view file unusable) is logged and retried, not thrown out of the timer', { timeout: 20_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-rv6-'));
+  const store = SqliteStore.open({ path: ':memory:' });
+  const cache = new ObjectCache({ store, log });
+  const view = new GlobalRegistryView({ path: join(dir, 'registry.db') });
+  const errors: string[] = [];
+  const spy = Object.assign(Object.create(log) as typeof log, { error: (_obj: unknown, msg?: string) => { errors.push(msg ?? ''); } });
+  const janitor = new ViewJanitor({ view, cache, metrics: createRegistryMetrics(new PromRegistry(), () => view.size()), log: spy }, { intervalMs: 20 });
+  try {
+    janitor.start();
+    view.close(); // every later pass throws: "The database connection is not open"
+    await waitFor(() => errors.length >= 2, { message: 'two failed passes logged' });
+    assert.match(errors[0] ?? '', /tombstones failed/);
+  } finally {
+    janitor.stop();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
