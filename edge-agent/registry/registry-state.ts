@@ -108,7 +108,12 @@ export class RegistryState implements Registry {
   start(): void {
     const every = Math.max(1_000, Math.min(60_000, Math.floor(this.retentionMs / 4)));
     const tick = () => {
-      this.sweep();
+      // A throw in a timer would end the agent: a sweep that cannot write registry.db is retried next time.
+      try {
+        this.sweep();
+      } catch (err) {
+        this.deps.log?.error({ err }, 'dropping expired registry tombstones failed; will retry');
+      }
       this.sweepTimer = this.clock.setTimeout(tick, every);
       this.sweepTimer.unref?.();
     };
@@ -126,13 +131,13 @@ export class RegistryState implements Registry {
     const now = this.clock.now();
     const expired: string[] = [];
     for (const [key, at] of this.tombstonedAt) if (now - at >= this.retentionMs) expired.push(key);
-    const own: string[] = [];
+    const own = expired.filter((key) => this.held.get(key)?.origin === this.node);
+    // Forgotten on disk first: if that fails, memory still matches registry.db and the next sweep retries.
+    if (own.length > 0) this.store.forget(own);
     for (const key of expired) {
       const r = this.held.get(key);
-      if (r?.origin === this.node) own.push(key);
       if (r) this.drop(r);
     }
-    if (own.length > 0) this.store.forget(own);
     return expired.length;
   }
 

@@ -21,6 +21,7 @@ import { PeerServer } from '../../edge-agent/registry/peers/peer-server.js';
 import { PeerMesh } from '../../edge-agent/registry/peers/peer-mesh.js';
 import { createPeerMetrics } from '../../edge-agent/registry/peers/peer-metrics.js';
 import { RegistryState } from '../../edge-agent/registry/registry-state.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 import { waitFor } from '../helpers/wait.js';
 import { createLogger } from '../../shared/logger.js';
 
@@ -137,6 +138,28 @@ test('hub view janitor: a tombstone pass that fails (view file unusable) is logg
   } finally {
     janitor.stop();
     await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('registry state: a tombstone sweep that cannot write registry.db is logged and retried, not thrown out of the timer', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-rv6-'));
+  const db = new Database(join(dir, 'registry.db'));
+  const clock = new ManualClock();
+  const errors: string[] = [];
+  const spy = Object.assign(Object.create(log) as typeof log, { error: (_obj: unknown, msg?: string) => { errors.push(msg ?? ''); } });
+  const state = new RegistryState({ db, clock, log: spy }, { node: 'a', unit: 'u1', tombstoneRetentionMs: 4_000 });
+  try {
+    state.register({ service: 'web', id: 'w1', address: '10.0.0.1', port: 80, protocol: 'http', metadata: {}, weight: 100, lease: { kind: 'ttl', ttlMs: 60_000 } });
+    state.deregister('web', 'w1');
+    state.start();
+    db.close(); // registry.db unusable: the sweep's delete throws
+    assert.doesNotThrow(() => clock.advance(10_000));
+    assert.ok(errors.length >= 1 && /tombstones failed/.test(errors[0] ?? ''), `logged: ${errors.join('; ')}`);
+    assert.equal(state.counts().tombstones, 1, 'the tombstone is kept while registry.db still has it');
+    assert.ok(clock.pending >= 1, 'the sweep is scheduled again');
+  } finally {
+    state.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });
