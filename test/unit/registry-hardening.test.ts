@@ -21,6 +21,10 @@ import { PeerServer } from '../../edge-agent/registry/peers/peer-server.js';
 import { PeerMesh } from '../../edge-agent/registry/peers/peer-mesh.js';
 import { createPeerMetrics } from '../../edge-agent/registry/peers/peer-metrics.js';
 import { RegistryState } from '../../edge-agent/registry/registry-state.js';
+import { DesiredCache } from '../../edge-agent/cache/desired-cache.js';
+import { Outbox } from '../../edge-agent/cache/outbox.js';
+import { AgentPeers } from '../../edge-agent/registry/peers/agent-peers.js';
+import { nodeUnit } from '../helpers/objects.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { waitFor } from '../helpers/wait.js';
 import { createLogger } from '../../shared/logger.js';
@@ -160,6 +164,30 @@ test('registry state: a tombstone sweep that cannot write registry.db is logged 
     assert.ok(clock.pending >= 1, 'the sweep is scheduled again');
   } finally {
     state.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('peer health vote: an outbox that cannot be written (disk full) is logged and retried, never thrown out of a timer or start()', { timeout: 20_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-rv6-'));
+  const db = new Database(join(dir, 'agent.db'));
+  const outboxDb = new Database(join(dir, 'outbox.db'));
+  const cache = new DesiredCache(db);
+  const unit = nodeUnit('u1');
+  unit.spec = { ...unit.spec, autonomy: { peerHealth: true } };
+  cache.apply({ type: 'sync', revision: 1, objects: [unit], deletes: [] });
+  const outbox = new Outbox(outboxDb);
+  const errors: string[] = [];
+  const spy = Object.assign(Object.create(log) as typeof log, { error: (_obj: unknown, msg?: string) => { errors.push(msg ?? ''); } });
+  const state = new RegistryState({ db }, { node: 'a', unit: 'u1' });
+  const peers = new AgentPeers({ registry: state, cache, outbox, log: spy, metrics: new PromRegistry() }, { listen: { host: '127.0.0.1', port: 0 }, voteIntervalMs: 30 });
+  outboxDb.close(); // every put throws
+  try {
+    await peers.start();
+    await waitFor(() => errors.filter((e) => /peer health vote/.test(e)).length >= 2, { message: 'failed votes logged and retried' });
+  } finally {
+    await peers.stop();
+    db.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

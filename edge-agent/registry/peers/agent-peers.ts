@@ -125,8 +125,15 @@ export class AgentPeers {
     const now = Date.now();
     const interval = this.options.voteIntervalMs ?? 10_000;
     if (text === this.lastVote && (!periodic || now - this.lastVoteAt < interval - 50)) return;
+    // Called from timers and SWIM status changes: a failing outbox write (disk full) must not end
+    // the agent. The vote is not remembered as sent, so the next call tries again.
+    try {
+      this.deps.outbox.put('peer-health', body, 'peer-health');
+    } catch (err) {
+      this.deps.log.error({ err }, 'could not queue the peer health vote; will retry');
+      return;
+    }
     this.lastVote = text;
     this.lastVoteAt = now;
-    this.deps.outbox.put('peer-health', body, 'peer-health');
   }
 }
