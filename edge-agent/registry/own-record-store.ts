@@ -36,6 +36,20 @@ export class OwnRecordStore {
     })();
   }
 
+  /**
+   * The floor of change indexes: every index this node has handed out is below the stored value.
+   * Returns the stored floor (0 at first) and stores `floor + step`, so the caller may use indexes
+   * up to that before it must call again.
+   */
+  reserveIndexes(step: number): { from: number; upTo: number } {
+    return this.db.transaction(() => {
+      const row = this.db.prepare("SELECT value FROM registry_meta WHERE key = 'index_floor'").get() as { value: number } | undefined;
+      const from = row?.value ?? 0;
+      this.db.prepare("INSERT INTO registry_meta (key, value) VALUES ('index_floor', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(from + step);
+      return { from, upTo: from + step };
+    })();
+  }
+
   load(origin: string): RegistryRecord[] {
     const rows = this.db.prepare('SELECT key, incarnation, counter, instance FROM own_records ORDER BY key').all() as Array<{ key: string; incarnation: number; counter: number; instance: string | null }>;
     return rows.map((r) => ({

@@ -27,6 +27,8 @@ export interface RegistryStateDeps {
 export type RegisterInput = Parameters<Registry['register']>[0];
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** Change indexes reserved in registry.db at a time (one small write per this many changes). */
+const INDEX_RESERVATION = 1_000_000;
 const NEARNESS_RANK: Record<Nearness, number> = { node: 0, unit: 1, remote: 2 };
 const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -60,6 +62,8 @@ export class RegistryState implements Registry {
   private currentIncarnation: number;
   private counter = 0;
   private changeIndex = 0;
+  /** Indexes are reserved in registry.db up to here, so that a restarted agent starts above every index it gave out. */
+  private indexReservedUpTo = 0;
   private readonly store: OwnRecordStore;
   private readonly clock: Clock;
   private readonly retentionMs: number;
@@ -82,13 +86,17 @@ export class RegistryState implements Registry {
     this.retentionMs = options.tombstoneRetentionMs ?? DAY_MS;
     this.store = new OwnRecordStore(deps.db);
     this.currentIncarnation = this.store.nextIncarnation();
+    // A watcher's index must not go back across a restart (it would wait past changes it never saw).
+    const reserved = this.store.reserveIndexes(INDEX_RESERVATION);
+    this.changeIndex = reserved.from;
+    this.indexReservedUpTo = reserved.upTo;
     // A restart re-announces every own live record under the new incarnation, so that a peer holding
     // any older copy (even one from a previous incarnation with a higher counter) takes it.
     const loaded = this.store.load(this.node);
     const reannounced = loaded.map((r) => (r.instance ? { ...r, version: this.nextVersion() } : r));
     this.store.save(reannounced.filter((r) => r.instance));
     for (const r of reannounced) this.put(r);
-    if (reannounced.some((r) => r.instance)) this.changeIndex = 1;
+    if (reannounced.some((r) => r.instance)) this.changeIndex++;
   }
 
   get incarnation(): number {
@@ -352,8 +360,18 @@ export class RegistryState implements Registry {
     if (live?.size === 0) this.liveByService.delete(service);
   }
 
+  private reserveMoreIndexes(): void {
+    try {
+      this.indexReservedUpTo = this.store.reserveIndexes(INDEX_RESERVATION).upTo;
+    } catch (err) {
+      // Lookups go on; only an index after a restart might repeat one from before. Retried at the next change.
+      this.deps.log?.error({ err }, 'could not reserve registry change indexes in registry.db');
+    }
+  }
+
   private changed(records: readonly RegistryRecord[]): void {
     const index = ++this.changeIndex;
+    if (index >= this.indexReservedUpTo) this.reserveMoreIndexes();
     for (const r of records) this.serviceIndexes.set(serviceOf(r.key), index);
     for (const listener of [...this.listeners]) {
       try {

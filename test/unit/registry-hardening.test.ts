@@ -191,3 +191,27 @@ test('peer health vote: an outbox that cannot be written (disk full) is logged a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('registry state: change indexes keep growing across restarts, so a watcher never waits past changes it did not see', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-rv6-'));
+  const path = join(dir, 'registry.db');
+  const reg = (state: RegistryState, id: string) => state.register({ service: 'web', id, address: '10.0.0.1', port: 80, protocol: 'http', metadata: {}, weight: 100, lease: { kind: 'ttl', ttlMs: 60_000 } });
+  try {
+    let db = new Database(path);
+    let state = new RegistryState({ db }, { node: 'a', unit: 'u1' });
+    for (let i = 0; i < 5; i++) reg(state, `w${i}`);
+    for (let i = 0; i < 5; i++) state.deregister('web', `w${i}`);
+    const lastOfFirstRun = state.index();
+    const serviceOfFirstRun = state.serviceIndex('web');
+    db.close();
+    // Second run: one change to the service. A watcher holding index lastOfFirstRun must see it.
+    db = new Database(path);
+    state = new RegistryState({ db }, { node: 'a', unit: 'u1' });
+    assert.ok(state.index() >= lastOfFirstRun, `index ${state.index()} after restart is below ${lastOfFirstRun}`);
+    reg(state, 'again');
+    assert.ok(state.serviceIndex('web') > lastOfFirstRun && state.serviceIndex('web') > serviceOfFirstRun, 'the change is past every index of the first run');
+    db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
