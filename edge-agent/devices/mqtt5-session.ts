@@ -115,15 +115,23 @@ export class Mqtt5Session {
 
   private onConnect(p: IConnectPacket): void {
     if (p.properties?.authenticationMethod !== undefined) {
-      this.sendToClient({ cmd: 'connack', sessionPresent: false, reasonCode: Reason.badAuthenticationMethod, properties: { reasonString: 'enhanced authentication is not supported: use a username and password or a client certificate' } });
-      this.state = 'closed';
-      this.inner.destroy(); // aedes never saw a CONNECT: it lets go of the connection now
-      return;
+      return this.refuseBeforeBroker(Reason.badAuthenticationMethod, 'enhanced authentication is not supported: use a username and password or a client certificate');
     }
+    // MQTT 5 allows both; 3.1.1 (what aedes reads) cannot express them.
+    if (p.password !== undefined && p.username === undefined) return this.refuseBeforeBroker(Reason.badUserNameOrPassword, 'a password needs a user name');
+    if (!p.clientId && (p.properties?.sessionExpiryInterval ?? 0) > 0) return this.refuseBeforeBroker(Reason.clientIdNotValid, 'a session with an expiry needs a client id');
     if (p.properties?.maximumPacketSize !== undefined) this.clientMaxPacket = p.properties.maximumPacketSize;
     if (p.properties?.requestProblemInformation === false) this.problemInfo = false;
     // The CONNECT itself goes through at once: aedes is waiting for it.
     this.toBroker(connectToV4(p));
+  }
+
+  /** A CONNACK refusing the CONNECT before aedes saw it, then the connection ends. */
+  private refuseBeforeBroker(reason: number, message: string): void {
+    this.sendToClient({ cmd: 'connack', sessionPresent: false, reasonCode: reason, properties: { reasonString: message } });
+    this.state = 'closed';
+    this.closeClient();
+    this.inner.destroy(); // aedes never saw a CONNECT: it lets go of the connection now
   }
 
   private forward(p: Packet): void {
@@ -233,7 +241,14 @@ export class Mqtt5Session {
 
   private toBroker(p: Packet): void {
     if (this.inner.destroyed) return;
-    if (!this.inner.push(mqttPacket.generate(p, { protocolVersion: 4 }))) {
+    let bytes: Buffer;
+    try {
+      bytes = mqttPacket.generate(p, { protocolVersion: 4 });
+    } catch (err) {
+      // A v5 packet with no 3.1.1 form: it ends this connection, never the agent.
+      return this.disconnect(Reason.protocolError, `cannot serve this ${p.cmd} packet: ${(err as Error).message}`);
+    }
+    if (!this.inner.push(bytes)) {
       this.innerFull = true;
       this.socket.pause();
     }
@@ -241,7 +256,13 @@ export class Mqtt5Session {
 
   private sendToClient(p: Packet): void {
     if (this.socket.destroyed || !this.socket.writable) return;
-    const bytes = mqttPacket.generate(p, { protocolVersion: 5 });
+    let bytes: Buffer;
+    try {
+      bytes = mqttPacket.generate(p, { protocolVersion: 5 });
+    } catch {
+      this.socket.destroy(); // a packet from aedes with no v5 form: end this connection only
+      return;
+    }
     // MQTT 5 3.1.2.11.4: never send a packet over the client's Maximum Packet Size (the client would disconnect).
     if (bytes.length > this.clientMaxPacket) return;
     this.socket.write(bytes);

@@ -232,6 +232,22 @@ test('mqtt5: garbage before or after CONNECT, or a second CONNECT, closes that c
   ok.end();
 });
 
+test('mqtt5: a CONNECT that 3.1.1 cannot express (password without user name, empty client id with a session expiry) is refused, the agent keeps serving', async () => {
+  const noUser = await RawClient.open(port());
+  // By hand: mqtt-packet will not generate it. Flags 0x42 = password, clean start; no properties.
+  const body = Buffer.from([0, 4, ...Buffer.from('MQTT'), 5, 0x42, 0, 30, 0, 0, 2, ...Buffer.from('t1'), 0, 4, ...Buffer.from('pw-1')]);
+  noUser.sendRaw(Buffer.concat([Buffer.from([0x10, body.length]), body]));
+  assert.equal((await noUser.next('connack')).reasonCode, 0x86);
+  await noUser.waitClosed();
+  const noId = await RawClient.open(port());
+  noId.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: '', clean: true, keepalive: 30, username: 't1-user', password: Buffer.from('pw-1'), properties: { sessionExpiryInterval: 60 } });
+  assert.equal((await noId.next('connack')).reasonCode, 0x85);
+  await noId.waitClosed();
+  const ok = await RawClient.open(port());
+  assert.equal((await ok.login('t1', 't1-user', 'pw-1')).reasonCode, 0);
+  ok.end();
+});
+
 test('mqtt5: a client silent past its keep-alive is told why (DISCONNECT 0x8d)', async () => {
   const c = await RawClient.open(port());
   c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 't1', clean: true, keepalive: 1, username: 't1-user', password: Buffer.from('pw-1') });
