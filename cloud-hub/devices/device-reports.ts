@@ -25,6 +25,9 @@ export interface DeviceReportsDeps {
   now?: () => number;
 }
 
+/** Status write errors a re-sent report would meet again: logged, and the items acknowledged. */
+const NEVER_STORABLE = ['INVALID', 'BAD_REQUEST', 'NOT_FOUND', 'PAYLOAD_TOO_LARGE'] as const;
+
 /** Write attempts per device status: two agents of a unit may report the same device at once. */
 const STATUS_WRITE_ATTEMPTS = 10;
 
@@ -85,7 +88,9 @@ export class DeviceReports {
       try {
         await this.writeStatus(name, list);
       } catch (err) {
-        if (!isOutpostError(err)) throw err; // storage failure: no ack, the agent retries
+        // Acknowledged only when re-sending could never store it; otherwise (storage failure,
+        // conflicts past the attempts, store unavailable) no ack: the agent re-sends the report.
+        if (!NEVER_STORABLE.some((code) => isOutpostError(err, code))) throw err;
         this.deps.log.warn({ device: name, err }, 'device status not written');
       }
     }
