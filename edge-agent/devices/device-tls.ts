@@ -41,12 +41,16 @@ export function createDeviceTlsServer(options: DeviceTlsOptions, onSocket: (sock
 export function peerCertificate(socket: TLSSocket): PeerCertificate | undefined {
   const cert = socket.getPeerCertificate();
   if (!cert || Object.keys(cert).length === 0) return undefined;
-  const cn = cert.subject?.CN as string | string[] | undefined;
-  const names = [...(Array.isArray(cn) ? cn : cn !== undefined ? [cn] : [])];
+  // Node quotes (JSON) a SAN value holding a comma, with the comma escaped: splitting on commas
+  // never cuts inside one, and a quoted value never equals a device name.
+  const sans: string[] = [];
   for (const entry of (cert.subjectaltname ?? '').split(',')) {
     const [type, value] = entry.trim().split(/:(.*)/s);
-    if (type === 'DNS' && value) names.push(value);
+    if (type === 'DNS' && value) sans.push(value);
   }
+  // RFC 6125 6.4.4: the CN names the certificate only when it has no DNS subject alternative name.
+  const cn = cert.subject?.CN as string | string[] | undefined;
+  const names = sans.length > 0 ? sans : Array.isArray(cn) ? cn : cn !== undefined ? [cn] : [];
   const verified = socket.authorized;
   const error = socket.authorizationError;
   return { verified, names: [...new Set(names)], ...(verified || !error ? {} : { error: String(error) }) };

@@ -52,6 +52,7 @@ describe('device login with a TLS client certificate', { skip: hasOpenssl ? fals
       { file: 't1', cn: 't1' },
       { file: 'alias', cn: 'some-sensor', ext: 'subjectAltName=DNS:t2' },
       { file: 'far', cn: 'elsewhere' },
+      { file: 'cn-t1-san-t2', cn: 't1', ext: 'subjectAltName=DNS:t2' },
     ]);
     makeCa('rogue', [{ file: 'rogue-t1', cn: 't1' }]);
     env = await startBroker(join(dir, 'tls.db'), [
@@ -91,6 +92,13 @@ describe('device login with a TLS client certificate', { skip: hasOpenssl ? fals
       assert.match(metrics, /reason="not-bound"/);
     });
   }
+
+  test('a certificate with DNS subject alternative names is identified by them only: its CN names no device (RFC 6125 6.4.4)', async () => {
+    await assert.rejects(connectMqtt(tlsUrl, tls('cn-t1-san-t2', { clientId: 't1', username: 't1', protocolVersion: 4 })), refusedWith(CODES[4].badCredentials));
+    await assert.rejects(connectMqtt(tlsUrl, tls('cn-t1-san-t2', { clientId: 't1', protocolVersion: 4 })), refusedWith(CODES[4].clientId));
+    const t2 = await connectMqtt(tlsUrl, tls('cn-t1-san-t2', { clientId: 't2-by-san', protocolVersion: 4 }));
+    await t2.endAsync();
+  });
 });
 
 test('a TLS certificate file that cannot be read fails the broker start, naming the file, before anything listens', async () => {
