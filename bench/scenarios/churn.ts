@@ -9,7 +9,7 @@ import type { HubProcess } from '../harness/hub-process.js';
 import { Fleet } from '../fleet/fleet.js';
 import type { FleetNode } from '../fleet/protocol.js';
 import { HubMonitor } from '../harness/process-monitor.js';
-import { distribution, finish, numberFlag, sleep, stringFlag } from '../harness/report.js';
+import { distribution, finish, numberFlag, sleep, stringFlag, until } from '../harness/report.js';
 
 /** Times each API call in a loop until `stop` resolves; one call at a time, like an operator's dashboard. */
 async function probeApi(hub: HubProcess, paths: Record<string, string>, stopAt: number): Promise<Record<string, { ms: number[]; errors: number }>> {
@@ -87,6 +87,9 @@ export async function churn(args: string[]): Promise<void> {
     const api = await probes;
     const joined = await joins;
     const joinSeconds = (Date.now() - started) / 1000;
+    // The last joiners dial right after their join; give them a bounded moment to connect.
+    const j = joiners;
+    await until(async () => ((await j.stats()).connected >= newCount - joined.failures.length ? true : undefined), 120_000, 'new agents connected', 500).catch(() => undefined);
     const [oldStats, newStats] = [await fleet.stats(), await joiners.stats()];
     const hubFigures = monitor.stop();
     if (cpuProfDir) await hub.stop();

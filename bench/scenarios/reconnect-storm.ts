@@ -2,7 +2,8 @@
 // and data; every agent reconnects at once (its own backoff with jitter; the hub's admission
 // queue paces hellos). Measured: time from the restart until every agent has committed its
 // resync. Target at 10 000: <= 60 s, zero nodes marked Down, no agent gives up.
-// Options: --nodes N (10000) --unit-size U (100) --runs R (1) --results DIR --cpu-prof DIR
+// Options: --nodes N (10000) --unit-size U (100) --runs R (1) --observe S (35: seconds after the
+// restart during which node phases are watched; past the hub's 30 s startup grace) --results DIR --cpu-prof DIR
 import type { EdgeNode } from '../../shared/api/index.js';
 import { API, setupFleet, type FleetSetup } from '../harness/fleet-setup.js';
 import { HubProcess } from '../harness/hub-process.js';
@@ -14,6 +15,7 @@ export async function reconnectStorm(args: string[]): Promise<void> {
   const unitSize = numberFlag(args, 'unit-size', 100);
   const runs = Math.max(1, numberFlag(args, 'runs', 1));
   const cpuProfDir = stringFlag(args, 'cpu-prof');
+  const observeS = numberFlag(args, 'observe', 35);
   let setup: FleetSetup | undefined;
   let monitor: HubMonitor | undefined;
   let hub: HubProcess | undefined;
@@ -46,7 +48,7 @@ export async function reconnectStorm(args: string[]): Promise<void> {
       }
       // Stay a little past the startup grace (30 s) so that a node wrongly left Ready-without-session
       // or marked Down would show.
-      await sleep(Math.max(0, restartAt + 35_000 - Date.now()));
+      await sleep(Math.max(0, restartAt + observeS * 1000 - Date.now()));
       const samples = monitor.since(restartAt);
       const maxPhase = (p: string) => Math.max(0, ...samples.map((s) => s.nodePhases?.[p] ?? 0));
       const edgeNodes = (await hub.api<{ items: EdgeNode[] }>('GET', `${API}/edgenodes`)).items;
@@ -68,7 +70,7 @@ export async function reconnectStorm(args: string[]): Promise<void> {
     const maxDown = Math.max(...results.map((r) => r.maxDown));
     finish({
       scenario: 'reconnect-storm',
-      inputs: { nodes, unitSize, runs, admissionRate: '500/s (hub default)', agentBackoff: '500 ms doubling to 30 s, full jitter (agent default)', startupGrace: '30 s (hub default)' },
+      inputs: { nodes, unitSize, runs, observeSeconds: observeS, admissionRate: '500/s (hub default)', agentBackoff: '500 ms doubling to 30 s, full jitter (agent default)', startupGrace: '30 s (hub default)' },
       figures: { ...setup.figures, runs: results, resyncAllSecondsMedian: median, agentsConnectedAtEnd: final.connected, agentLastErrors: final.lastErrors },
       hub: hubFigures,
       checks: {

@@ -198,19 +198,9 @@ export class SqliteStore implements Store {
    */
   async updateStatuses(kind: KindName, items: { name: string; status: unknown }[]): Promise<(AnyObject | Error)[]> {
     this.assertOpen();
-    const events: WatchEvent[] = [];
-    const results = this.db.transaction(() => items.map((item): AnyObject | Error => {
-      try {
-        // A nested transaction is a savepoint: a refused item rolls back alone.
-        const { result, event } = this.db.transaction(() => this.statusWrite(kind, item.name, item.status, []))();
-        if (event) events.push(event);
-        return result;
-      } catch (err) {
-        return err instanceof Error ? err : new Error(String(err));
-      }
-    })).immediate();
-    for (const e of events) this.watchers.publish(e);
-    return results;
+    // Queued in the same tick, so they share one group commit (see write()).
+    const settled = await Promise.allSettled(items.map((item) => this.write(() => this.statusWrite(kind, item.name, item.status, []))));
+    return settled.map((s) => (s.status === 'fulfilled' ? s.value : s.reason instanceof Error ? s.reason : new Error(String(s.reason))));
   }
 
   private statusWrite(kind: KindName, name: string, status: unknown, preconditions: (string | undefined)[]): { result: AnyObject; event?: WatchEvent } {
@@ -275,6 +265,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.flushWrites(); // writes already requested are committed, not lost
     this.closed = true;
     this.watchers.close();
     this.db.close();
@@ -309,11 +300,51 @@ export class SqliteStore implements Store {
     return parse(row.json);
   }
 
-  /** Runs `fn` as one immediate transaction, then (after the commit) delivers its event. */
-  private write(fn: () => { result: AnyObject; event?: WatchEvent }): AnyObject {
-    const { result, event } = this.db.transaction(fn).immediate();
-    if (event) this.watchers.publish(event);
-    return result;
+  /**
+   * Group commit: writes requested in the same tick run in one immediate transaction, each in
+   * its own savepoint (a refused write rolls back alone), so a burst of N writes costs one fsync
+   * instead of N (issue 7: joins, node status, instance reports and scheduler writes of
+   * thousands of nodes). Events are delivered after the commit, in revision order, and only then
+   * are the callers' promises settled: a caller never sees its write before it is durable.
+   */
+  private write(fn: () => { result: AnyObject; event?: WatchEvent }): Promise<AnyObject> {
+    return new Promise((resolve, reject) => {
+      this.pendingWrites.push({ fn, resolve, reject });
+      if (this.pendingWrites.length === 1) setImmediate(() => this.flushWrites());
+    });
+  }
+
+  private pendingWrites: { fn: () => { result: AnyObject; event?: WatchEvent }; resolve(v: AnyObject): void; reject(e: unknown): void }[] = [];
+
+  private flushWrites(): void {
+    const batch = this.pendingWrites;
+    if (batch.length === 0) return;
+    this.pendingWrites = [];
+    if (this.closed) {
+      for (const w of batch) w.reject(new OutpostError('UNAVAILABLE', 'store is closed'));
+      return;
+    }
+    const outcomes: ({ ok: true; result: AnyObject; event?: WatchEvent } | { ok: false; err: unknown })[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const w of batch) {
+          try {
+            outcomes.push({ ok: true, ...this.db.transaction(w.fn)() });
+          } catch (err) {
+            outcomes.push({ ok: false, err });
+          }
+        }
+      }).immediate();
+    } catch (err) {
+      for (const w of batch) w.reject(err); // the commit itself failed: nothing was written
+      return;
+    }
+    for (const o of outcomes) if (o.ok && o.event) this.watchers.publish(o.event);
+    batch.forEach((w, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) w.resolve(o.result);
+      else w.reject(o.err);
+    });
   }
 
   /** Writes the object row (unless deleted) and the history row; compacts every Nth write. */
