@@ -56,12 +56,19 @@ export class DeviceLogin {
   async login(req: LoginRequest): Promise<LoginResult> {
     const addressKey = req.address ?? '';
     const userKey = req.username ?? req.certificate?.names[0] ?? `client:${req.clientId}`;
-    if (this.byAddress.limited(addressKey) || this.byUsername.limited(userKey)) {
-      return { ok: false, reason: 'rate-limited', message: 'too many failed logins from this address or for this user: try again later' };
+    const refused: LoginResult = { ok: false, reason: 'rate-limited', message: 'too many failed logins from this address or for this user: try again later' };
+    if (this.byAddress.limited(addressKey)) return refused;
+    // Per username, checks under way count against the failures left, so a burst of guesses for
+    // one username is not all checked before the first is charged. Per address they do not: many
+    // devices behind one address logging in at once (after an agent restart) must all get through.
+    if (!this.byUsername.begin(userKey)) return refused;
+    let result: LoginResult;
+    try {
+      result = await this.identify(req);
+    } finally {
+      this.byUsername.end(userKey);
     }
-    // Charged once the result is known, not before: many devices behind one address logging in at
-    // once (after an agent restart) must not spend its failures.
-    const result = await this.identify(req);
+    // Charged once the result is known, not before.
     if (!result.ok && GUESSES.has(result.reason)) {
       this.byAddress.failed(addressKey);
       this.byUsername.failed(userKey);

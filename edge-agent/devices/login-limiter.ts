@@ -23,6 +23,8 @@ interface Bucket {
 
 export class LoginLimiter {
   private readonly buckets = new Map<string, Bucket>();
+  /** key -> logins being checked now (see `begin`). */
+  private readonly checking = new Map<string, number>();
   private readonly maxKeys: number;
   private readonly now: () => number;
 
@@ -36,6 +38,28 @@ export class LoginLimiter {
     if (this.options.limit.failures <= 0) return false;
     const bucket = this.buckets.get(key);
     return bucket !== undefined && this.refill(bucket) < 1;
+  }
+
+  /**
+   * Starts checking a login of `key`, or returns false when the checks already under way could
+   * spend every failure it has left: guesses sent at once are then not all checked before the
+   * first of them is charged. Call `end` when the check is over.
+   */
+  begin(key: string): boolean {
+    const { failures } = this.options.limit;
+    if (failures <= 0) return true;
+    const bucket = this.buckets.get(key);
+    const left = bucket === undefined ? failures : this.refill(bucket);
+    const checking = this.checking.get(key) ?? 0;
+    if (left - checking < 1) return false;
+    this.checking.set(key, checking + 1);
+    return true;
+  }
+
+  end(key: string): void {
+    const checking = (this.checking.get(key) ?? 0) - 1;
+    if (checking > 0) this.checking.set(key, checking);
+    else this.checking.delete(key);
   }
 
   /** A failed login by `key`. */

@@ -139,6 +139,22 @@ describe('failed device logins are rate limited', () => {
     });
   }
 
+  test('guesses sent at once for one username are checked at most as many times as it has failures left', async () => {
+    const env = await startBroker(join(dir, 'limit-burst.db'), [
+      thermostatModel, device('t1', 1), await credential('t1', 'pw-1'),
+    ], { loginLimit: { perUsername: { failures: 3, perMs: 3_600_000 }, perAddress: { failures: 1_000, perMs: 60_000 } } });
+    try {
+      const guesses = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => connectMqtt(env.url, { clientId: `t1-${i}`, username: 't1-user', password: `guess-${i}` })));
+      assert.ok(guesses.every((g) => g.status === 'rejected'));
+      const metrics = await env.registry.getSingleMetricAsString('outpost_agent_mqtt_rejected_total');
+      assert.match(metrics, /reason="bad-credentials"} 3\n/);
+      assert.match(metrics, /reason="rate-limited"} 9(\n|$)/);
+    } finally {
+      await env.broker.stop();
+      env.db.close();
+    }
+  });
+
   test('per client address: after the address\'s failures, logins from it are refused whatever the username', async () => {
     const env = await startBroker(join(dir, 'limit-address.db'), [
       thermostatModel, device('t1', 1), await credential('t1', 'pw-1'),
