@@ -2,7 +2,8 @@
 // TCP connection to the same server in the same run. A real hub and agent (child processes), a
 // TCP server instance on the edge node (sends N bytes on "N\n"; echoes after "echo\n"), and the
 // CLI's port-forward process, as a user runs them. Target: one stream >= 50% of direct throughput.
-// Options: --bytes B (536870912) --round-trips K (1000) --results DIR
+// Options: --bytes B (536870912) --round-trips K (1000) --results DIR --cpu-prof DIR (the hub, agent
+// and port-forward CLI write V8 CPU profiles there when they stop)
 import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -86,9 +87,12 @@ export async function tunnel(args: string[]): Promise<void> {
   const bytes = numberFlag(args, 'bytes', 512 * 1024 * 1024);
   const k = numberFlag(args, 'round-trips', 1000);
   const resultsDir = stringFlag(args, 'results');
+  const profDir = stringFlag(args, 'cpu-prof');
+  if (profDir) process.env.OUTPOST_BENCH_CPU_PROF_DIR = profDir;
   const cluster = new TestCluster();
   const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
   let forward: ReturnType<typeof spawn> | undefined;
+  let agent: Awaited<ReturnType<TestCluster['startAgent']>> | undefined;
   try {
     const port = await freePort();
     await cluster.startHub();
@@ -108,12 +112,13 @@ spec:
     terminationGracePeriodSeconds: 1
 `);
     if (applied.code !== 0) throw new Error(`apply failed: ${applied.stderr}`);
-    await cluster.startAgent('bench-1', 'bench', ['--stop-instances-on-exit']);
+    agent = await cluster.startAgent('bench-1', 'bench', ['--stop-instances-on-exit']);
     await until(async () => ((await cluster.api<Instance>('GET', `${API}/instances/sender-bench-0`)).status?.phase === 'Running' ? true : undefined), 60_000, 'sender running');
     // The server listens shortly after its process starts.
     await until(async () => (await open(port).then((s) => { s.destroy(); return true; }, () => undefined)), 20_000, 'server listening', 100);
 
-    forward = spawn(process.execPath, [join(repoRoot, 'bin/outpost.js'), 'port-forward', 'sender', `0:${port}`], {
+    const profArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+    forward = spawn(process.execPath, [...profArgs, join(repoRoot, 'bin/outpost.js'), 'port-forward', 'sender', `0:${port}`], {
       env: { ...process.env, OUTPOST_HUB_DATA: cluster.hubDir, OUTPOST_SERVER: '', OUTPOST_TOKEN: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -166,6 +171,14 @@ spec:
       headline: `tunnel: port-forward ${round(tunnelMBs)} MB/s vs direct ${round(directMBs)} MB/s (ratio ${ratio.toFixed(2)}, target >= 0.5); added latency p50 ${addedP50.toFixed(3)} ms per round trip`,
     }, resultsDir, []);
   } finally {
+    if (profDir) {
+      // A profile is written only at a normal exit: SIGTERM, not SIGKILL.
+      const exited = forward && forward.exitCode === null ? new Promise((r) => forward?.once('exit', r)) : undefined;
+      forward?.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      await agent?.stop();
+      await cluster.hub?.stop();
+    }
     forward?.kill('SIGKILL');
     await cluster.cleanup();
   }
