@@ -4,6 +4,8 @@ import { MAX_STREAM_CHUNK_BYTES, STREAM_WINDOW_BYTES, type ControlMessage, type 
 
 /** One queued outgoing item of a stream, in the order the stream's user produced them. */
 export type OutItem = { kind: 'data'; buf: Buffer } | { kind: 'control'; msg: object } | { kind: 'end' };
+/** What the mux sends next: data as the parts of one frame (`bytes` in all), or a control or end. */
+export type OutFrame = { kind: 'data'; parts: Buffer[]; bytes: number } | Exclude<OutItem, { kind: 'data' }>;
 
 /** What a TunnelStream needs from its mux. */
 export interface StreamPort {
@@ -92,26 +94,42 @@ export class TunnelStream extends Duplex {
 
   // ---- mux side
 
-  /** Next frame item to send, respecting credit for data; undefined when blocked or empty. */
-  takeOut(): OutItem | undefined {
+  /**
+   * Next frame item to send, respecting credit for data; undefined when blocked or empty.
+   * Consecutive data chunks are taken together, up to MAX_STREAM_CHUNK_BYTES, so that the mux
+   * writes one large frame (one WebSocket message, one copy) instead of one per socket read.
+   */
+  takeOut(): OutFrame | undefined {
     const head = this.outQueue[0];
     if (!head || this.resetDone) return undefined;
-    if (head.kind === 'data') {
-      if (this.sendCredit <= 0) return undefined;
-      if (head.buf.length > this.sendCredit) {
-        const part = head.buf.subarray(0, this.sendCredit);
-        head.buf = head.buf.subarray(this.sendCredit);
-        this.sendCredit = 0;
-        this.outQueuedBytes -= part.length;
-        this.releaseWrite();
-        return { kind: 'data', buf: part };
-      }
-      this.sendCredit -= head.buf.length;
-      this.outQueuedBytes -= head.buf.length;
+    if (head.kind !== 'data') {
+      this.outQueue.shift();
+      this.releaseWrite();
+      return head;
     }
-    this.outQueue.shift();
+    const parts: Buffer[] = [];
+    let room = Math.min(this.sendCredit, MAX_STREAM_CHUNK_BYTES);
+    let bytes = 0;
+    while (room > 0) {
+      const item = this.outQueue[0];
+      if (item?.kind !== 'data') break;
+      if (item.buf.length > room) {
+        parts.push(item.buf.subarray(0, room));
+        item.buf = item.buf.subarray(room);
+        bytes += room;
+        room = 0;
+        break;
+      }
+      this.outQueue.shift();
+      parts.push(item.buf);
+      bytes += item.buf.length;
+      room -= item.buf.length;
+    }
+    if (bytes === 0) return undefined;
+    this.sendCredit -= bytes;
+    this.outQueuedBytes -= bytes;
     this.releaseWrite();
-    return head;
+    return { kind: 'data', parts, bytes };
   }
 
   /** Whether takeOut() would return something now. */
