@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import { fromErrorBody, OutpostError, type ErrorBody } from '../shared/errors.js';
+import { bulkClientOptions } from '../shared/tunnel/bulk-client-options.js';
 import type { StreamKind } from '../shared/protocol/streams.js';
 import { API_PREFIX, type HubClient } from './client.js';
 import type { Connection } from './config.js';
@@ -39,7 +40,7 @@ export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTar
   for (const [k, v] of Object.entries(target)) if (v !== undefined) url.searchParams.set(k, String(v));
   for (const [k, v] of params) url.searchParams.append(k, v);
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${conn.token}` }, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: 4 * 1024 * 1024 });
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${conn.token}` }, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: 4 * 1024 * 1024, ...bulkClientOptions(url) });
     ws.once('unexpected-response', (_req, res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));

@@ -7,6 +7,7 @@ import { OUTPOST_VERSION } from '../../shared/version.js';
 import type { DesiredCache } from '../cache/desired-cache.js';
 import type { Outbox } from '../cache/outbox.js';
 import type { FrameSink } from '../../shared/tunnel/stream-mux.js';
+import { bulkClientOptions } from '../../shared/tunnel/bulk-client-options.js';
 
 /** A session that lasted this long resets the reconnect backoff. */
 const HEALTHY_SESSION_MS = 10_000;
@@ -87,7 +88,7 @@ export class HubLink {
   private connect(): void {
     if (this.stopped) return;
     const url = `${this.options.hubUrl.replace(/^http/, 'ws').replace(/\/$/, '')}/agent/v1/connect`;
-    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${this.options.credential}` }, handshakeTimeout: 10_000, maxPayload: MAX_FRAME_BYTES });
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${this.options.credential}` }, handshakeTimeout: 10_000, maxPayload: MAX_FRAME_BYTES, ...bulkClientOptions(url) });
     this.ws = ws;
     this.inflightSeq = undefined;
     let failure: string | undefined;
