@@ -215,3 +215,41 @@ test('registry state: change indexes keep growing across restarts, so a watcher 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('peers: a node that left the peer list stays critical also on a peer that restarted since (its records come back through anti-entropy)', { timeout: 40_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-rv6-'));
+  const options = { listen: { host: '127.0.0.1', port: 0 }, detector: { periodMs: 200, probeTimeoutMs: 100, suspicionMs: 600 }, replicator: { antiEntropyMs: 200 } };
+  const start = async (name: string) => {
+    const db = new Database(join(dir, `${name}.db`));
+    const state = new RegistryState({ db }, { node: name, unit: 'u1' });
+    const mesh = new PeerMesh({ registry: state, log, metrics: createPeerMetrics(new PromRegistry()) }, options);
+    await mesh.start();
+    return { name, db, state, mesh, endpoint: `127.0.0.1:${mesh.listenAddress()?.port}` };
+  };
+  type N = Awaited<ReturnType<typeof start>>;
+  const list = (nodes: N[]) => nodes.map((n) => ({ node: n.name, endpoint: n.endpoint }));
+  const stop = async (n: N) => { await n.mesh.stop().catch(() => undefined); if (n.db.open) n.db.close(); };
+  const a = await start('a');
+  let b = await start('b');
+  const x = await start('x');
+  try {
+    for (const n of [a, b, x]) n.mesh.setPeers(list([a, b, x]), ['s']);
+    x.state.register({ service: 'cam', id: 'x1', address: '10.0.0.9', port: 80, protocol: 'http', metadata: {}, weight: 100, lease: { kind: 'ttl', ttlMs: 60_000 } });
+    await waitFor(() => a.state.lookup('cam').length === 1 && b.state.lookup('cam').length === 1, { message: 'x1 on a and b' });
+    // x leaves the list (left the unit); a still holds its record, critical.
+    await stop(x);
+    for (const n of [a, b]) n.mesh.setPeers(list([a, b]), ['s']);
+    await waitFor(() => a.state.lookup('cam', { all: true })[0]?.health === 'critical', { message: 'x1 critical on a' });
+    // b restarts: it never saw x in its list, and gets x1 back from a.
+    await stop(b);
+    b = await start('b');
+    a.mesh.setPeers(list([a, b]), ['s']);
+    b.mesh.setPeers(list([a, b]), ['s']);
+    await waitFor(() => b.state.get('cam/x1')?.instance, { timeoutMs: 10_000, message: 'x1 back on b through anti-entropy' });
+    assert.deepEqual(b.state.lookup('cam'), [], 'not served as passing');
+    assert.equal(b.state.lookup('cam', { all: true })[0]?.originSuspected, true);
+  } finally {
+    for (const n of [a, b, x]) await stop(n);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -57,7 +57,7 @@ export class PeerMesh {
       },
       options.detector,
     );
-    this.replicator = new Replicator({ registry, log, metrics, links: () => this.links.values() }, options.replicator);
+    this.replicator = new Replicator({ registry, log, metrics, links: () => this.links.values(), isMember: (origin) => this.hubEndpoints.has(origin) }, options.replicator);
     if (options.listen) {
       this.server = new PeerServer({
         self: registry.node, unit: registry.unit, incarnation: registry.incarnation, secrets, log,

@@ -50,7 +50,11 @@ export class Replicator {
   private readonly lastExchange = new Map<string, number>();
 
   constructor(
-    private readonly deps: { registry: Registry; log: Logger; metrics: PeerMetrics; links(): Iterable<ReplicaLink>; now?: () => number },
+    private readonly deps: {
+      registry: Registry; log: Logger; metrics: PeerMetrics; links(): Iterable<ReplicaLink>; now?: () => number;
+      /** Whether `origin` is in the unit's peer list now; records of other origins are taken as suspected (nothing keeps them fresh). */
+      isMember?(origin: string): boolean;
+    },
     options: ReplicatorOptions = {},
   ) {
     this.antiEntropyMs = options.antiEntropyMs ?? 2000;
@@ -261,7 +265,16 @@ export class Replicator {
       metrics.refused.inc(refused);
       log.warn({ peer: from, via, refused, reason: firstProblem }, 'refused records from peer');
     }
-    return valid.length > 0 ? registry.mergeRemote(valid).length : 0;
+    if (valid.length === 0) return 0;
+    // Before the merge, so that no lookup or watch ever shows them passing: a node that left the
+    // peer list (e.g. one this agent never knew because it restarted after the node left) keeps
+    // coming back through anti-entropy from peers that still hold its records.
+    if (this.deps.isMember) {
+      for (const origin of new Set(valid.map((r) => r.origin))) {
+        if (origin !== registry.node && !this.deps.isMember(origin)) registry.setOriginSuspected(origin, true);
+      }
+    }
+    return registry.mergeRemote(valid).length;
   }
 }
 
