@@ -56,17 +56,17 @@ export class ExternalBroker {
       this.messages.handle(device, kind, packet.topic, payload, (err) => done(err ?? undefined));
     };
     client.on('connect', () => {
-      this.deps.log.info({ broker: redact(this.options.url) }, 'connected to the external MQTT broker');
+      this.deps.log.info({ broker: redactBrokerUrl(this.options.url) }, 'connected to the external MQTT broker');
       this.subscribed = new Set();
       this.resubscribe();
       this.messages.publishDesired();
     });
-    client.on('error', (err) => this.deps.log.warn({ broker: redact(this.options.url), err: err.message }, 'external MQTT broker'));
+    client.on('error', (err) => this.deps.log.warn({ broker: redactBrokerUrl(this.options.url), err: err.message }, 'external MQTT broker'));
   }
 
   /** Where the agent is a client (credentials hidden). */
   addresses(): { external: string } {
-    return { external: redact(this.options.url) };
+    return { external: redactBrokerUrl(this.options.url) };
   }
 
   async stop(): Promise<void> {
@@ -126,6 +126,10 @@ export class ExternalBroker {
   }
 }
 
-function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
+/**
+ * The broker URL without its credentials, for logs and status. Everything from `//` to the last
+ * `@` goes: a password holding `@` or `/` (unencoded) must not leave a piece of itself behind.
+ */
+export function redactBrokerUrl(url: string): string {
+  return url.replace(/\/\/.*@/s, '//***@');
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import mqttPacket from 'mqtt-packet';
 import { LoginLimiter, parseLoginLimit } from '../../edge-agent/devices/login-limiter.js';
 import { protocolLevel } from '../../edge-agent/devices/mqtt-sniff.js';
+import { redactBrokerUrl } from '../../edge-agent/devices/external-broker.js';
 import { connackReason, connectToV4, subscribeRefusal } from '../../edge-agent/devices/mqtt5-translate.js';
 
 const connectBytes = (protocolVersion: 3 | 4 | 5) =>
@@ -69,4 +70,11 @@ test('mqtt5 translation: session expiry decides clean session; return codes and 
   assert.deepEqual([v4.protocolVersion, v4.username, v4.will?.properties], [4, 'u', undefined]);
   assert.deepEqual([0, 1, 2, 3, 4, 5, 9].map(connackReason), [0, 0x84, 0x85, 0x88, 0x86, 0x87, 0x80]);
   assert.deepEqual(['a/b', 'a/#', 'a/+/c', '$share/g/a'].map(subscribeRefusal), [0x87, 0xa2, 0xa2, 0x9e]);
+});
+
+test('--mqtt-url credentials never reach a log line, also when the password holds @ or /', () => {
+  assert.equal(redactBrokerUrl('mqtt://agent:s3cret@broker:1883'), 'mqtt://***@broker:1883');
+  assert.equal(redactBrokerUrl('mqtt://agent:p@ss@broker:1883'), 'mqtt://***@broker:1883');
+  assert.equal(redactBrokerUrl('mqtts://agent:ab/cd@broker:8883'), 'mqtts://***@broker:8883');
+  assert.equal(redactBrokerUrl('mqtt://broker:1883'), 'mqtt://broker:1883');
 });
