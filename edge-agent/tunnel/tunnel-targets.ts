@@ -44,7 +44,13 @@ export class TunnelTargets {
     if (status?.phase !== 'Running') throw new OutpostError('NOT_FOUND', `instance ${instance.metadata.name} is not running on this node (${status?.phase ?? 'not started'})`);
     const w = workloadOf(instance.spec.template);
     if (w.runtime === 'container') {
-      if (instance.spec.template.hostNetwork) return { host: '127.0.0.1', port: target.port };
+      if (instance.spec.template.hostNetwork) {
+        // The node's own network: any port would reach the node's other services (the agent's
+        // local API, other apps). Only a TCP port the container declares is its own.
+        const declared = w.spec.ports?.some((p) => p.containerPort === target.port && (p.protocol ?? 'TCP') === 'TCP');
+        if (!declared) throw new OutpostError('FORBIDDEN', `permission denied: port ${target.port} is not among the ports[].containerPort of ${instance.metadata.name} (hostNetwork)`);
+        return { host: '127.0.0.1', port: target.port };
+      }
       const mapping = w.spec.ports?.find((p) => p.containerPort === target.port && p.hostPort !== undefined && (p.protocol ?? 'TCP') === 'TCP');
       if (!mapping?.hostPort) throw new OutpostError('FORBIDDEN', `permission denied: container port ${target.port} of ${instance.metadata.name} is not published on the node (ports[].hostPort)`);
       const host = !mapping.hostIP || mapping.hostIP === '0.0.0.0' ? '127.0.0.1' : mapping.hostIP;
