@@ -9,6 +9,8 @@ export interface Mqtt5SessionOptions {
   maxHeldPackets?: number;
   /** A subscription filter the device may use: UNSUBACK says "no subscription existed" for the others. */
   maySubscribe?: (topic: string) => boolean;
+  /** Largest packet a client may send, bytes of remaining length (CONNACK Maximum Packet Size). Default 256 KiB. */
+  maxPacketBytes?: number;
 }
 
 const CLOSE_GRACE_MS = 1_000;
@@ -29,6 +31,7 @@ export class Mqtt5Session {
   private readonly fromBroker = mqttPacket.parser({ protocolVersion: 4 });
   private readonly aliasMax: number;
   private readonly maxHeld: number;
+  private readonly maxPacket: number;
   private state: 'connecting' | 'connected' | 'closed' = 'connecting';
   private held: Packet[] = [];
   private innerFull = false;
@@ -48,6 +51,7 @@ export class Mqtt5Session {
   constructor(private readonly socket: Duplex, head: Buffer, private readonly options: Mqtt5SessionOptions = {}) {
     this.aliasMax = options.topicAliasMaximum ?? 32;
     this.maxHeld = options.maxHeldPackets ?? 64;
+    this.maxPacket = options.maxPacketBytes ?? 256 * 1024;
     this.inner = new Duplex({
       read: () => {
         this.innerFull = false;
@@ -71,7 +75,7 @@ export class Mqtt5Session {
     this.fromClient.on('error', (err: Error) => this.disconnect(Reason.malformedPacket, err.message));
     this.fromBroker.on('packet', (p: Packet) => this.onBrokerPacket(p));
     this.fromBroker.on('error', () => this.disconnect(Reason.unspecified, 'internal broker error'));
-    socket.on('data', (chunk: Buffer) => this.fromClient.parse(chunk));
+    socket.on('data', (chunk: Buffer) => this.fromClientBytes(chunk));
     socket.on('drain', () => this.releaseWriters());
     socket.on('error', () => this.inner.destroy());
     socket.on('close', () => {
@@ -79,8 +83,20 @@ export class Mqtt5Session {
       this.releaseWriters(); // aedes's pending writes complete; it sees the close next
       this.inner.destroy();
     });
-    this.fromClient.parse(head);
+    this.fromClientBytes(head);
     this.resumeIfFree();
+  }
+
+  /**
+   * Parses client bytes, and ends the connection (0x95) as soon as a packet's header announces more
+   * than the maximum, before its body is buffered: a device cannot make the agent hold megabytes.
+   */
+  private fromClientBytes(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.fromClient.parse(chunk);
+    // The parser's packet in progress (mqtt-packet keeps its announced length there; -1 = none yet).
+    const announced = (this.fromClient as unknown as { packet?: { length?: number } }).packet?.length ?? -1;
+    if (announced > this.maxPacket) this.disconnect(Reason.packetTooLarge, `packet of ${announced} bytes; at most ${this.maxPacket}`);
   }
 
   /** The broker refused the CONNECT for this reason: the CONNACK carries it instead of the 3.1.1 code's. */
@@ -230,7 +246,7 @@ export class Mqtt5Session {
     }
     this.sendToClient({
       cmd: 'connack', sessionPresent: p.sessionPresent, reasonCode,
-      properties: { topicAliasMaximum: this.aliasMax, wildcardSubscriptionAvailable: false, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false },
+      properties: { topicAliasMaximum: this.aliasMax, maximumPacketSize: this.maxPacket, wildcardSubscriptionAvailable: false, sharedSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false },
     });
     this.state = 'connected';
     const held = this.held;

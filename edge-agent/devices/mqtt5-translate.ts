@@ -19,6 +19,7 @@ export const Reason = {
   badAuthenticationMethod: 0x8c,
   keepAliveTimeout: 0x8d,
   topicAliasInvalid: 0x94,
+  packetTooLarge: 0x95,
   sharedSubscriptionsNotSupported: 0x9e,
   connectionRateExceeded: 0x9f,
   wildcardSubscriptionsNotSupported: 0xa2,

@@ -248,6 +248,19 @@ test('mqtt5: a CONNECT that 3.1.1 cannot express (password without user name, em
   ok.end();
 });
 
+test('mqtt5: a packet announcing more than the CONNACK maximum packet size ends that connection (0x95) before its body is read', async () => {
+  const c = await RawClient.open(port());
+  const connack = await c.login('t1', 't1-user', 'pw-1');
+  assert.equal(connack.properties?.maximumPacketSize, 256 * 1024);
+  // PUBLISH QoS 0 announcing 100 MB (remaining length 0x80 0x80 0x80 0x30), then the first bytes of its topic.
+  c.sendRaw(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x30, 0x00, 0x05, 0x61]));
+  assert.equal((await c.next('disconnect')).reasonCode, 0x95);
+  await c.waitClosed();
+  const ok = await RawClient.open(port());
+  assert.equal((await ok.login('t1', 't1-user', 'pw-1')).reasonCode, 0);
+  ok.end();
+});
+
 test('mqtt5: a client silent past its keep-alive is told why (DISCONNECT 0x8d)', async () => {
   const c = await RawClient.open(port());
   c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 't1', clean: true, keepalive: 1, username: 't1-user', password: Buffer.from('pw-1') });
