@@ -4,13 +4,14 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { fieldErrors } from '../../shared/api/validate.js';
 import { parseDuration } from '../../shared/duration.js';
 import { OutpostError, isOutpostError } from '../../shared/errors.js';
+import { INSTANCE_ADDRESS_MAX_LENGTH, INSTANCE_ADDRESS_PATTERN } from '../../shared/registry/record-schema.js';
 import type { RegisterInput } from './registry-state.js';
 
 /** Body of PUT /v1/registry/services/<service>/instances/<id>. */
 export const RegisterBodySchema = Type.Object(
   {
     /** IPv4 or IPv6 literal where the instance listens. */
-    address: Type.String({ minLength: 2, maxLength: 64 }),
+    address: Type.String({ minLength: 2, maxLength: INSTANCE_ADDRESS_MAX_LENGTH }),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
     /** Default tcp. */
     protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('http'), Type.Literal('https'), Type.Literal('grpc')])),
@@ -27,6 +28,7 @@ export type RegisterBody = Static<typeof RegisterBodySchema>;
 const check = TypeCompiler.Compile(RegisterBodySchema);
 const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const ADDRESS = new RegExp(INSTANCE_ADDRESS_PATTERN);
 export const DEFAULT_TTL_MS = 30_000;
 const MIN_TTL_MS = 1_000;
 const MAX_TTL_MS = 24 * 3_600_000;
@@ -50,6 +52,7 @@ export function parseRegisterBody(service: string, id: string, body: unknown): R
     throw new OutpostError('INVALID', `registration is invalid: ${fields[0] ? `${fields[0].path}: ${fields[0].message}` : 'schema mismatch'}`, { fields });
   }
   if (isIP(body.address) === 0) throw invalid('/address', `${JSON.stringify(body.address)} is not an IPv4 or IPv6 address`);
+  if (!ADDRESS.test(body.address)) throw invalid('/address', `${JSON.stringify(body.address)}: an IPv6 zone may only hold letters, digits, ".", "_" and "-"`);
   let ttlMs = DEFAULT_TTL_MS;
   if (body.ttl !== undefined) {
     try {

@@ -7,6 +7,9 @@ import { Type, type Static } from '@sinclair/typebox';
 const Label = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
 const NodeName = Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 });
 const InstanceId = Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' });
+/** An IP literal as the wire carries it (an IPv6 zone limited to [A-Za-z0-9._-]); the agent's HTTP API checks registrations against it too. */
+export const INSTANCE_ADDRESS_PATTERN = '^[0-9A-Fa-f.:]+(%[A-Za-z0-9._-]+)?$';
+export const INSTANCE_ADDRESS_MAX_LENGTH = 64;
 
 export const ServiceInstanceSchema = Type.Object(
   {
@@ -14,7 +17,7 @@ export const ServiceInstanceSchema = Type.Object(
     id: InstanceId,
     node: NodeName,
     unit: NodeName,
-    address: Type.String({ minLength: 2, maxLength: 64, pattern: '^[0-9A-Fa-f.:]+(%[A-Za-z0-9._-]+)?$' }),
+    address: Type.String({ minLength: 2, maxLength: INSTANCE_ADDRESS_MAX_LENGTH, pattern: INSTANCE_ADDRESS_PATTERN }),
     port: Type.Integer({ minimum: 0, maximum: 65535 }),
     protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('http'), Type.Literal('https'), Type.Literal('grpc')]),
     metadata: Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 1024 }), { maxProperties: 64 }),

@@ -16,6 +16,10 @@ import { createRegistryMetrics } from '../../cloud-hub/registry/registry-metrics
 import { ViewJanitor } from '../../cloud-hub/registry/view-janitor.js';
 import { SqliteStore } from '../../cloud-hub/store/sqlite-store.js';
 import { DnsServer } from '../../edge-agent/registry/dns-server.js';
+import { parseRegisterBody } from '../../edge-agent/registry/instance-body.js';
+import { parsePeerFrame } from '../../edge-agent/registry/peers/peer-frames.js';
+import { isOutpostError } from '../../shared/errors.js';
+import { reportItemProblem } from '../../shared/protocol/frames.js';
 import type { InstanceView } from '../../edge-agent/registry/records.js';
 import { PeerServer } from '../../edge-agent/registry/peers/peer-server.js';
 import { PeerMesh } from '../../edge-agent/registry/peers/peer-mesh.js';
@@ -252,4 +256,21 @@ test('peers: a node that left the peer list stays critical also on a peer that r
     for (const n of [a, b, x]) await stop(n);
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('registry wire: every address the HTTP API accepts passes the peer frame and hub report schemas, and no other', () => {
+  // 58 characters: accepted over HTTP, but the peer frame schema allowed 45, so each push or
+  // exchange carrying it was refused and the peer link closed, over and over.
+  const longZone = `fe80::1%${'e'.repeat(50)}`;
+  const record = (address: string) => {
+    const input = parseRegisterBody('web', 'w1', { address, port: 80 });
+    return { key: 'web/w1', origin: 'a', version: { incarnation: 1, counter: 1 }, instance: { ...input, node: 'a', unit: 'u1', health: 'passing' } };
+  };
+  for (const address of ['10.0.0.1', 'fd00::1', longZone, '0000:0000:0000:0000:0000:ffff:192.168.100.200']) {
+    const r = record(address);
+    assert.doesNotThrow(() => parsePeerFrame(JSON.stringify({ t: 'push', records: [r] })), address);
+    assert.equal(reportItemProblem({ seq: 1, kind: 'registry-record', body: r }), undefined, address);
+  }
+  // isIP() takes a zone with ":" in it, the wire does not: refused at registration, naming the field.
+  assert.throws(() => parseRegisterBody('web', 'w1', { address: 'fe80::1%eth0:1', port: 80 }), (e) => isOutpostError(e, 'INVALID') && e.fields?.[0]?.path === '/address');
 });

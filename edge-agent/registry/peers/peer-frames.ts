@@ -1,6 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { PeerEndpointSchema } from '../../../shared/api/unit-peers.js';
+// One instance schema for every wire (peer frames and hub reports): a record one side accepts is
+// never refused by the other, which would close the peer link on every exchange.
+import { ServiceInstanceSchema } from '../../../shared/registry/record-schema.js';
 import type { RegistryRecord } from '../records.js';
 
 /**
@@ -22,28 +25,6 @@ const NodeName = Type.String({ minLength: 1, maxLength: 253 });
 const Nonce = Type.String({ minLength: 16, maxLength: 64 });
 const Proof = Type.String({ minLength: 64, maxLength: 64, pattern: '^[0-9a-f]{64}$' });
 const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
-
-const LeaseSchema = Type.Union([
-  Type.Object({ kind: Type.Literal('ttl'), ttlMs: Type.Integer({ minimum: 1, maximum: 86_400_000 }) }, { additionalProperties: false }),
-  Type.Object({ kind: Type.Literal('process'), instance: Type.String({ minLength: 1, maxLength: 253 }) }, { additionalProperties: false }),
-]);
-
-export const ServiceInstanceSchema = Type.Object(
-  {
-    service: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }),
-    id: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' }),
-    node: NodeName,
-    unit: NodeName,
-    address: Type.String({ minLength: 2, maxLength: 45 }),
-    port: Type.Integer({ minimum: 0, maximum: 65535 }),
-    protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('http'), Type.Literal('https'), Type.Literal('grpc')]),
-    metadata: Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 1024 }), { maxProperties: 64 }),
-    weight: Type.Integer({ minimum: 1, maximum: 1000 }),
-    health: Type.Union([Type.Literal('passing'), Type.Literal('critical')]),
-    lease: LeaseSchema,
-  },
-  { additionalProperties: false },
-);
 
 export const RecordSchema = Type.Object(
   {
