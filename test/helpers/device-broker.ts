@@ -1,5 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import type { AnyObject } from '../../shared/api/index.js';
+import { topics } from '../../shared/devices/topics.js';
 import { silentLogger } from '../../shared/logger.js';
 import { createRegistry } from '../../shared/metrics.js';
 import { openAgentDatabase } from '../../edge-agent/cache/database.js';
@@ -69,13 +70,26 @@ export function collect(c: MqttClient, topic: string, count: number, timeoutMs =
   });
 }
 
-/** Rejects when `p` has not settled within `ms`: every wait in these tests is bounded. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_r, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms); })]).finally(() => clearTimeout(timer));
-}
+/** Rejects when `p` has not settled within `ms` (moved to wait.ts, where the tunnel tests use it too). */
+export { within } from './wait.js';
 
 export const outboxRows = (outbox: Outbox, kind: string) => outbox.batch(100_000).filter((r) => r.kind === kind);
 
 /** An assert.rejects matcher: the error's `code` (mqtt.js: CONNACK / PUBACK / SUBACK code) is `code`. */
 export const refusedWith = (code: number) => (err: unknown) => (err as { code?: number }).code === code;
+
+/**
+ * One payload of each kind a thermostat device's messages are refused for: [topic, payload, the
+ * errors-topic reason, or '' for the accepted report that makes the next one stale].
+ */
+export const badPayloads = (name: string): Array<[string, string | Buffer, string]> => [
+  [topics.telemetry(name), 'not json', 'not-json'],
+  [topics.telemetry(name), JSON.stringify({ humidity: 3 }), 'unknown-property'],
+  [topics.telemetry(name), JSON.stringify({ temperature: 'warm' }), 'wrong-type'],
+  [topics.telemetry(name), JSON.stringify({ temperature: 500 }), 'out-of-range'],
+  [topics.telemetry(name), Buffer.alloc(70_000, 0x20), 'too-large'],
+  [topics.reported(name), JSON.stringify({ values: { mode: 'cool' } }), 'out-of-range'],
+  [topics.reported(name), JSON.stringify({ values: { label: 'far too long' } }), 'out-of-range'],
+  [topics.reported(name), JSON.stringify({ values: { temperature: 20 }, version: 5 }), ''],
+  [topics.reported(name), JSON.stringify({ values: { temperature: 19 }, version: 4 }), 'stale-version'],
+];

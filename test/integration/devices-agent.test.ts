@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { IClientOptions } from 'mqtt';
 import { topics } from '../../shared/devices/topics.js';
-import { collect, connectMqtt as connectAs, credential, device, outboxRows as rows, refusedWith, startBroker, thermostatModel as model, within } from '../helpers/device-broker.js';
+import { badPayloads, collect, connectMqtt as connectAs, credential, device, outboxRows as rows, refusedWith, startBroker, thermostatModel as model, within } from '../helpers/device-broker.js';
 
 const repo = new URL('../..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'outpost-devices-'));
@@ -90,17 +90,7 @@ for (const protocolVersion of [4, 5] as const) describe(`devices over MQTT ${pro
   test('devices: each kind of bad payload gets an errors-topic message and the broker keeps serving', async () => {
     const c = await connect(env.url, { clientId: 't2', username: 't2-user', password: 'pw-2' });
     await c.subscribeAsync(topics.errors('t2'), { qos: 1 });
-    const bad: Array<[string, string | Buffer, string]> = [
-      [topics.telemetry('t2'), 'not json', 'not-json'],
-      [topics.telemetry('t2'), JSON.stringify({ humidity: 3 }), 'unknown-property'],
-      [topics.telemetry('t2'), JSON.stringify({ temperature: 'warm' }), 'wrong-type'],
-      [topics.telemetry('t2'), JSON.stringify({ temperature: 500 }), 'out-of-range'],
-      [topics.telemetry('t2'), Buffer.alloc(70_000, 0x20), 'too-large'],
-      [topics.reported('t2'), JSON.stringify({ values: { mode: 'cool' } }), 'out-of-range'],
-      [topics.reported('t2'), JSON.stringify({ values: { label: 'far too long' } }), 'out-of-range'],
-      [topics.reported('t2'), JSON.stringify({ values: { temperature: 20 }, version: 5 }), ''],
-      [topics.reported('t2'), JSON.stringify({ values: { temperature: 19 }, version: 4 }), 'stale-version'],
-    ];
+    const bad = badPayloads('t2');
     const errors = collect(c, topics.errors('t2'), bad.filter((b) => b[2]).length);
     for (const [topic, payload] of bad) await c.publishAsync(topic, payload, { qos: 1 });
     const got = (await errors) as Array<{ reason: string; error: string; topic: string }>;

@@ -18,7 +18,7 @@ import { DeviceBroker } from '../../edge-agent/devices/device-broker.js';
 import { ExternalBroker } from '../../edge-agent/devices/external-broker.js';
 import { createDeviceMetrics } from '../../edge-agent/devices/device-metrics.js';
 import { hashPassword } from '../../edge-agent/devices/password.js';
-import { collect, connectMqtt, device, openStore, outboxRows, thermostatModel, within } from '../helpers/device-broker.js';
+import { badPayloads, collect, connectMqtt, device, openStore, outboxRows, thermostatModel, within } from '../helpers/device-broker.js';
 import { waitFor } from '../helpers/wait.js';
 import { AGENT_USER, NO_MOSQUITTO, agentAnswers, hasMosquitto, startMosquitto } from '../helpers/mosquitto.js';
 
@@ -219,17 +219,7 @@ for (const broker of brokers) {
     test('each kind of bad payload gets an errors-topic message and a counter; other devices keep being served', async () => {
       const c = await dev('t2');
       await c.subscribeAsync(topics.errors('t2'), { qos: 1 });
-      const bad: Array<[string, string | Buffer, string]> = [
-        [topics.telemetry('t2'), 'not json', 'not-json'],
-        [topics.telemetry('t2'), JSON.stringify({ humidity: 3 }), 'unknown-property'],
-        [topics.telemetry('t2'), JSON.stringify({ temperature: 'warm' }), 'wrong-type'],
-        [topics.telemetry('t2'), JSON.stringify({ temperature: 500 }), 'out-of-range'],
-        [topics.telemetry('t2'), Buffer.alloc(70_000, 0x20), 'too-large'],
-        [topics.reported('t2'), JSON.stringify({ values: { mode: 'cool' } }), 'out-of-range'],
-        [topics.reported('t2'), JSON.stringify({ values: { label: 'far too long' } }), 'out-of-range'],
-        [topics.reported('t2'), JSON.stringify({ values: { temperature: 20 }, version: 5 }), ''],
-        [topics.reported('t2'), JSON.stringify({ values: { temperature: 19 }, version: 4 }), 'stale-version'],
-      ];
+      const bad = badPayloads('t2');
       const reasons = ['not-json', 'unknown-property', 'wrong-type', 'out-of-range', 'too-large', 'stale-version'];
       const before = Object.fromEntries(await Promise.all(reasons.map(async (r) => [r, await rejected(r)] as const)));
       const expected = bad.filter((b) => b[2]).map((b) => b[2]);
