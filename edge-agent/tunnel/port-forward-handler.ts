@@ -13,6 +13,12 @@ export function portForwardHandler(targets: TunnelTargets): StreamHandler {
   return async (open, stream) => {
     const { host, port } = targets.dialAddress(open.target);
     const socket = await dial(host, port);
+    // The stream may have been reset (or its session lost) while the agent dialled: nothing
+    // would ever close this connection.
+    if (stream.destroyed) {
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     socket.on('error', (err) => stream.reset('OUTPOST_UNAVAILABLE', `connection to ${host}:${port} failed: ${err.message}`));
     stream.on('close', () => socket.destroy());
