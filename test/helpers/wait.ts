@@ -39,3 +39,9 @@ export async function waitFor<T>(check: () => T | Promise<T>, options: WaitOptio
 export function pause(ms: number): Promise<void> {
   return delay(ms);
 }
+
+/** Rejects when `p` has not settled within `ms`: a bound for waits on one promise (an exit, a transfer). */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_r, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); })]).finally(() => clearTimeout(timer));
+}

@@ -11,11 +11,13 @@ import { join } from 'node:path';
 import type { EdgeNode, Instance } from '../../shared/api/index.js';
 import { freePort } from '../../shared/free-port.js';
 import { TestCluster, killGroup, repoRoot, type Proc } from '../helpers/cluster.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitFor, within } from '../helpers/wait.js';
 
 const API = '/apis/outpost.dev/v1alpha1';
 const marker = `outpost-tunnel-test-${process.pid}`;
 const GiB = 1024 * 1024 * 1024;
+/** Bound on one bulk transfer: 1 GiB took up to 250 s on a machine with load ~18 (4 MB/s would be a hang). */
+const TRANSFER_MS = 300_000;
 
 const httpServer = `require('http').createServer((q, r) => r.end('hello from ' + process.env.OUTPOST_INSTANCE + ' ' + q.url)).listen(+process.argv[1], '127.0.0.1')`;
 // Sends as many bytes as the client asks for in its first line ("N\\n"), with backpressure.
@@ -93,6 +95,18 @@ function cliChild(cluster: TestCluster, args: string[]): { child: ChildProcess; 
   return { child, out: () => out, err: () => err, exited };
 }
 
+/** SIGTERM, then SIGKILL if the CLI has not exited within 10 s (a hang fails the test, never blocks it). */
+async function stopCli(c: { child: ChildProcess; exited: Promise<number | null> }): Promise<number | null> {
+  c.child.kill('SIGTERM');
+  try {
+    return await within(c.exited, 10_000, 'the CLI to exit after SIGTERM');
+  } catch (err) {
+    c.child.kill('SIGKILL');
+    await within(c.exited, 5_000, 'the CLI to exit after SIGKILL');
+    throw err;
+  }
+}
+
 /** Starts `outpost port-forward` and returns the local port it listens on. */
 async function startForward(cluster: TestCluster, target: string, remote: number) {
   const pf = cliChild(cluster, ['port-forward', target, `0:${remote}`]);
@@ -109,7 +123,10 @@ function bulkRead(port: number, bytes: number): { socket: Socket; received: () =
   const done = new Promise<number>((resolve, reject) => {
     socket.once('end', () => resolve(received));
     socket.once('error', reject);
+    socket.once('close', () => reject(new Error(`connection closed after ${received} of ${bytes} bytes`)));
   });
+  // A transfer the test cuts on purpose (destroy) need not be awaited.
+  done.catch(() => undefined);
   return { socket, received: () => received, done };
 }
 
@@ -189,7 +206,7 @@ describe('tunnel: logs, port-forward, HTTP proxy', () => {
       assert.match(previous.stdout, /tick \d+/);
     } finally {
       follow.child.kill('SIGKILL');
-      await follow.exited;
+      await within(follow.exited, 10_000, 'logs -f to exit after SIGKILL');
     }
   });
 
@@ -202,8 +219,7 @@ describe('tunnel: logs, port-forward, HTTP proxy', () => {
         assert.equal(await res.text(), `hello from web-site-t-0 /path-${i}?q=1`);
       }
     } finally {
-      pf.child.kill('SIGTERM');
-      await pf.exited;
+      await stopCli(pf);
     }
     const hub = cluster.requireHub();
     const proxied = await fetch(`${hub.url}/api/v1/proxy/apps/web/${webPort}/dash/board?x=2`, { headers: { Authorization: `Bearer ${hub.token}` } });
@@ -221,7 +237,7 @@ describe('tunnel: logs, port-forward, HTTP proxy', () => {
     assert.ok(audit.items.some((e) => e.action === 'http' && e.outcome === 'OUTPOST_FORBIDDEN'));
   });
 
-  test('1 GiB through a port-forward: the node keeps its session and a desired-state change reaches it', async () => {
+  test('1 GiB through a port-forward: the node keeps its session and a desired-state change reaches it', { timeout: TRANSFER_MS + 90_000 }, async () => {
     const pf = await startForward(cluster, 'bulk', bulkPort);
     let phases = new Set<string | undefined>();
     let polling = true;
@@ -252,7 +268,7 @@ spec:
       assert.equal(applied.code, 0, applied.stderr);
       await running('during-site-t-0');
       const atChange = read.received();
-      const total = await read.done;
+      const total = await within(read.done, TRANSFER_MS, '1 GiB through the port-forward');
       assert.equal(total, GiB, 'every byte arrived');
       polling = false;
       await poller;
@@ -263,27 +279,25 @@ spec:
     } finally {
       polling = false;
       await poller;
-      pf.child.kill('SIGTERM');
-      await pf.exited;
+      await stopCli(pf);
     }
   });
 
-  test('a reader that stops reading does not stall another stream on the same session', async () => {
+  test('a reader that stops reading does not stall another stream on the same session', { timeout: TRANSFER_MS + 90_000 }, async () => {
     const pf = await startForward(cluster, 'bulk', bulkPort);
     try {
       const stalled = bulkRead(pf.port, 512 * 1024 * 1024);
       await waitFor(() => stalled.received() > 1024 * 1024, { timeoutMs: 20_000, message: 'stalled stream started' });
       stalled.socket.pause();
       const other = bulkRead(pf.port, 64 * 1024 * 1024);
-      assert.equal(await other.done, 64 * 1024 * 1024, 'the other stream completed');
+      assert.equal(await within(other.done, TRANSFER_MS, 'the other stream'), 64 * 1024 * 1024, 'the other stream completed');
       assert.ok(stalled.received() < 512 * 1024 * 1024, 'the stalled stream is still stalled');
       stalled.socket.destroy();
       // The session is still healthy: a third stream works.
       const third = bulkRead(pf.port, 1024 * 1024);
-      assert.equal(await third.done, 1024 * 1024);
+      assert.equal(await within(third.done, 60_000, 'a third stream'), 1024 * 1024);
     } finally {
-      pf.child.kill('SIGTERM');
-      await pf.exited;
+      await stopCli(pf);
     }
   });
 
@@ -294,17 +308,19 @@ spec:
     await waitFor(() => /tick/.test(follow.out()) && read.received() > 1024 * 1024, { timeoutMs: 20_000, message: 'streams running' });
     const closed = read.done.then(() => 'ended', () => 'reset');
     await agent.kill();
-    const code = await Promise.race([follow.exited, new Promise<string>((r) => setTimeout(() => r('still running'), 20_000))]);
+    const code = await within(follow.exited, 20_000, `logs -f to exit after the agent died; stderr:\n${follow.err()}`).catch(async (err: unknown) => {
+      await stopCli(follow);
+      throw err;
+    });
     assert.equal(code, 1, `logs -f exits with 1; stderr:\n${follow.err()}`);
     assert.match(follow.err(), /site-t\/edge-t1 disconnected from the hub/);
-    assert.ok(['ended', 'reset'].includes(await closed));
+    assert.ok(['ended', 'reset'].includes(await within(closed, 20_000, 'the cut transfer to end')));
     assert.ok(read.received() < GiB, 'the transfer was cut');
     await waitFor(async () => (await nodePhase(cluster, 'edge-t1')) === 'Disconnected', { timeoutMs: 20_000, message: 'node Disconnected' });
     const after = cluster.cli(['logs', 'ticker', '--instance', 'ticker-site-t-0']);
     assert.equal(after.code, 1);
     assert.match(after.stderr, /site-t\/edge-t1 is disconnected since \d\d:\d\d UTC; logs are available on the node at /);
     assert.ok(after.stderr.includes(`at ${join(cluster.dir, 'agents', 'edge-t1', 'logs', 'ticker-site-t-0', 'current.log')}`), after.stderr);
-    pf.child.kill('SIGTERM');
-    await pf.exited;
+    await stopCli(pf);
   });
 });
