@@ -134,8 +134,9 @@ export class NodeHealth {
       const phase = this.currentPhase(name);
       if (phase !== 'Disconnected' || this.deps.isConnected(name)) continue;
       const unit = this.deps.cache.get('NodeUnit', node.spec.unit) as NodeUnit | undefined;
+      const since = Date.parse(this.pending.get(name)?.since ?? node.status?.since ?? '');
       const byVote = this.deps.peerVotes && unit?.spec?.autonomy?.peerHealth === true
-        ? peerVoteVerdict(node, unit, this.unitNodes(node.spec.unit), (n) => this.deps.isConnected(n), this.deps.peerVotes)
+        ? peerVoteVerdict(node, unit, this.unitNodes(node.spec.unit), (n) => this.deps.isConnected(n), this.deps.peerVotes, Number.isNaN(since) ? undefined : since)
         : undefined;
       if (byVote) {
         this.deps.log.warn({ node: name, unit: node.spec.unit, reason: byVote }, 'node declared Down by its unit\'s peer health votes');
@@ -144,7 +145,6 @@ export class NodeHealth {
       }
       const after = unit?.spec?.autonomy?.rescheduleAfter;
       if (!after) continue;
-      const since = Date.parse(this.pending.get(name)?.since ?? node.status?.since ?? '');
       if (Number.isNaN(since) || now - since < parseDuration(after)) continue;
       const reason = `disconnected since ${new Date(since).toISOString()}, longer than the unit's rescheduleAfter (${after})`;
       this.deps.log.warn({ node: name, unit: node.spec.unit, rescheduleAfter: after }, 'node declared Down by its unit\'s policy');

@@ -45,7 +45,9 @@ export class PeerVotes {
  * The peerHealth rule: with the unit's `autonomy.peerHealth`, a Disconnected node is Down when a
  * strict majority of the unit's other connected nodes have a fresh vote saying they cannot reach
  * it. A connected node without a fresh vote counts against (it has not said the node is gone).
- * No connected peer, no verdict: a silent unit is never declared Down by vote.
+ * No connected peer, no verdict: a silent unit is never declared Down by vote. With
+ * `disconnectedSinceMs` (hub time), only votes that arrived after the node disconnected count: a
+ * vote about an earlier absence (before the node came back and dropped again) is no evidence.
  * Returns the reason, or undefined.
  */
 export function peerVoteVerdict(
@@ -54,12 +56,16 @@ export function peerVoteVerdict(
   unitNodes: readonly EdgeNode[],
   isConnected: (node: string) => boolean,
   votes: Pick<PeerVotes, 'fresh'>,
+  disconnectedSinceMs?: number,
 ): string | undefined {
   if (unit?.spec?.autonomy?.peerHealth !== true) return undefined;
   const name = node.metadata.name;
   const connected = unitNodes.filter((n) => n.metadata.name !== name && n.spec.unit === node.spec.unit && isConnected(n.metadata.name));
   if (connected.length === 0) return undefined;
-  const against = connected.filter((n) => votes.fresh(n.metadata.name)?.unreachable.has(name) === true).map((n) => n.metadata.name);
+  const against = connected.filter((n) => {
+    const vote = votes.fresh(n.metadata.name);
+    return vote?.unreachable.has(name) === true && (disconnectedSinceMs === undefined || vote.at >= disconnectedSinceMs);
+  }).map((n) => n.metadata.name);
   if (against.length * 2 <= connected.length) return undefined;
   return `${against.length} of ${connected.length} connected peers of unit ${node.spec.unit} cannot reach it (${against.sort().join(', ')})`;
 }

@@ -11,6 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import dnsPacket from 'dns-packet';
 import { WebSocket } from 'ws';
 import { ObjectCache } from '../../cloud-hub/cache/object-cache.js';
+import { PeerVotes, peerVoteVerdict } from '../../cloud-hub/peers/peer-votes.js';
 import { GlobalRegistryView } from '../../cloud-hub/registry/global-view.js';
 import { createRegistryMetrics } from '../../cloud-hub/registry/registry-metrics.js';
 import { ViewJanitor } from '../../cloud-hub/registry/view-janitor.js';
@@ -28,7 +29,7 @@ import { RegistryState } from '../../edge-agent/registry/registry-state.js';
 import { DesiredCache } from '../../edge-agent/cache/desired-cache.js';
 import { Outbox } from '../../edge-agent/cache/outbox.js';
 import { AgentPeers } from '../../edge-agent/registry/peers/agent-peers.js';
-import { nodeUnit } from '../helpers/objects.js';
+import { edgeNode, nodeUnit } from '../helpers/objects.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { waitFor } from '../helpers/wait.js';
 import { createLogger } from '../../shared/logger.js';
@@ -273,4 +274,25 @@ test('registry wire: every address the HTTP API accepts passes the peer frame an
   }
   // isIP() takes a zone with ":" in it, the wire does not: refused at registration, naming the field.
   assert.throws(() => parseRegisterBody('web', 'w1', { address: 'fe80::1%eth0:1', port: 80 }), (e) => isOutpostError(e, 'INVALID') && e.fields?.[0]?.path === '/address');
+});
+
+test('peer vote rule: votes that arrived before the node disconnected (about an earlier absence) do not declare it Down', () => {
+  let now = 1_000_000;
+  const votes = new PeerVotes(() => now);
+  const shop = nodeUnit('shop');
+  shop.spec = { ...shop.spec, autonomy: { peerHealth: true } };
+  const members = ['a', 'b', 'c'].map((n) => edgeNode(n, { unit: 'shop' }));
+  const c = members[2] as (typeof members)[number];
+  const isConnected = (n: string) => n !== 'c';
+  // c was away a moment ago: a and b said so. It came back, then dropped again at `since`.
+  votes.record('a', { reachable: ['b'], unreachable: ['c'] });
+  votes.record('b', { reachable: ['a'], unreachable: ['c'] });
+  now += 5_000;
+  const since = now;
+  assert.equal(peerVoteVerdict(c, shop, members, isConnected, votes, since), undefined, 'no vote since it disconnected');
+  now += 2_000;
+  votes.record('a', { reachable: ['b'], unreachable: ['c'] });
+  assert.equal(peerVoteVerdict(c, shop, members, isConnected, votes, since), undefined, '1 of 2 since then');
+  votes.record('b', { reachable: ['a'], unreachable: ['c'] });
+  assert.match(peerVoteVerdict(c, shop, members, isConnected, votes, since) ?? '', /^2 of 2 connected peers/);
 });
