@@ -26,3 +26,17 @@ export function clientIdAllowed(device: string, clientId: string): boolean {
   return clientId === device || clientId.startsWith(`${device}-`);
 }
 
+/**
+ * The device a client id belongs to: of the devices (`isDevice`) whose names it may use, the one
+ * with the longest name. Device `cam` may not use `cam-2` or `cam-2-a` when `cam-2` is a device
+ * too: the broker would hand it that device's session and disconnect that device.
+ */
+export function clientIdOwner(clientId: string, isDevice: (name: string) => boolean): string | undefined {
+  if (isDevice(clientId)) return clientId;
+  for (let end = clientId.lastIndexOf('-'); end > 0; end = clientId.lastIndexOf('-', end - 1)) {
+    const name = clientId.slice(0, end);
+    if (isDevice(name)) return name;
+  }
+  return undefined;
+}
+

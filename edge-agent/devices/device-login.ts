@@ -1,5 +1,5 @@
 import type { DeviceDirectory } from './device-directory.js';
-import { clientIdAllowed } from './access.js';
+import { clientIdAllowed, clientIdOwner } from './access.js';
 import { LoginLimiter, type LoginLimit } from './login-limiter.js';
 
 /** A TLS client certificate as the broker saw it. */
@@ -75,6 +75,10 @@ export class DeviceLogin {
     }
     if (result.ok && !clientIdAllowed(result.device, req.clientId)) {
       return { ok: false, reason: 'client-id', message: `client id must be "${result.device}" or start with "${result.device}-"` };
+    }
+    const owner = result.ok ? clientIdOwner(req.clientId, (name) => this.directory.device(name) !== undefined) : undefined;
+    if (result.ok && owner !== result.device) {
+      return { ok: false, reason: 'client-id', message: `client id "${req.clientId.slice(0, 128)}" belongs to device "${owner}"` };
     }
     return result;
   }

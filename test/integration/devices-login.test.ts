@@ -101,6 +101,29 @@ describe('device login with a TLS client certificate', { skip: hasOpenssl ? fals
   });
 });
 
+test('a device may not use a client id of another device whose name extends its own (it would take over that session)', async () => {
+  const env = await startBroker(join(dir, 'client-ids.db'), [
+    thermostatModel, device('cam', 1), device('cam-2', 1), await credential('cam', 'pw-c'), await credential('cam-2', 'pw-c2'),
+  ]);
+  try {
+    const cam2 = await connectMqtt(env.url, { clientId: 'cam-2', username: 'cam-2-user', password: 'pw-c2' });
+    let cam2Closed = false;
+    cam2.on('close', () => { cam2Closed = true; });
+    const cam = { username: 'cam-user', password: 'pw-c' };
+    await assert.rejects(connectMqtt(env.url, { ...cam, clientId: 'cam-2' }), refusedWith(2));
+    await assert.rejects(connectMqtt(env.url, { ...cam, clientId: 'cam-2-b' }), refusedWith(2));
+    const own = await connectMqtt(env.url, { ...cam, clientId: 'cam-b' });
+    await own.endAsync();
+    // The takeover would have closed cam-2's connection; a publish round trip shows it is still up.
+    await cam2.publishAsync(topics.telemetry('cam-2'), JSON.stringify({ temperature: 3 }), { qos: 1 });
+    assert.equal(cam2Closed, false);
+    await cam2.endAsync();
+  } finally {
+    await env.broker.stop();
+    env.db.close();
+  }
+});
+
 test('a TLS certificate file that cannot be read fails the broker start, naming the file, before anything listens', async () => {
   const store = openStore(join(dir, 'bad-tls.db'));
   const broker = new DeviceBroker(
@@ -147,7 +170,7 @@ describe('failed device logins are rate limited', () => {
       const guesses = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => connectMqtt(env.url, { clientId: `t1-${i}`, username: 't1-user', password: `guess-${i}` })));
       assert.ok(guesses.every((g) => g.status === 'rejected'));
       const metrics = await env.registry.getSingleMetricAsString('outpost_agent_mqtt_rejected_total');
-      assert.match(metrics, /reason="bad-credentials"} 3\n/);
+      assert.match(metrics, /reason="bad-credentials"} 3(\n|$)/);
       assert.match(metrics, /reason="rate-limited"} 9(\n|$)/);
     } finally {
       await env.broker.stop();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import type { DeviceModel } from '../../shared/api/device.js';
 import { Outbox } from '../../edge-agent/cache/outbox.js';
-import { clientIdAllowed, maySubscribe, publishKind } from '../../edge-agent/devices/access.js';
+import { clientIdAllowed, clientIdOwner, maySubscribe, publishKind } from '../../edge-agent/devices/access.js';
 import { mergeReport } from '../../edge-agent/devices/device-messages.js';
 import { parseReport, parseTelemetry } from '../../edge-agent/devices/payloads.js';
 import { hashPassword, verifyPassword } from '../../edge-agent/devices/password.js';
@@ -49,6 +49,9 @@ test('devices: access rules keep each device to its own topics', () => {
   assert.equal(maySubscribe('a', 'outpost/v1/devices/a/#'), false);
   assert.equal(clientIdAllowed('a', 'a-1'), true);
   assert.equal(clientIdAllowed('a', 'ab'), false);
+  const devices = new Set(['cam', 'cam-2']);
+  const isDevice = (n: string) => devices.has(n);
+  assert.deepEqual(['cam', 'cam-x', 'cam-2', 'cam-2-x', 'cam-2x', 'other', '-cam'].map((id) => clientIdOwner(id, isDevice)), ['cam', 'cam', 'cam-2', 'cam-2', 'cam', undefined, undefined]);
 });
 
 test('devices: scrypt hashes verify, and a wrong password or malformed hash does not', async () => {
