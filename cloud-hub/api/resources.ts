@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { API_VERSION, validateObject, type AnyObject, type KindInfo } from '../../shared/api/index.js';
-import { OutpostError } from '../../shared/errors.js';
+import { OutpostError, isOutpostError } from '../../shared/errors.js';
 import { parseLabelSelector } from '../../shared/labels.js';
 import type { Store, ListOptions } from '../store/store.js';
 import { readObjectBody, sendJson } from './http.js';
@@ -115,15 +115,26 @@ export async function handleResource(
       // Apply: create when absent, replace spec/labels/annotations when present. A resourceVersion
       // in the body is a precondition; without one the last writer wins.
       requireWritable(info);
-      const existing = await store.get(info.kind, name);
-      const obj = restoreRedactedSecrets(bodyObject(await readObjectBody(req), info, name), existing);
-      if (!existing) {
-        if (obj.metadata.resourceVersion) throw notFound();
-        return sendJson(res, 201, present(await store.create(obj)));
+      const body = await readObjectBody(req);
+      // Without a resourceVersion the last writer wins: the update is made against the object as
+      // read (redacted secrets are restored from it), and a hub write landing in between (status,
+      // stamping: the store group-commits, so there is a tick between the read and the write) is
+      // a reason to read again, not a conflict for the client. Bounded: 5 attempts.
+      for (let attempt = 1; ; attempt++) {
+        const existing = await store.get(info.kind, name);
+        const obj = restoreRedactedSecrets(bodyObject(body, info, name), existing);
+        if (!existing) {
+          if (obj.metadata.resourceVersion) throw notFound();
+          return sendJson(res, 201, present(await store.create(obj)));
+        }
+        const opts = obj.metadata.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {};
+        try {
+          const updated = await store.update({ ...obj, metadata: { ...obj.metadata, resourceVersion: obj.metadata.resourceVersion ?? existing.metadata.resourceVersion } } as AnyObject, opts);
+          return sendJson(res, 200, present(updated));
+        } catch (err) {
+          if (obj.metadata.resourceVersion || attempt >= 5 || !isOutpostError(err, 'CONFLICT')) throw err;
+        }
       }
-      const opts = obj.metadata.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {};
-      const updated = await store.update({ ...obj, metadata: { ...obj.metadata, resourceVersion: obj.metadata.resourceVersion ?? existing.metadata.resourceVersion } } as AnyObject, opts);
-      return sendJson(res, 200, present(updated));
     }
     case 'DELETE': {
       if (!info.operatorDeletable) throw new OutpostError('METHOD_NOT_ALLOWED', `${info.kind} objects are deleted by the hub, not through the API`);
