@@ -64,7 +64,7 @@ export class TunnelApi {
     if ((scope !== 'instances' && scope !== 'apps') || !name || !Number.isInteger(port) || port < 1 || port > 65535) {
       throw new OutpostError('BAD_REQUEST', `proxy path must be ${PROXY_PREFIX}instances/<instance>/<port>/<path> or ${PROXY_PREFIX}apps/<app>/<port>/<path>`);
     }
-    const decoded = decodeURIComponent(name);
+    const decoded = decodePathSegment(name);
     const query = { kind: 'http' as const, ...(scope === 'apps' ? { app: decoded } : { instance: decoded }), ...optional(url, 'unit'), ...optional(url, 'node') };
     const path = `/${rest.join('/')}${url.search}`;
     const stream = await this.open(req, query, { port }, {}, `${req.method ?? 'GET'} :${port}${path.slice(0, 200)}`);
@@ -149,6 +149,15 @@ export class TunnelApi {
     if (!token || !tokenEquals(token, this.deps.adminToken)) {
       throw new OutpostError('UNAUTHORIZED', token ? 'admin token is not valid' : 'missing admin token: send Authorization: Bearer <token>');
     }
+  }
+}
+
+/** A percent-decoded path segment; a malformed escape (%zz) is the client's error, not a 500. */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new OutpostError('BAD_REQUEST', `proxy path segment ${JSON.stringify(segment.slice(0, 100))} is not valid percent-encoding`);
   }
 }
 
