@@ -296,3 +296,35 @@ test('peer vote rule: votes that arrived before the node disconnected (about an 
   votes.record('b', { reachable: ['a'], unreachable: ['c'] });
   assert.match(peerVoteVerdict(c, shop, members, isConnected, votes, since) ?? '', /^2 of 2 connected peers/);
 });
+
+test('peer server: connections that stay in their handshake are bounded; a slot frees when one closes', { timeout: 20_000 }, async () => {
+  const server = new PeerServer({ self: 'a', unit: 'u1', incarnation: 1, secrets: () => ['s'], log, onRequest() {}, onPeerHello() {}, onRefused() {} }, { maxUnauthenticated: 2 });
+  const { port } = await server.listen('127.0.0.1', 0);
+  const open = () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/peer/v1`);
+    ws.on('error', () => undefined);
+    const first = new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve('nothing within 5 s'), 5_000);
+      ws.once('message', (d) => { clearTimeout(timer); resolve(`challenge:${(JSON.parse(d.toString()) as { t: string }).t}`); });
+      ws.once('close', (code) => { clearTimeout(timer); resolve(`closed:${code}`); });
+    });
+    return { ws, first };
+  };
+  const sockets: WebSocket[] = [];
+  try {
+    const [one, two] = [open(), open()];
+    sockets.push(one.ws, two.ws);
+    assert.equal(await one.first, 'challenge:challenge');
+    assert.equal(await two.first, 'challenge:challenge');
+    const three = open();
+    sockets.push(three.ws);
+    assert.equal(await three.first, 'closed:1013', 'a third one waiting in its handshake is refused');
+    const closed = new Promise((resolve) => one.ws.once('close', resolve));
+    one.ws.close();
+    await closed;
+    await waitFor(async () => { const next = open(); sockets.push(next.ws); return (await next.first) === 'challenge:challenge'; }, { message: 'a slot is free again' });
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    await server.close();
+  }
+});

@@ -27,7 +27,10 @@ export class PeerServer {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PEER_FRAME_BYTES });
   private readonly sockets = new Set<WebSocket>();
 
-  constructor(private readonly deps: PeerServerDeps, private readonly options: { handshakeTimeoutMs?: number } = {}) {
+  /** Connections that have not finished the handshake: bounded, as anyone who reaches the port can open them. */
+  private unauthenticated = 0;
+
+  constructor(private readonly deps: PeerServerDeps, private readonly options: { handshakeTimeoutMs?: number; maxUnauthenticated?: number } = {}) {
     this.http = createServer((_req, res) => {
       res.writeHead(426, { 'Content-Type': 'text/plain' }).end('peer link: WebSocket only\n');
     });
@@ -58,6 +61,19 @@ export class PeerServer {
 
   private accept(ws: WebSocket, remote: string): void {
     const { log } = this.deps;
+    if (this.unauthenticated >= (this.options.maxUnauthenticated ?? 128)) {
+      log.warn({ remote }, 'too many peer connections in their handshake; refusing one');
+      this.deps.onRefused('too many connections in their handshake');
+      ws.close(1013, 'try again later');
+      setTimeout(() => ws.terminate(), 1000).unref();
+      return;
+    }
+    this.unauthenticated++;
+    let counted = true;
+    const leaveHandshake = () => {
+      if (counted) this.unauthenticated--;
+      counted = false;
+    };
     this.sockets.add(ws);
     const ourNonce = newNonce();
     let peer: string | undefined;
@@ -90,6 +106,7 @@ export class PeerServer {
         }
         const secret = this.deps.secrets()[0] ?? '';
         peer = frame.node;
+        leaveHandshake();
         clearTimeout(deadline);
         reply({ t: 'welcome', incarnation: this.deps.incarnation, proof: peerProof(secret, 'server', this.deps.unit, this.deps.self, frame.node, frame.nonce, ourNonce) });
         this.deps.onPeerHello(frame.node, frame.incarnation, frame.endpoint);
@@ -105,6 +122,7 @@ export class PeerServer {
     ws.on('error', (err) => log.debug({ peer, err: err.message }, 'peer socket error'));
     ws.on('close', () => {
       clearTimeout(deadline);
+      leaveHandshake();
       this.sockets.delete(ws);
     });
     ws.send(JSON.stringify({ t: 'challenge', node: this.deps.self, unit: this.deps.unit, nonce: ourNonce } satisfies PeerFrame));
