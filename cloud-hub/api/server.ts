@@ -59,7 +59,8 @@ export function createApiServer(deps: ApiDeps): Server {
     } catch {
       path = '';
     }
-    if (deps.tunnel?.handleUpgrade(req, socket, head)) return;
+    // A URL that does not parse (e.g. `//[`) never reaches a handler that would parse it again.
+    if (path !== '' && deps.tunnel?.handleUpgrade(req, socket, head)) return;
     if (path !== '/agent/v1/connect') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;

@@ -41,7 +41,12 @@ export class TunnelApi {
 
   /** Handles `GET /api/v1/tunnel` upgrades; false for other paths. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const url = new URL(req.url ?? '/', 'http://hub');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://hub');
+    } catch {
+      return false;
+    }
     if (url.pathname !== TUNNEL_PATH) return false;
     socket.on('error', () => socket.destroy());
     void this.upgrade(req, socket, head, url);

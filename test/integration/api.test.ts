@@ -116,6 +116,7 @@ describe('hub API', () => {
       sock.on('data', (d) => { data += d.toString(); });
       sock.on('close', () => resolve(data));
       sock.on('error', () => resolve(data));
+      sock.setTimeout(15_000, () => sock.destroy());
     });
     assert.match(reply, /404/);
     assert.equal((await fetch(`${h.hub.url}/healthz`)).status, 200, 'still serving');
