@@ -105,8 +105,16 @@ export class StreamMux implements StreamPort {
         return;
       case StreamFrameType.CONTROL: {
         if (!stream) return;
-        const msg = decodeJsonPayload(frame.payload, 'CONTROL');
-        if (typeof msg.type !== 'string') throw new OutpostError('PROTOCOL', 'CONTROL payload needs a string "type"');
+        // A bad control message is that stream's problem (an operator's oversized resize, say):
+        // it resets the stream, never the session with every other stream and the sync on it.
+        let msg: Record<string, unknown>;
+        try {
+          msg = decodeJsonPayload(frame.payload, 'CONTROL');
+          if (typeof msg.type !== 'string') throw new OutpostError('PROTOCOL', 'CONTROL payload needs a string "type"');
+        } catch (err) {
+          stream.reset('OUTPOST_PROTOCOL', (err as Error).message);
+          return;
+        }
         stream.onRemoteControl(msg as ControlMessage);
         return;
       }

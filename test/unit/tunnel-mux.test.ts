@@ -5,7 +5,7 @@ import { StreamMux, type OpenHandler } from '../../shared/tunnel/stream-mux.js';
 import type { TunnelStream } from '../../shared/tunnel/tunnel-stream.js';
 import { isOutpostError, OutpostError } from '../../shared/errors.js';
 import { waitFor } from '../helpers/wait.js';
-import { SOCKET_HIGH_WATER_BYTES, STREAM_WINDOW_BYTES } from '../../shared/protocol/streams.js';
+import { MAX_STREAM_CHUNK_BYTES, SOCKET_HIGH_WATER_BYTES, STREAM_HEADER_BYTES, STREAM_WINDOW_BYTES, StreamFrameType, encodeStreamFrame } from '../../shared/protocol/streams.js';
 
 /** A hub mux and an agent mux wired back to back; frames cross asynchronously like a socket. */
 function pair(onOpen: OpenHandler, maxStreams = 4) {
@@ -113,13 +113,30 @@ test('stream data never holds more than the high-water mark on a slow socket; cr
   const unsentData = () => held.filter((h) => h.frame[0] === 3).reduce((n, h) => n + h.frame.length, 0);
   await waitFor(() => unsentData() > 0, { timeoutMs: 5000, message: 'stream data queued on the socket' });
   await new Promise((r) => setTimeout(r, 20));
-  assert.ok(unsentData() <= SOCKET_HIGH_WATER_BYTES + 64 * 1024, `unsent stream data ${unsentData()}`);
+  assert.ok(unsentData() <= SOCKET_HIGH_WATER_BYTES + MAX_STREAM_CHUNK_BYTES + STREAM_HEADER_BYTES, `unsent stream data ${unsentData()}`);
   const release = () => { const h = held.shift(); if (h) setImmediate(() => { hub.receive(h.frame); h.done(); }); };
   while (held.length > 0) {
     release();
     await new Promise((r) => setImmediate(r));
-    assert.ok(unsentData() <= SOCKET_HIGH_WATER_BYTES + 64 * 1024);
+    assert.ok(unsentData() <= SOCKET_HIGH_WATER_BYTES + MAX_STREAM_CHUNK_BYTES + STREAM_HEADER_BYTES);
   }
   const s = await opening;
   s.destroy();
+});
+
+test('a malformed CONTROL payload resets only its stream: the mux does not throw (which ends the session)', async () => {
+  const agentSides: TunnelStream[] = [];
+  const { hub, agent } = pair((_open, stream) => { agentSides.push(stream); stream.pipe(stream); });
+  const bad = await hub.open({ kind: 'exec', target: { instance: 'a-1' }, params: {} });
+  const good = await hub.open({ kind: 'exec', target: { instance: 'a-2' }, params: {} });
+  // Oversized (an operator's 20 KiB text message relayed as a control) and not an object.
+  assert.doesNotThrow(() => agent.receive(encodeStreamFrame(StreamFrameType.CONTROL, bad.id, Buffer.from(JSON.stringify({ type: 'resize', pad: 'x'.repeat(20_000) })))));
+  assert.doesNotThrow(() => agent.receive(encodeStreamFrame(StreamFrameType.CONTROL, good.id + 1000, Buffer.from('[1]'))));
+  await waitFor(() => bad.destroyed, { timeoutMs: 5000, message: 'the bad stream reset' });
+  assert.ok(isOutpostError(bad.errored, 'PROTOCOL'), `bad stream reset with PROTOCOL, got ${String(bad.errored)}`);
+  const echoed: Buffer[] = [];
+  good.on('data', (d: Buffer) => echoed.push(d));
+  good.end('still here');
+  await waitFor(() => Buffer.concat(echoed).toString() === 'still here', { timeoutMs: 5000, message: 'the other stream still works' });
+  good.destroy();
 });
