@@ -142,8 +142,9 @@ describe('process runtime', () => {
   test('a template change replaces the process: the old one is gone before the new one starts', async () => {
     const h = await harness('replace');
     const file = join(h.dir, 'lifecycle.txt');
-    // The old version takes 300 ms to stop after SIGTERM: a replacement started early would show.
-    const version = (v: string) => sh(`echo start ${v} $$ >> ${file}; trap 'sleep 0.3; echo stop ${v} $$ >> ${file}; exit 0' TERM; while true; do sleep 0.05; done`);
+    // The old version takes 1.5 s to stop after SIGTERM (well past the 100 ms pause below, even on a
+    // loaded machine): a replacement started early would show.
+    const version = (v: string) => sh(`echo start ${v} $$ >> ${file}; trap 'sleep 1.5; echo stop ${v} $$ >> ${file}; exit 0' TERM; while true; do sleep 0.05; done`, { terminationGracePeriodSeconds: 5 });
     h.runtime.reconcile([desired('app', version('v1'))]);
     const v1 = await waitFor(() => running(h.runtime, 'app'));
     await waitFor(() => lines(file).length === 1);
