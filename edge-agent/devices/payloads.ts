@@ -42,11 +42,19 @@ function parseObject(payload: Buffer): Parsed<Record<string, unknown>> {
   return { ok: true, value: json as Record<string, unknown> };
 }
 
-/** `ts` as ISO 8601: an ISO string or epoch milliseconds; absent = now. */
+/** How far a device's `ts` may be ahead of the agent's clock (clock skew), ms. */
+export const MAX_TS_AHEAD_MS = 5 * 60_000;
+
+/**
+ * `ts` as ISO 8601: an ISO string or epoch milliseconds; absent = now. A time further ahead than
+ * MAX_TS_AHEAD_MS is refused: the hub orders reported values by time, so one value stamped in the
+ * future would hide every later report of that property.
+ */
 function timestampOf(ts: unknown, now: number): Parsed<string> {
   if (ts === undefined) return { ok: true, value: new Date(now).toISOString() };
   const date = typeof ts === 'number' || typeof ts === 'string' ? new Date(ts) : new Date(NaN);
   if (Number.isNaN(date.getTime())) return reject('wrong-type', '"ts" must be an ISO 8601 time or epoch milliseconds');
+  if (date.getTime() > now + MAX_TS_AHEAD_MS) return reject('out-of-range', `"ts" ${date.toISOString()} is more than ${MAX_TS_AHEAD_MS / 60_000} minutes ahead of the agent's clock (${new Date(now).toISOString()}): fix the device's clock or leave "ts" out`);
   return { ok: true, value: date.toISOString() };
 }
 

@@ -31,9 +31,14 @@ test('devices: telemetry and reports are checked against the model, naming what 
     assert.equal(r.ok, false, JSON.stringify(payload).slice(0, 40));
     if (!r.ok) assert.equal(r.reason, reason);
   }
-  assert.deepEqual(parseReport(model, buf({ values: { e: 'b' }, version: 7, observedDesired: 2, ts: '2026-01-02T00:00:00Z' }), now), {
-    ok: true, value: { timestamp: '2026-01-02T00:00:00.000Z', values: { e: 'b' }, version: 7, observedDesired: 2 },
+  assert.deepEqual(parseReport(model, buf({ values: { e: 'b' }, version: 7, observedDesired: 2, ts: '2025-12-31T00:00:00Z' }), now), {
+    ok: true, value: { timestamp: '2025-12-31T00:00:00.000Z', values: { e: 'b' }, version: 7, observedDesired: 2 },
   });
+  // A time ahead of the agent's clock by more than the skew allowed would win every later merge at the hub.
+  assert.equal(parseReport(model, buf({ values: { e: 'b' }, ts: now + 4 * 60_000 }), now).ok, true);
+  const ahead = parseReport(model, buf({ values: { e: 'b' }, ts: '2026-01-02T00:00:00Z' }), now);
+  assert.ok(!ahead.ok && ahead.reason === 'out-of-range' && ahead.error.includes('ahead'));
+  assert.equal(parseTelemetry(model, buf({ n: 1, ts: now + 3_600_000 }), now).ok, false);
   const bad = parseReport(model, buf({ values: { n: 1 }, extra: 1 }), now);
   assert.ok(!bad.ok && bad.reason === 'unknown-property' && bad.error.includes('extra'));
   const neg = parseReport(model, buf({ version: -1 }), now);
