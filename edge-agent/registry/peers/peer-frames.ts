@@ -114,6 +114,12 @@ export function parsePeerFrame(data: string): PeerFrame {
   return value as PeerFrame;
 }
 
+/** A WebSocket message as a peer frame (text only); throws PeerFrameError naming what is wrong. */
+export function decodePeerMessage(data: { toString(): string }, isBinary: boolean): PeerFrame {
+  if (isBinary) throw new PeerFrameError('binary frames are not part of the peer protocol');
+  return parsePeerFrame(data.toString());
+}
+
 /**
  * Why a record from a peer of `unit` cannot be merged, or undefined: its key must be its
  * instance's service/id, its origin the instance's node, and the instance in this unit.

@@ -2,7 +2,7 @@ import { WebSocket } from 'ws';
 import { Backoff } from '../../../shared/backoff.js';
 import type { Logger } from '../../../shared/logger.js';
 import { newNonce, peerProof, verifyPeerProof } from './peer-auth.js';
-import { MAX_PEER_FRAME_BYTES, PEER_PROTOCOL_PATH, PeerFrameError, parsePeerFrame, type PeerFrame } from './peer-frames.js';
+import { MAX_PEER_FRAME_BYTES, PEER_PROTOCOL_PATH, PeerFrameError, decodePeerMessage, type PeerFrame } from './peer-frames.js';
 
 export interface PeerLinkDeps {
   self: string;
@@ -111,8 +111,7 @@ export class PeerLink {
     ws.on('message', (data, isBinary) => {
       let frame: PeerFrame;
       try {
-        if (isBinary) throw new PeerFrameError('binary frames are not part of the peer protocol');
-        frame = parsePeerFrame(data.toString());
+        frame = decodePeerMessage(data, isBinary);
       } catch (err) {
         return refuse(err instanceof PeerFrameError ? err.message : 'unreadable frame');
       }
