@@ -4,6 +4,7 @@ import { OutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { monotonicClock } from './monotonic-clock.js';
 import { OwnRecordStore } from './own-record-store.js';
+import { MAX_INCARNATION } from '../../shared/registry/record-schema.js';
 import {
   compareVersions, recordKey, supersedes,
   type Health, type InstanceView, type Nearness, type RecordVersion, type Registry, type RegistryRecord, type ServiceInstance,
@@ -45,6 +46,7 @@ function sameInstance(a: ServiceInstance, b: ServiceInstance): boolean {
 function wellFormed(r: RegistryRecord): boolean {
   if (typeof r.key !== 'string' || typeof r.origin !== 'string' || !r.version) return false;
   if (!Number.isSafeInteger(r.version.incarnation) || !Number.isSafeInteger(r.version.counter)) return false;
+  if (r.version.incarnation >= MAX_INCARNATION) return false;
   const slash = r.key.indexOf('/');
   if (slash <= 0 || !SERVICE_NAME.test(r.key.slice(0, slash)) || !INSTANCE_ID.test(r.key.slice(slash + 1))) return false;
   if (!r.instance) return true;

@@ -10,6 +10,12 @@ const InstanceId = Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' });
 /** An IP literal as the wire carries it (an IPv6 zone limited to [A-Za-z0-9._-]); the agent's HTTP API checks registrations against it too. */
 export const INSTANCE_ADDRESS_PATTERN = '^[0-9A-Fa-f.:]+(%[A-Za-z0-9._-]+)?$';
 export const INSTANCE_ADDRESS_MAX_LENGTH = 64;
+/**
+ * Highest registry incarnation any wire takes. Real ones count agent starts; a record from a peer
+ * with a higher one would make its origin re-assert under incarnation + 1 (past what peers accept,
+ * and past what SWIM's incarnation x 1 000 000 keeps exact), stopping its replication for good.
+ */
+export const MAX_INCARNATION = 2 ** 31;
 
 export const ServiceInstanceSchema = Type.Object(
   {
@@ -35,7 +41,7 @@ export const RegistryRecordSchema = Type.Object(
   {
     key: Type.String({ maxLength: 200 }),
     origin: NodeName,
-    version: Type.Object({ incarnation: Type.Integer({ minimum: 0 }), counter: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+    version: Type.Object({ incarnation: Type.Integer({ minimum: 0, maximum: MAX_INCARNATION }), counter: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
     instance: Type.Optional(ServiceInstanceSchema),
   },
   { additionalProperties: false },

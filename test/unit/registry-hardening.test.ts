@@ -328,3 +328,23 @@ test('peer server: connections that stay in their handshake are bounded; a slot 
     await server.close();
   }
 });
+
+test('registry incarnation: a record in this node\'s name with an absurd incarnation is refused, so it cannot push this node past what peers accept', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-rv6-'));
+  const db = new Database(join(dir, 'registry.db'));
+  try {
+    const state = new RegistryState({ db }, { node: 'a', unit: 'u1' });
+    const instance = { service: 'web', id: 'w1', node: 'a', unit: 'u1', address: '10.0.0.1', port: 80, protocol: 'http' as const, metadata: {}, weight: 100, health: 'passing' as const, lease: { kind: 'ttl' as const, ttlMs: 60_000 } };
+    const poisoned = { key: 'web/w1', origin: 'a', version: { incarnation: 2 ** 40, counter: 1 }, instance };
+    assert.throws(() => parsePeerFrame(JSON.stringify({ t: 'push', records: [poisoned] })), /version\/incarnation/);
+    assert.ok(reportItemProblem({ seq: 1, kind: 'registry-record', body: poisoned }), 'the hub refuses it too');
+    assert.deepEqual(state.mergeRemote([poisoned]), []);
+    assert.equal(state.incarnation, 1, 'not raised to follow it');
+    // A plausible one (a wiped data directory, peers remember later runs) is still answered.
+    assert.equal(state.mergeRemote([{ ...poisoned, version: { incarnation: 7, counter: 3 } }]).length, 1);
+    assert.equal(state.incarnation, 8);
+  } finally {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

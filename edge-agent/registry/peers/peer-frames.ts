@@ -3,7 +3,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { PeerEndpointSchema } from '../../../shared/api/unit-peers.js';
 // One instance schema for every wire (peer frames and hub reports): a record one side accepts is
 // never refused by the other, which would close the peer link on every exchange.
-import { ServiceInstanceSchema } from '../../../shared/registry/record-schema.js';
+import { MAX_INCARNATION, ServiceInstanceSchema } from '../../../shared/registry/record-schema.js';
 import type { RegistryRecord } from '../records.js';
 
 /**
@@ -25,12 +25,13 @@ const NodeName = Type.String({ minLength: 1, maxLength: 253 });
 const Nonce = Type.String({ minLength: 16, maxLength: 64 });
 const Proof = Type.String({ minLength: 64, maxLength: 64, pattern: '^[0-9a-f]{64}$' });
 const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+const Incarnation = Type.Integer({ minimum: 0, maximum: MAX_INCARNATION });
 
 export const RecordSchema = Type.Object(
   {
     key: Type.String({ minLength: 3, maxLength: 256 }),
     origin: NodeName,
-    version: Type.Object({ incarnation: Count, counter: Count }, { additionalProperties: false }),
+    version: Type.Object({ incarnation: Incarnation, counter: Count }, { additionalProperties: false }),
     instance: Type.Optional(ServiceInstanceSchema),
   },
   { additionalProperties: false },
@@ -61,8 +62,8 @@ const Members = Type.Array(MemberFactSchema, { maxItems: MAX_MEMBERS });
 const frames = {
   challenge: Type.Object({ t: Type.Literal('challenge'), node: NodeName, unit: NodeName, nonce: Nonce }, { additionalProperties: false }),
   /** `endpoint`: where the dialler listens, so that a peer learns a new address without the hub. */
-  hello: Type.Object({ t: Type.Literal('hello'), node: NodeName, unit: NodeName, nonce: Nonce, incarnation: Count, proof: Proof, endpoint: Type.Optional(PeerEndpointSchema) }, { additionalProperties: false }),
-  welcome: Type.Object({ t: Type.Literal('welcome'), incarnation: Count, proof: Proof }, { additionalProperties: false }),
+  hello: Type.Object({ t: Type.Literal('hello'), node: NodeName, unit: NodeName, nonce: Nonce, incarnation: Incarnation, proof: Proof, endpoint: Type.Optional(PeerEndpointSchema) }, { additionalProperties: false }),
+  welcome: Type.Object({ t: Type.Literal('welcome'), incarnation: Incarnation, proof: Proof }, { additionalProperties: false }),
   /** Records as their origin changed them; `sentAt` (sender's ms epoch) measures register-to-visible. */
   push: Type.Object({ t: Type.Literal('push'), records: Type.Array(RecordSchema, { minItems: 1, maxItems: MAX_RECORDS_PER_FRAME }), sentAt: Type.Optional(Count) }, { additionalProperties: false }),
   /** Anti-entropy: the sender's digest of every origin it holds. */
@@ -76,7 +77,7 @@ const frames = {
     {
       t: Type.Literal('records'),
       records: Type.Array(RecordSchema, { maxItems: MAX_RECORDS_PER_FRAME }),
-      own: Type.Optional(Type.Object({ round: Count, last: Type.Boolean(), incarnation: Count }, { additionalProperties: false })),
+      own: Type.Optional(Type.Object({ round: Count, last: Type.Boolean(), incarnation: Incarnation }, { additionalProperties: false })),
     },
     { additionalProperties: false },
   ),
