@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Command } from 'commander';
+import type WebSocket from 'ws';
 import { fromErrorBody, OutpostError, type ErrorBody } from '../../shared/errors.js';
 import { HubClient } from '../client.js';
 import type { Connection } from '../config.js';
@@ -50,11 +51,12 @@ export async function portForward(conn: Connection, name: string, ports: string,
   const { local, remote } = parsePorts(ports);
   const target = await resolveTunnelTarget(new HubClient(conn), name, o);
   const sockets = new Set<Socket>();
+  const tunnels = new Set<WebSocket>();
   const server = createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.setNoDelay(true);
-    void relayConnection(conn, target, remote, socket, warn);
+    void relayConnection(conn, target, remote, socket, warn, tunnels);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new OutpostError('BAD_REQUEST', `cannot listen on ${o.address ?? '127.0.0.1'}:${local}: ${err.code ?? err.message}`)));
@@ -66,12 +68,14 @@ export async function portForward(conn: Connection, name: string, ports: string,
     localPort: typeof address === 'object' && address ? address.port : local,
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
+      // Stopping: no close handshake to wait for (a hub that does not answer would hold the CLI for ws's 30 s close timeout).
+      for (const ws of tunnels) ws.terminate();
       server.close(() => resolve());
     }),
   };
 }
 
-async function relayConnection(conn: Connection, target: TunnelTarget, port: number, socket: Socket, warn: (line: string) => void): Promise<void> {
+async function relayConnection(conn: Connection, target: TunnelTarget, port: number, socket: Socket, warn: (line: string) => void, tunnels: Set<WebSocket>): Promise<void> {
   socket.pause();
   let ws: Awaited<ReturnType<typeof openTunnel>>;
   try {
@@ -81,6 +85,12 @@ async function relayConnection(conn: Connection, target: TunnelTarget, port: num
     socket.destroy();
     return;
   }
+  if (socket.destroyed) {
+    ws.terminate();
+    return;
+  }
+  tunnels.add(ws);
+  ws.once('close', () => tunnels.delete(ws));
   let unsent = 0;
   socket.on('data', (chunk: Buffer) => {
     if (ws.readyState !== ws.OPEN) return;
@@ -93,7 +103,8 @@ async function relayConnection(conn: Connection, target: TunnelTarget, port: num
   });
   socket.on('end', () => { if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'end' })); });
   socket.on('error', () => ws.terminate());
-  socket.on('close', () => { if (ws.readyState === ws.OPEN) ws.close(1000); });
+  // A ws paused for a full local socket would never read the hub's close frame: resume it first.
+  socket.on('close', () => { ws.resume(); if (ws.readyState === ws.OPEN) ws.close(1000); });
   ws.on('message', (data, isBinary) => {
     if (isBinary) {
       if (!socket.write(data as Buffer)) {
