@@ -158,8 +158,11 @@ export class PeerMesh {
   }
 
   /** Peers with their status and whether our link to them is up (for /status). */
-  peers(): { node: string; endpoint: string | undefined; status: MemberStatus; linkUp: boolean }[] {
-    return this.detector.table().map((m) => ({ node: m.node, endpoint: this.links.get(m.node)?.endpoint, status: m.status, linkUp: this.links.get(m.node)?.up ?? false }));
+  peers(): { node: string; endpoint: string | undefined; status: MemberStatus; linkUp: boolean; synced: boolean }[] {
+    return this.detector.table().map((m) => {
+      const linkUp = this.links.get(m.node)?.up ?? false;
+      return { node: m.node, endpoint: this.links.get(m.node)?.endpoint, status: m.status, linkUp, synced: linkUp && this.replicator.exchangedWith(m.node) };
+    });
   }
 
   /** Called when a peer's reachability changes. Returns an unsubscribe. */

@@ -48,6 +48,8 @@ export class Replicator {
   private readonly maxDeferMs: number;
   private readonly lastChange = new Map<string, number>();
   private readonly lastExchange = new Map<string, number>();
+  /** Peers whose answer to our first digest on the current link has arrived (their records came before it). */
+  private readonly exchanged = new Set<string>();
 
   constructor(
     private readonly deps: {
@@ -87,10 +89,17 @@ export class Replicator {
 
   /** A link came up: start an exchange right away (a restarted origin re-announces its records). */
   linkUp(link: ReplicaLink): void {
+    this.exchanged.delete(link.peer);
     this.sendDigest(link);
   }
 
+  /** Whether a full digest exchange with this peer has completed on the current link. */
+  exchangedWith(peer: string): boolean {
+    return this.exchanged.has(peer);
+  }
+
   linkDown(peer: string): void {
+    this.exchanged.delete(peer);
     const q = this.queues.get(peer);
     if (q && q.size > 0) this.deps.metrics.pushDropped.inc(q.size);
     this.queues.delete(peer);
@@ -122,6 +131,8 @@ export class Replicator {
       case 'records':
         return this.records(link.peer, frame, link);
       case 'digest': {
+        // The peer sends the records we lack before its digest, in order on this socket.
+        this.exchanged.add(link.peer);
         const { weSend } = differingOrigins(this.currentDigests(), frame.origins);
         this.sendOrigins(this.settled(link.peer, weSend), (f) => link.send(f));
         return;
