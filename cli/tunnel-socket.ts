@@ -4,6 +4,7 @@ import { bulkClientOptions } from '../shared/tunnel/bulk-client-options.js';
 import type { StreamKind } from '../shared/protocol/streams.js';
 import { API_PREFIX, type HubClient } from './client.js';
 import type { Connection } from './config.js';
+import { keepTunnelAlive, tunnelDeadlineMs } from './tunnel-keepalive.js';
 
 /** The hub's tunnel endpoint (cloud-hub/tunnel/tunnel-api.ts). */
 const TUNNEL_PATH = '/api/v1/tunnel';
@@ -32,13 +33,15 @@ export async function resolveTunnelTarget(client: HubClient, name: string, o: { 
 /**
  * Opens one tunnel stream as a WebSocket: binary messages are the stream's data, text messages
  * JSON control ({type:'opened'|'end'|'error'|...}). A refusal (unknown app, disconnected node,
- * permission denied, stream limit) rejects with the hub's OutpostError.
+ * permission denied, stream limit) rejects with the hub's OutpostError. Once open, the socket
+ * pings the hub and fails with "lost the hub" when it hears nothing within the read deadline.
  */
 export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTarget, params: URLSearchParams): Promise<WebSocket> {
   const url = new URL(TUNNEL_PATH, conn.server.replace(/^http/, 'ws'));
   url.searchParams.set('kind', kind);
   for (const [k, v] of Object.entries(target)) if (v !== undefined) url.searchParams.set(k, String(v));
   for (const [k, v] of params) url.searchParams.append(k, v);
+  const deadlineMs = tunnelDeadlineMs();
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${conn.token}` }, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: 4 * 1024 * 1024, ...bulkClientOptions(url) });
     ws.once('unexpected-response', (_req, res) => {
@@ -61,6 +64,7 @@ export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTar
     // Frames that came with the handshake are emitted on the next tick, before the caller's
     // `await` resumes and attaches its listeners: hold them until the caller had its turn.
     ws.once('open', () => {
+      keepTunnelAlive(ws, deadlineMs);
       ws.pause();
       resolve(ws);
       setImmediate(() => ws.resume());

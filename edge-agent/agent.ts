@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { InstanceStatus } from '../shared/api/index.js';
 import { Backoff } from '../shared/backoff.js';
-import { sleep } from '../shared/clock.js';
+import { sleep, systemClock } from '../shared/clock.js';
 import { isOutpostError, OutpostError } from '../shared/errors.js';
 import { startAll, stopAll, type Component } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/logger.js';
@@ -18,6 +18,7 @@ import { HubLink, type LinkState } from './link/hub-link.js';
 import { AgentTunnel } from './tunnel/agent-tunnel.js';
 import { createExecHandler } from './tunnel/exec-handler.js';
 import { createExecMetrics } from './tunnel/exec-metrics.js';
+import { ExecGroupStore, ExecLeftovers } from './tunnel/exec-groups.js';
 import { registerStreamHandlers } from './tunnel/register-streams.js';
 import { joinHub, readCredential, writeCredential, type NodeCredential } from './link/join.js';
 import { createLocalApi } from './local-api/server.js';
@@ -33,6 +34,7 @@ import { ContainerRuntime } from './runtime/container/container-runtime.js';
 import { DockerEngine } from './runtime/container/docker-engine.js';
 import { chooseEngineSocket } from './runtime/container/engine-socket.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
+import { hasProcFs } from './runtime/proc-stat.js';
 import { WorkloadRuntime } from './runtime/workload-runtime.js';
 import { DeviceBroker, type DeviceBrokerOptions } from './devices/device-broker.js';
 import { createDeviceMetrics } from './devices/device-metrics.js';
@@ -160,9 +162,10 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
 
   // Tunnel streams from the hub (issue 8): each kind registers its handler here.
   const tunnel = new AgentTunnel({ log: nodeLog.child({ component: 'tunnel' }) });
+  const execGroups = new ExecGroupStore(runtimeDb);
   tunnel.handle('exec', createExecHandler({
     targets: { statuses: () => runtime.statuses(), processContext: (name) => processRuntime.execContext(name), container: (name) => containerRuntime?.execTarget(name) },
-    log: nodeLog, node: cred.node, metrics: createExecMetrics(registry),
+    log: nodeLog, node: cred.node, metrics: createExecMetrics(registry), groups: execGroups,
   }));
   registerStreamHandlers(tunnel, { instances: () => cache.instances(), statuses: () => runtime.statuses(), onEvent: (l) => runtime.onEvent(l) }, { logDir: join(options.dataDir, 'logs'), allow: options.tunnelAllow ?? [] });
 
@@ -207,6 +210,8 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   const localApi = createLocalApi({ registry, status, routes: [serviceRegistry.routes] });
 
   const components: Component[] = [
+    // Exec'd commands a SIGKILLed agent left running (README "outpost exec") end first.
+    new ExecLeftovers({ store: execGroups, log: nodeLog.child({ component: 'exec' }), clock: systemClock, procFs: hasProcFs() }, { graceMs: 2_000 }),
     { name: 'registry', start: () => serviceRegistry.start(), stop: () => serviceRegistry.stop() },
     { name: 'registry-hub', start: async () => hubReporter.start(), stop: async () => hubReporter.stop() },
     // Before the link: the hello tells the hub the peer endpoint.

@@ -10,6 +10,7 @@ import { startContainerExec } from './exec-container.js';
 import { startPipeExec } from './exec-pipe.js';
 import { loadPty, startPtyExec, type PtyModule } from './exec-pty.js';
 import type { ExecMetrics } from './exec-metrics.js';
+import type { ExecGroupStore } from './exec-groups.js';
 import type { ExecSession } from './exec-session.js';
 
 /** What the exec handler needs of the agent's runtimes. */
@@ -30,6 +31,8 @@ export interface ExecHandlerDeps {
   /** Loads the pty library (default: node-pty, once, on the first interactive exec). */
   loadPty?: () => Promise<PtyModule | { unavailable: string }>;
   metrics?: ExecMetrics;
+  /** Where running host commands' process groups are recorded, so that a restarted agent ends them. */
+  groups?: ExecGroupStore;
 }
 
 /**
@@ -75,6 +78,7 @@ function startExec(deps: ExecHandlerDeps, log: Logger, ptyModule: () => Promise<
         throw engineRefusal(err, instance);
       }
     } else throw notRunning(deps, instance);
+    recordGroup(deps, session, instance);
     sinkOf.attach(session);
     const runtime = proc ? 'process' : 'container';
     deps.metrics?.started.inc({ runtime, tty: String(params.tty) });
@@ -83,6 +87,27 @@ function startExec(deps: ExecHandlerDeps, log: Logger, ptyModule: () => Promise<
     log.info({ stream: open.streamId, instance, command: params.command[0], tty: params.tty, user: open.user }, 'exec started');
     relay(stream, session, params, log.child({ stream: open.streamId, instance }));
   };
+}
+
+/** Records a host command's process group before the exec is reported started; forgets it once the command ended. */
+function recordGroup(deps: ExecHandlerDeps, session: ExecSession, instance: string): void {
+  if (!deps.groups || session.pid === undefined) return;
+  const groups = deps.groups;
+  let row: ReturnType<ExecGroupStore['record']>;
+  try {
+    row = groups.record(session.pid, instance);
+  } catch (err) {
+    // Unrecorded, it could outlive a crash of this agent unnoticed: refuse it instead.
+    session.kill();
+    throw new OutpostError('INTERNAL', `exec in instance ${instance} refused: cannot record its process: ${(err as Error).message}`);
+  }
+  void session.exited.then(() => {
+    try {
+      groups.forget(row);
+    } catch (err) {
+      deps.log.warn({ err, pid: row.pid }, 'cannot delete the record of an ended exec; the next agent start checks it');
+    }
+  });
 }
 
 function instanceOf(open: OpenRequest): string {

@@ -70,6 +70,7 @@ export function startPipeExec(req: HostExecRequest, withStdin: boolean, sink: Ex
     pauseOutput: () => { child.stdout?.pause(); child.stderr?.pause(); },
     resumeOutput: () => { child.stdout?.resume(); child.stderr?.resume(); },
     kill: () => killGroup(child.pid),
+    ...(child.pid !== undefined ? { pid: child.pid } : {}),
     exited,
   };
 }

@@ -56,6 +56,7 @@ export function startPtyExec(pty: PtyModule, req: HostExecRequest, size: { cols:
     pauseOutput: () => term.pause(),
     resumeOutput: () => term.resume(),
     kill: () => { if (!ended) killGroup(term.pid); },
+    pid: term.pid,
     exited,
   };
 }

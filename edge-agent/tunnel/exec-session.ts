@@ -25,6 +25,8 @@ export interface ExecSession {
   resumeOutput(): void;
   /** Ends the command now (the client went away); `exited` still resolves. */
   kill(): void;
+  /** Pid of the host process that leads the command's own process group; unset in a container or when it did not start. */
+  readonly pid?: number;
   /** Resolves once the command ended and all of its output was given to the sink. Never rejects. */
   readonly exited: Promise<ExecOutcome>;
 }
