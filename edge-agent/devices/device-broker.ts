@@ -12,6 +12,7 @@ import { DeviceDirectory } from './device-directory.js';
 import { DeviceLogin, type LoginRefusal, type PeerCertificate } from './device-login.js';
 import { createDeviceTlsServer, peerCertificate, type DeviceTlsOptions } from './device-tls.js';
 import type { LoginLimit } from './login-limiter.js';
+import { DEFAULT_MAX_PACKET_BYTES, limitPacketSize } from './mqtt-packet-limit.js';
 import { sniffProtocolLevel } from './mqtt-sniff.js';
 import { Mqtt5Session } from './mqtt5-session.js';
 import { Reason } from './mqtt5-translate.js';
@@ -36,6 +37,8 @@ export interface DeviceBrokerOptions {
   /** Failed logins allowed per client address and per username. Defaults: 30/min per address, 10/min per username. */
   loginLimit?: { perAddress?: LoginLimit; perUsername?: LoginLimit };
   groupCommit?: GroupCommitOptions;
+  /** Largest remaining length of a packet a device may send (MQTT 3.1.1 and 5), bytes. Default 256 KiB. */
+  maxPacketBytes?: number;
 }
 
 export const DEFAULT_LOGIN_LIMIT = { perAddress: { failures: 30, perMs: 60_000 }, perUsername: { failures: 10, perMs: 60_000 } } as const;
@@ -173,12 +176,24 @@ export class DeviceBroker {
    * to aedes as it is (3.1.1, 3.1: the bytes read are put back) or through the MQTT 5 adapter.
    */
   private accept(stream: Duplex, connection: Connection, req?: IncomingMessage): void {
+    const maxBytes = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+    // Before the first read: aedes parses any packet whole, so a 3.1.1 client announcing 256 MB
+    // would make it buffer that much. MQTT 5 connections are limited by their session instead (0x95).
+    const unlimit = limitPacketSize(stream, {
+      maxBytes,
+      onTooLarge: (announced) => {
+        this.count('packet-too-large');
+        this.deps.log.warn({ address: connection.address, announced, maxBytes }, 'mqtt connection closed: packet larger than the limit');
+      },
+    });
     sniffProtocolLevel(stream, CONNECT_TIMEOUT_MS).then(
       ({ level, head }) => {
         const broker = this.broker;
         if (!broker || broker.closed) return stream.destroy();
         if (level === 5) {
+          unlimit();
           const session: Mqtt5Session = new Mqtt5Session(stream, head, {
+            maxPacketBytes: maxBytes,
             maySubscribe: (topic) => {
               const client = (session.inner as Duplex & { client?: Client }).client;
               const device = client && this.deviceOf.get(client);

@@ -1,5 +1,6 @@
 import { Duplex } from 'node:stream';
 import mqttPacket, { type IConnackPacket, type IConnectPacket, type IPublishPacket, type Packet } from 'mqtt-packet';
+import { DEFAULT_MAX_PACKET_BYTES } from './mqtt-packet-limit.js';
 import { ackToV4, connackReason, connectToV4, publishToV4, Reason, subscribeRefusal, subscribeToV4, unsubscribeToV4 } from './mqtt5-translate.js';
 
 export interface Mqtt5SessionOptions {
@@ -51,7 +52,7 @@ export class Mqtt5Session {
   constructor(private readonly socket: Duplex, head: Buffer, private readonly options: Mqtt5SessionOptions = {}) {
     this.aliasMax = options.topicAliasMaximum ?? 32;
     this.maxHeld = options.maxHeldPackets ?? 64;
-    this.maxPacket = options.maxPacketBytes ?? 256 * 1024;
+    this.maxPacket = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
     this.inner = new Duplex({
       read: () => {
         this.innerFull = false;
