@@ -4,7 +4,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqttPacket, { type Packet } from 'mqtt-packet';
+import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet';
 import { topics } from '../../shared/devices/topics.js';
 import { connectMqtt, credential, device, outboxRows, startBroker, thermostatModel, within } from '../helpers/device-broker.js';
 
@@ -27,7 +27,7 @@ after(async () => {
 const port = () => env.broker.addresses().tcp!.port;
 const v4 = (...packets: Packet[]) => Buffer.concat(packets.map((p) => mqttPacket.generate(p, { protocolVersion: 4 })));
 const connectPacket = (clientId: string, username: string, password: string): Packet => ({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 30, username, password: Buffer.from(password) });
-const telemetry = (name: string, messageId: number, temperature: number): Packet => ({ cmd: 'publish', topic: topics.telemetry(name), payload: Buffer.from(JSON.stringify({ temperature })), qos: 1, messageId, retain: false, dup: false });
+const telemetry = (name: string, messageId: number, temperature: number): IPublishPacket => ({ cmd: 'publish', topic: topics.telemetry(name), payload: Buffer.from(JSON.stringify({ temperature })), qos: 1, messageId, retain: false, dup: false });
 
 async function tooLargeCount(): Promise<number> {
   const text = await env.registry.metrics();
