@@ -104,6 +104,13 @@ describe('tunnel: a killed agent, a frozen hub', () => {
     assert.ok(pidAlive(instancePid), 'the instance still runs after the second restart');
   });
 
+  test('a quiet command longer than the tunnel deadline runs to its end: the hub answers the CLI\'s pings', async () => {
+    const quiet = startCli(cluster, ['exec', 'ticker', '--', 'sh', '-c', 'sleep 3; echo quiet-done'], { OUTPOST_TUNNEL_DEADLINE: '1s' });
+    const r = await quiet.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(quiet.stdout(), /quiet-done/);
+  });
+
   test('logs -f through a frozen hub (SIGSTOP) ends with "lost the hub" and a non-zero exit', async () => {
     const hub = cluster.requireHub();
     const follow = await waitFor(async () => {
