@@ -4,6 +4,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import WebSocket from 'ws';
 import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet';
 import { topics } from '../../shared/devices/topics.js';
 import { connectMqtt, credential, device, outboxRows, startBroker, thermostatModel, within } from '../helpers/device-broker.js';
@@ -142,4 +143,18 @@ test('packet limit: packets split into 1- to 3-byte writes and several packets i
   const temperatures = outboxRows(env.outbox, 'telemetry').slice(rowsBefore).map((r) => (r.body as { values?: { temperature?: number } }).values?.temperature);
   assert.deepEqual(temperatures.filter((t) => t !== 99), [10.5, 11.5, 3, 4, 5, 6, 7]);
   c.socket.end();
+});
+
+test('packet limit: over MQTT-over-WebSocket too, a PUBLISH header announcing 10 MB right behind the CONNECT closes the connection', async () => {
+  const before = await tooLargeCount();
+  const ws = new WebSocket(`ws://127.0.0.1:${env.broker.addresses().ws!.port}/mqtt`, 'mqtt');
+  const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+  ws.on('error', () => {});
+  await within(new Promise<void>((resolve) => ws.once('open', () => resolve())), 5_000, 'the WebSocket opens');
+  // Two frames back to back: the second may reach the broker in the same read as the first,
+  // before it has looked at the CONNECT; the limit applies from the first byte.
+  ws.send(v4(connectPacket('t1', 't1-user', 'pw-1')));
+  ws.send(Buffer.from([0x30, 0x80, 0xad, 0xe2, 0x04, 0x00, 0x05, 0x61]));
+  await within(closed, 5_000, 'the broker closes the WebSocket');
+  assert.equal(await tooLargeCount(), before + 1);
 });
