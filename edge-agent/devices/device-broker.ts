@@ -179,13 +179,11 @@ export class DeviceBroker {
     const maxBytes = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
     // Before the first read: aedes parses any packet whole, so a 3.1.1 client announcing 256 MB
     // would make it buffer that much. MQTT 5 connections are limited by their session instead (0x95).
-    const unlimit = limitPacketSize(stream, {
-      maxBytes,
-      onTooLarge: (announced) => {
-        this.count('packet-too-large');
-        this.deps.log.warn({ address: connection.address, announced, maxBytes }, 'mqtt connection closed: packet larger than the limit');
-      },
-    });
+    const onTooLarge = (announced: number) => {
+      this.count('packet-too-large');
+      this.deps.log.warn({ address: connection.address, announced, maxBytes }, 'mqtt connection closed: packet larger than the limit');
+    };
+    const unlimit = limitPacketSize(stream, { maxBytes, onTooLarge });
     sniffProtocolLevel(stream, CONNECT_TIMEOUT_MS).then(
       ({ level, head }) => {
         const broker = this.broker;
@@ -194,6 +192,7 @@ export class DeviceBroker {
           unlimit();
           const session: Mqtt5Session = new Mqtt5Session(stream, head, {
             maxPacketBytes: maxBytes,
+            onPacketTooLarge: onTooLarge,
             maySubscribe: (topic) => {
               const client = (session.inner as Duplex & { client?: Client }).client;
               const device = client && this.deviceOf.get(client);

@@ -12,6 +12,8 @@ export interface Mqtt5SessionOptions {
   maySubscribe?: (topic: string) => boolean;
   /** Largest packet a client may send, bytes of remaining length (CONNACK Maximum Packet Size). Default 256 KiB. */
   maxPacketBytes?: number;
+  /** Called when a packet announces more than maxPacketBytes, before the connection ends (0x95). */
+  onPacketTooLarge?: (announced: number) => void;
 }
 
 const CLOSE_GRACE_MS = 1_000;
@@ -97,7 +99,10 @@ export class Mqtt5Session {
     this.fromClient.parse(chunk);
     // The parser's packet in progress (mqtt-packet keeps its announced length there; -1 = none yet).
     const announced = (this.fromClient as unknown as { packet?: { length?: number } }).packet?.length ?? -1;
-    if (announced > this.maxPacket) this.disconnect(Reason.packetTooLarge, `packet of ${announced} bytes; at most ${this.maxPacket}`);
+    if (announced > this.maxPacket) {
+      this.options.onPacketTooLarge?.(announced);
+      this.disconnect(Reason.packetTooLarge, `packet of ${announced} bytes; at most ${this.maxPacket}`);
+    }
   }
 
   /** The broker refused the CONNECT for this reason: the CONNACK carries it instead of the 3.1.1 code's. */

@@ -45,6 +45,7 @@ class RawClient {
 
   private constructor(readonly socket: Socket) {
     this.parser.on('packet', (p: Packet) => { this.got.push(p); this.waiting?.(); });
+    this.parser.on('error', () => {}); // an MQTT 5 answer (last test) need not parse as 3.1.1
     socket.on('data', (d: Buffer) => this.parser.parse(d));
     socket.on('close', () => { this.closed = true; this.waiting?.(); });
     socket.on('error', () => {});
@@ -156,5 +157,14 @@ test('packet limit: over MQTT-over-WebSocket too, a PUBLISH header announcing 10
   ws.send(v4(connectPacket('t1', 't1-user', 'pw-1')));
   ws.send(Buffer.from([0x30, 0x80, 0xad, 0xe2, 0x04, 0x00, 0x05, 0x61]));
   await within(closed, 5_000, 'the broker closes the WebSocket');
+  assert.equal(await tooLargeCount(), before + 1);
+});
+
+test('packet limit: an MQTT 5 client over the limit is counted the same way (its session sends DISCONNECT 0x95 and closes)', async () => {
+  const before = await tooLargeCount();
+  const c = await RawClient.open();
+  await c.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 't1', clean: true, keepalive: 30, username: 't1-user', password: Buffer.from('pw-1') }, { protocolVersion: 5 }));
+  await c.write(Buffer.from([0x30, 0x80, 0xad, 0xe2, 0x04, 0x00, 0x05, 0x61]));
+  await c.waitClosed();
   assert.equal(await tooLargeCount(), before + 1);
 });
