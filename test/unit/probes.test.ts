@@ -6,50 +6,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Probe } from '../../shared/api/workload.js';
-import type { Clock, Timer } from '../../shared/clock.js';
+import type { Clock } from '../../shared/clock.js';
 import { Prober, type ProbeResult, type ProbeTarget } from '../../edge-agent/runtime/probes/prober.js';
 import { processProbeTarget, runProbeCommand } from '../../edge-agent/runtime/probes/process-target.js';
 import { ProbeUnknown } from '../../edge-agent/runtime/probes/check.js';
 import { checkProcess, hasProcFs } from '../../edge-agent/runtime/proc-stat.js';
 import { waitFor } from '../helpers/wait.js';
+// Timers run only when the test advances time; I/O still happens in real time.
+import { ManualClock } from '../helpers/manual-clock.js';
 
-/** Timers run only when the test advances time; I/O still happens in real time. */
-class ManualClock implements Clock {
-  private t = 0;
-  private seq = 0;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-
-  now(): number {
-    return this.t;
-  }
-
-  setTimeout(fn: () => void, ms: number): Timer {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return { id } as Timer;
-  }
-
-  clearTimeout(timer: Timer): void {
-    this.timers.delete((timer as { id: number }).id);
-  }
-
-  get pending(): number {
-    return this.timers.size;
-  }
-
-  /** Runs every timer due within `ms`, in order, each at its own time. */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (let i = 0; i < 10_000; i++) {
-      const next = [...this.timers].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
 
 /** Lets promise chains and immediate callbacks run (a fake exec's result, the prober's bookkeeping). */
 async function settle(): Promise<void> {
