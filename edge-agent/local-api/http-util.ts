@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OutpostError, toErrorBody } from '../../shared/errors.js';
+import { readBody } from '../../shared/http-body.js';
 
 /**
  * A handler the local API server tries in order: it returns true when it took the request (and
@@ -11,16 +12,7 @@ export type LocalRoute = (req: IncomingMessage, res: ServerResponse, url: URL) =
 export const MAX_LOCAL_BODY_BYTES = 64 * 1024;
 
 export async function readJsonBody(req: IncomingMessage, limit = MAX_LOCAL_BODY_BYTES): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new OutpostError('PAYLOAD_TOO_LARGE', `request body of ${declared} bytes exceeds the limit of ${limit}`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new OutpostError('PAYLOAD_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = await readBody(req, limit);
   if (text.trim() === '') throw new OutpostError('BAD_REQUEST', 'request body is empty: expected a JSON object');
   try {
     return JSON.parse(text) as unknown;
