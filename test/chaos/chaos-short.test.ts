@@ -9,9 +9,9 @@
 // the file did not end).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { runBounded } from '../helpers/run-bounded.js';
 import type { ChaosReport } from '../../chaos/report.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -37,23 +37,5 @@ for (const seed of SEEDS) {
     for (const [kind, c] of Object.entries(report.faults.counts)) assert.ok(c.done >= 1, `no ${kind} was injected`);
     const injected = Object.values(report.faults.counts).reduce((n, c) => n + c.done, 0);
     assert.ok(injected >= 20, `only ${injected} faults injected`);
-  });
-}
-
-/** Runs node with `args` in the repo; SIGTERM at the deadline, SIGKILL 20 s later. */
-function runBounded(args: string[], deadlineMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => { output += c.toString('utf8'); });
-    child.stderr.on('data', (c: Buffer) => { output += c.toString('utf8'); });
-    const term = setTimeout(() => child.kill('SIGTERM'), deadlineMs);
-    const kill = setTimeout(() => child.kill('SIGKILL'), deadlineMs + 20_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(term);
-      clearTimeout(kill);
-      resolveRun({ code, output });
-    });
   });
 }

@@ -4,9 +4,9 @@
 // within 10 s). Runs as its own `npm run chaos` process with a deadline, like chaos-short.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { runBounded } from '../helpers/run-bounded.js';
 import type { RegistryChaosReport } from '../../chaos/registry/registry-run.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -32,21 +32,3 @@ test(`registry chaos: 3 agents x 25 s, seed ${SEED}`, { timeout: 150_000 }, asyn
   assert.ok(report.model.deleted >= 10 && report.model.live >= 20, `too little load: ${JSON.stringify(report.model)}`);
   assert.ok(report.subscribers.connections > 9, 'subscribers reconnected after restarts');
 });
-
-/** Runs node with `args` in the repo; SIGTERM at the deadline, SIGKILL 20 s later. */
-function runBounded(args: string[], deadlineMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => { output += c.toString('utf8'); });
-    child.stderr.on('data', (c: Buffer) => { output += c.toString('utf8'); });
-    const term = setTimeout(() => child.kill('SIGTERM'), deadlineMs);
-    const kill = setTimeout(() => child.kill('SIGKILL'), deadlineMs + 20_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(term);
-      clearTimeout(kill);
-      resolveRun({ code, output });
-    });
-  });
-}
