@@ -50,6 +50,8 @@ export class Replicator {
   private readonly lastExchange = new Map<string, number>();
   /** Peers whose answer to our first digest on the current link has arrived (their records came before it). */
   private readonly exchanged = new Set<string>();
+  /** Sessions (sockets peers dialled to us) that have sent a digest. */
+  private readonly digestSessions = new WeakSet<object>();
 
   constructor(
     private readonly deps: {
@@ -116,7 +118,12 @@ export class Replicator {
       case 'digest': {
         const ours = this.currentDigests();
         const { weSend } = differingOrigins(ours, frame.origins);
-        this.sendOrigins(this.settled(from, weSend), reply);
+        // The first digest of a session (the peer just connected, e.g. after a restart) gets every
+        // differing origin at once: what was exchanged with its previous session says nothing of
+        // what it holds now, and it holds its lookups until this answer.
+        const first = !this.digestSessions.has(session);
+        this.digestSessions.add(session);
+        this.sendOrigins(this.settled(from, weSend, first), reply);
         reply({ t: 'digest', origins: [...ours.values()] });
         return;
       }
@@ -132,9 +139,10 @@ export class Replicator {
         return this.records(link.peer, frame, link);
       case 'digest': {
         // The peer sends the records we lack before its digest, in order on this socket.
+        const first = !this.exchanged.has(link.peer);
         this.exchanged.add(link.peer);
         const { weSend } = differingOrigins(this.currentDigests(), frame.origins);
-        this.sendOrigins(this.settled(link.peer, weSend), (f) => link.send(f));
+        this.sendOrigins(this.settled(link.peer, weSend, first), (f) => link.send(f));
         return;
       }
     }
@@ -144,13 +152,13 @@ export class Replicator {
    * The differing origins worth sending now: a digest differs while pushes are in flight, and
    * sending a large origin's whole set every round would cost more than the pushes themselves.
    */
-  private settled(peer: string, origins: readonly string[]): string[] {
+  private settled(peer: string, origins: readonly string[], all = false): string[] {
     const now = this.now();
     const out: string[] = [];
     for (const origin of origins) {
       const key = `${peer}\u0000${origin}`;
       const quiet = now - (this.lastChange.get(origin) ?? 0) >= this.settleMs;
-      if (!quiet && now - (this.lastExchange.get(key) ?? 0) < this.maxDeferMs) continue;
+      if (!all && !quiet && now - (this.lastExchange.get(key) ?? 0) < this.maxDeferMs) continue;
       this.lastExchange.set(key, now);
       out.push(origin);
     }
