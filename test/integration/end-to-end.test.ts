@@ -125,8 +125,8 @@ spec: {}
 
     const agents = await cluster.api<{ items: EdgeNode[] }>('GET', `${API}/edgenodes`);
     assert.equal(agents.items.length, 2);
-    // Find and SIGKILL the agent process of node-b only.
-    const agentPid = Number(execFileSync('pgrep', ['-f', 'agent.*--name node-b'], { encoding: 'utf8' }).trim().split('\n')[0]);
+    // Find and SIGKILL the agent process of this cluster's node-b only (other test files run a node-b too).
+    const agentPid = Number(execFileSync('pgrep', ['-f', `agent.*--name node-b --data ${join(cluster.dir, 'agents', 'node-b')}`], { encoding: 'utf8' }).trim().split('\n')[0]);
     process.kill(agentPid, 'SIGKILL');
     await waitFor(() => !pidAlive(agentPid), { message: 'agent dead' });
     assert.ok(pidAlive(pid), 'the instance outlives its agent');
@@ -177,7 +177,7 @@ spec: {}
   test('reboot while offline: agent and instances killed, hub gone, the agent alone brings the instance back', async () => {
     const inst = await instance('cam-site-b-0');
     const oldPid = inst.status?.pid ?? 0;
-    const agentPid = Number(execFileSync('pgrep', ['-f', 'agent.*--name node-b'], { encoding: 'utf8' }).trim().split('\n')[0]);
+    const agentPid = Number(execFileSync('pgrep', ['-f', `agent.*--name node-b --data ${join(cluster.dir, 'agents', 'node-b')}`], { encoding: 'utf8' }).trim().split('\n')[0]);
     const hubUrl = cluster.requireHub().url;
     process.kill(agentPid, 'SIGKILL');
     killGroup(oldPid);
