@@ -13,6 +13,7 @@ import { planRevisions, revisionHash } from './revisions.js';
 import type { ProgressMark } from './rollout-phase.js';
 import { reconcileUnit } from './unit-reconcile.js';
 import { unitNameWarnings } from './variants.js';
+import { unitsSummary } from './units-summary.js';
 
 export interface SchedulerOptions {
   /** Changes arriving within this window are handled in one pass, ms. Default 20. */
@@ -169,6 +170,7 @@ export class Scheduler {
           observedGeneration: app.metadata.generation ?? 0, revision, templateHash: revisionHash(app),
           observedConfigRevision: configRevisionOf(app, selectedUnits, (n) => cache.get('EdgeConfig', n) as EdgeConfig | undefined),
           units: unitStatuses,
+          ...unitsSummary(unitStatuses),
           ...(message ? { message } : {}), ...(warnings.length ? { warnings } : {}),
         };
         if (!deepEqual(app.status, status)) await this.ignoreGone(this.deps.store.updateStatus('EdgeApp', name, status));

@@ -137,6 +137,10 @@ export const EdgeAppStatusSchema = Type.Object(
      */
     observedConfigRevision: Type.Optional(Type.Integer({ minimum: 0 })),
     units: Type.Optional(Type.Array(UnitAppStatusSchema)),
+    /** Ready/desired instances over all selected units, e.g. "3/4" (a kubectl get column). */
+    ready: Type.Optional(Type.String({ maxLength: 32 })),
+    /** Ready/desired instances per unit, e.g. "site-a 2/2, site-b 1/2"; past ~1000 characters the rest is counted ("+N more"). */
+    unitsSummary: Type.Optional(Type.String({ maxLength: 1024 })),
     /** Why some instances could not be created (name collisions, invalid names, no node fits). */
     message: Type.Optional(Type.String({ maxLength: 4096 })),
     /** Accepted but suspicious: an override that targets no existing unit, a config that does not exist. */
