@@ -9,7 +9,9 @@ import { playgroundDir } from '../config.js';
 import { applyCommand } from './resources.js';
 import { tokenCreateCommand } from './tokens.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+// cli/commands/ in the sources, dist/cli/commands/ in the compiled build (bin/outpost.js).
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = existsSync(join(here, '../../bin/outpost.js')) ? resolve(here, '../..') : resolve(here, '../../..');
 const bin = join(repoRoot, 'bin/outpost.js');
 const AGENTS = [
   { name: 'edge-a1', unit: 'site-a', labels: 'zone=north' },
