@@ -71,7 +71,7 @@ function convert(s: Json, path: string): CrdSchema {
     case 'number':
     case 'boolean':
       checkKnown(s, ['type', 'enum', ...COPIED], path);
-      return { type: s.type, ...copied(s), ...(Array.isArray(s.enum) ? { enum: s.enum } : {}) };
+      return { type: s.type as CrdSchema['type'], ...copied(s), ...(Array.isArray(s.enum) ? { enum: s.enum } : {}) };
     default:
       throw new Error(`${path || '/'}: JSON Schema type ${JSON.stringify(s.type)} has no CRD equivalent`);
   }

@@ -1,22 +1,15 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { objectSchema } from './meta.js';
 
-/** Keys become file names and env variable names: no '/', no leading '.'. */
-const DataKey = Type.String({ pattern: '^[A-Za-z0-9_][-A-Za-z0-9_.]*$', maxLength: 253 });
+const DataKey = Type.String({ pattern: '^[A-Za-z0-9_][-A-Za-z0-9_.]*$', maxLength: 253, description: 'Keys become file names and env variable names: no \'/\', no leading \'.\'.' });
 const Data = Type.Record(DataKey, Type.String({ maxLength: 1024 * 1024 }), { additionalProperties: false });
 
-/**
- * Configuration (data) and secrets (secretData) for apps, delivered to the nodes of the units
- * whose apps use it (ConfigMap/Secret analogue). Values may contain `{{unit}}` and `{{node}}`.
- * Secret values are never logged, shown only with `--show-secrets`, and kept encrypted with a
- * per-node key in the agent's cache.
- */
 export const EdgeConfigSpecSchema = Type.Object(
   {
     data: Type.Optional(Data),
     secretData: Type.Optional(Data),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Configuration (data) and secrets (secretData) for apps, delivered to the nodes of the units whose apps use it (ConfigMap/Secret analogue). Values may contain `{{unit}}` and `{{node}}`. Secret values are never logged, shown only with `--show-secrets`, and kept encrypted with a per-node key in the agent\'s cache.' },
 );
 export type EdgeConfigSpec = Static<typeof EdgeConfigSpecSchema>;
 

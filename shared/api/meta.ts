@@ -1,9 +1,14 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { CloneType, Type, type Static, type TSchema } from '@sinclair/typebox';
 
 export const API_GROUP = 'outpost.dev';
 export const API_VERSION = 'outpost.dev/v1alpha1';
 /** Label every EdgeNode carries: the NodeUnit it joined (set by the hub from the join token). */
 export const UNIT_LABEL = 'outpost.dev/unit';
+
+/** A copy of `schema` with its own description: for a shared schema used by a field that says more (shown by `kubectl explain`). */
+export function described<T extends TSchema>(schema: T, description: string): T {
+  return CloneType(schema, { description });
+}
 
 export const NameSchema = Type.String({
   pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$',

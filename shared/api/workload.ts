@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { LabelsSchema, NameSchema } from './meta.js';
+import { described, LabelsSchema, NameSchema } from './meta.js';
 
 // What one instance runs: the app template (issue 4). An instance runs either processes (the
 // agent's process runtime) or containers (the Docker Engine API: Docker or Podman); the template
@@ -14,54 +14,43 @@ const EnvSchema = Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
 export const CpuQuantitySchema = Type.String({ pattern: '^([0-9]+m|[0-9]+(\\.[0-9]{1,3})?)$', maxLength: 16, description: 'CPU cores, e.g. 0.5, 2 or 250m' });
 export const MemoryQuantitySchema = Type.String({ pattern: '^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$', maxLength: 24, description: 'bytes, e.g. 67108864, 64Mi, 1Gi' });
 const ResourceListSchema = Type.Object({ cpu: Type.Optional(CpuQuantitySchema), memory: Type.Optional(MemoryQuantitySchema) }, { additionalProperties: false });
-/** requests: what the scheduler reserves on a node; limits: what the runtime enforces (containers). */
-export const ResourcesSchema = Type.Object({ requests: Type.Optional(ResourceListSchema), limits: Type.Optional(ResourceListSchema) }, { additionalProperties: false });
+export const ResourcesSchema = Type.Object({ requests: Type.Optional(ResourceListSchema), limits: Type.Optional(ResourceListSchema) }, { additionalProperties: false, description: 'requests: what the scheduler reserves on a node; limits: what the runtime enforces (containers).' });
 export type Resources = Static<typeof ResourcesSchema>;
 
 const PortNumber = Type.Integer({ minimum: 1, maximum: 65535 });
 
-/** Exactly one of httpGet, tcpSocket, exec (checked at apply time: see semanticProblems). */
 export const ProbeSchema = Type.Object(
   {
     httpGet: Type.Optional(Type.Object({ path: Type.Optional(Type.String({ pattern: '^/', maxLength: 2048 })), port: PortNumber, host: Type.Optional(Type.String({ maxLength: 253 })) }, { additionalProperties: false })),
     tcpSocket: Type.Optional(Type.Object({ port: PortNumber, host: Type.Optional(Type.String({ maxLength: 253 })) }, { additionalProperties: false })),
     exec: Type.Optional(Type.Object({ command: Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 64 }) }, { additionalProperties: false })),
-    /** Seconds after the start before the first probe. Default 0. */
-    initialDelaySeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
-    /** Default 10. */
-    periodSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
-    /** Default 1. */
-    timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 600 })),
-    /** Consecutive failures that make the probe fail. Default 3. */
-    failureThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
-    /** Consecutive successes that make it pass again. Default 1. */
-    successThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    initialDelaySeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds after the start before the first probe. Default 0.' })),
+    periodSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'Default 10.' })),
+    timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 600, description: 'Default 1.' })),
+    failureThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Consecutive failures that make the probe fail. Default 3.' })),
+    successThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Consecutive successes that make it pass again. Default 1.' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Exactly one of httpGet, tcpSocket, exec (checked when applied).' },
 );
 export type Probe = Static<typeof ProbeSchema>;
 
-/** Data of an EdgeConfig as files in a directory (processes: a directory; containers: a mount). */
 export const ConfigMountSchema = Type.Object(
   {
     config: NameSchema,
-    /** Absolute path in the container; for a process, the directory is also given as env OUTPOST_CONFIG_DIR_<NAME>. Default /etc/outpost/<config>. */
-    path: Type.Optional(Type.String({ pattern: '^/', maxLength: 4096 })),
+    path: Type.Optional(Type.String({ pattern: '^/', maxLength: 4096, description: 'Absolute path in the container; for a process, the directory is also given as env OUTPOST_CONFIG_DIR_<NAME>. Default /etc/outpost/<config>.' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Data of an EdgeConfig as files in a directory (processes: a directory; containers: a mount).' },
 );
 export type ConfigMount = Static<typeof ConfigMountSchema>;
 
-/** Every key of an EdgeConfig as an environment variable (`prefix` + key). */
 export const EnvFromSchema = Type.Object(
   { config: NameSchema, prefix: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 64 })) },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Every key of an EdgeConfig as an environment variable (`prefix` + key).' },
 );
 export type EnvFrom = Static<typeof EnvFromSchema>;
 
 const commonFields = {
-  /** Unique within the template. Default "main". */
-  name: Type.Optional(NameSchema),
+  name: Type.Optional(described(NameSchema, 'Unique within the template. Default "main".')),
   args: Type.Optional(Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 1024 })),
   env: Type.Optional(EnvSchema),
   envFrom: Type.Optional(Type.Array(EnvFromSchema, { maxItems: 32 })),
@@ -72,60 +61,48 @@ const commonFields = {
   livenessProbe: Type.Optional(ProbeSchema),
 };
 
-/** A process started by the agent's process runtime. */
-export const ProcessSpecSchema = Type.Object({ command: Type.String({ minLength: 1, maxLength: 4096 }), ...commonFields }, { additionalProperties: false });
+export const ProcessSpecSchema = Type.Object({ command: Type.String({ minLength: 1, maxLength: 4096 }), ...commonFields }, { additionalProperties: false, description: 'A process started by the agent\'s process runtime.' });
 export type ProcessSpec = Static<typeof ProcessSpecSchema>;
 
 export const ContainerPortSchema = Type.Object(
   {
     containerPort: PortNumber,
-    /** Published on the node (ignored with hostNetwork). */
-    hostPort: Type.Optional(PortNumber),
-    /** Default 0.0.0.0. */
-    hostIP: Type.Optional(Type.String({ maxLength: 64 })),
+    hostPort: Type.Optional(described(PortNumber, 'Published on the node (ignored with hostNetwork).')),
+    hostIP: Type.Optional(Type.String({ maxLength: 64, description: 'Default 0.0.0.0.' })),
     protocol: Type.Optional(Type.Union([Type.Literal('TCP'), Type.Literal('UDP')])),
   },
   { additionalProperties: false },
 );
 
-/** A host device given to a container, e.g. /dev/video0 for a camera. */
 export const DeviceMappingSchema = Type.Object(
   {
     hostPath: Type.String({ pattern: '^/dev/', maxLength: 4096 }),
-    /** Default: hostPath. */
-    containerPath: Type.Optional(Type.String({ pattern: '^/', maxLength: 4096 })),
-    /** Default rwm. */
-    permissions: Type.Optional(Type.String({ pattern: '^[rwm]{1,3}$' })),
+    containerPath: Type.Optional(Type.String({ pattern: '^/', maxLength: 4096, description: 'Default: hostPath.' })),
+    permissions: Type.Optional(Type.String({ pattern: '^[rwm]{1,3}$', description: 'Default rwm.' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'A host device given to a container, e.g. /dev/video0 for a camera.' },
 );
 
-/** A container run through the Docker Engine API (Docker or Podman). */
 export const ContainerSpecSchema = Type.Object(
   {
     image: Type.String({ minLength: 1, maxLength: 1024 }),
-    /** IfNotPresent (default): a cached image starts offline. Always: pull, and fall back to the cached image when the registry is unreachable. Never: cached only. */
-    imagePullPolicy: Type.Optional(Type.Union([Type.Literal('IfNotPresent'), Type.Literal('Always'), Type.Literal('Never')])),
-    /** Overrides the image's entrypoint. */
-    command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 64 })),
+    imagePullPolicy: Type.Optional(Type.Union([Type.Literal('IfNotPresent'), Type.Literal('Always'), Type.Literal('Never')], { description: 'IfNotPresent (default): a cached image starts offline. Always: pull, and fall back to the cached image when the registry is unreachable. Never: cached only.' })),
+    command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 64, description: 'Overrides the image\'s entrypoint.' })),
     ports: Type.Optional(Type.Array(ContainerPortSchema, { maxItems: 64 })),
     devices: Type.Optional(Type.Array(DeviceMappingSchema, { maxItems: 32 })),
-    /** Signal that stops the container (default SIGTERM). */
-    stopSignal: Type.Optional(Type.String({ pattern: '^SIG[A-Z0-9]+$', maxLength: 16 })),
+    stopSignal: Type.Optional(Type.String({ pattern: '^SIG[A-Z0-9]+$', maxLength: 16, description: 'Signal that stops the container (default SIGTERM).' })),
     ...commonFields,
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'A container run through the Docker Engine API (Docker or Podman).' },
 );
 export type ContainerSpec = Static<typeof ContainerSpecSchema>;
 
 export const TolerationSchema = Type.Object(
   {
     key: Type.Optional(Type.String({ maxLength: 317 })),
-    /** Equal (default) or Exists (any value; with no key, tolerates every taint). */
-    operator: Type.Optional(Type.Union([Type.Literal('Equal'), Type.Literal('Exists')])),
+    operator: Type.Optional(Type.Union([Type.Literal('Equal'), Type.Literal('Exists')], { description: 'Equal (default) or Exists (any value; with no key, tolerates every taint).' })),
     value: Type.Optional(Type.String({ maxLength: 63 })),
-    /** Empty: every effect. */
-    effect: Type.Optional(Type.Union([Type.Literal('NoSchedule'), Type.Literal('PreferNoSchedule')])),
+    effect: Type.Optional(Type.Union([Type.Literal('NoSchedule'), Type.Literal('PreferNoSchedule')], { description: 'Empty: every effect.' })),
   },
   { additionalProperties: false },
 );
@@ -135,47 +112,34 @@ export const TaintSchema = Type.Object(
   {
     key: Type.String({ minLength: 1, maxLength: 317 }),
     value: Type.Optional(Type.String({ maxLength: 63 })),
-    /** NoSchedule: no new instance without a toleration. PreferNoSchedule: only when no other node fits. */
-    effect: Type.Union([Type.Literal('NoSchedule'), Type.Literal('PreferNoSchedule')]),
+    effect: Type.Union([Type.Literal('NoSchedule'), Type.Literal('PreferNoSchedule')], { description: 'NoSchedule: no new instance without a toleration. PreferNoSchedule: only when no other node fits.' }),
   },
   { additionalProperties: false },
 );
 export type Taint = Static<typeof TaintSchema>;
 
-/**
- * EdgeApp `spec.service`: every instance of the app is registered in its node's local service
- * registry under this name (README "Local service registry"), health following its readiness.
- */
 export const AppServiceSchema = Type.Object(
   {
-    /** A DNS label: the instances answer at <name>.outpost and <name>.<unit>.outpost. */
-    name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 }),
+    name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63, description: 'A DNS label: the instances answer at <name>.outpost and <name>.<unit>.outpost.' }),
     port: PortNumber,
-    /** Default tcp. */
-    protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('http'), Type.Literal('https'), Type.Literal('grpc')])),
+    protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('http'), Type.Literal('https'), Type.Literal('grpc')], { description: 'Default tcp.' })),
     metadata: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9._/-]{1,63}$' }), Type.String({ maxLength: 512 }), { additionalProperties: false, maxProperties: 32 })),
-    /** 1..1000, default 100. */
-    weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: '1..1000, default 100.' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'EdgeApp `spec.service`: every instance of the app is registered in its node\'s local service registry under this name (README "Local service registry"), health following its readiness.' },
 );
 export type AppService = Static<typeof AppServiceSchema>;
 
 export const AppTemplateSchema = Type.Object(
   {
-    /** Copied by the hub from EdgeApp spec.service (so overrides can patch /service); the agent registers each instance under it. */
-    service: Type.Optional(AppServiceSchema),
-    processes: Type.Optional(Type.Array(ProcessSpecSchema, { minItems: 1, maxItems: 1 })),
-    containers: Type.Optional(Type.Array(ContainerSpecSchema, { minItems: 1, maxItems: 1 })),
-    /** Default Always. */
-    restartPolicy: Type.Optional(RestartPolicySchema),
-    /** Seconds between the stop signal and SIGKILL. Default 10. */
-    terminationGracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
-    /** Containers share the node's network (no port mapping). */
-    hostNetwork: Type.Optional(Type.Boolean()),
-    /** Only nodes (of the unit) with these labels. */
-    nodeSelector: Type.Optional(LabelsSchema),
-    tolerations: Type.Optional(Type.Array(TolerationSchema, { maxItems: 32 })),
+    service: Type.Optional(described(AppServiceSchema, 'Copied by the hub from EdgeApp spec.service (so overrides can patch /service); the agent registers each instance under it.')),
+    processes: Type.Optional(Type.Array(ProcessSpecSchema, { minItems: 1, maxItems: 1, description: 'One process (exactly one of processes and containers).' })),
+    containers: Type.Optional(Type.Array(ContainerSpecSchema, { minItems: 1, maxItems: 1, description: 'One container (exactly one of processes and containers).' })),
+    restartPolicy: Type.Optional(described(RestartPolicySchema, 'Default Always.')),
+    terminationGracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds between the stop signal and SIGKILL. Default 10.' })),
+    hostNetwork: Type.Optional(Type.Boolean({ description: 'Containers share the node\'s network (no port mapping).' })),
+    nodeSelector: Type.Optional(described(LabelsSchema, 'Only nodes (of the unit) with these labels.')),
+    tolerations: Type.Optional(Type.Array(TolerationSchema, { maxItems: 32, description: 'Node taints the instances tolerate.' })),
   },
   { additionalProperties: false },
 );
