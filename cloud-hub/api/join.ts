@@ -7,7 +7,7 @@ import { stampNode } from '../units/stamping.js';
 import { OutpostError, isOutpostError } from '../../shared/errors.js';
 import { fieldErrors } from '../../shared/api/validate.js';
 import type { Logger } from '../../shared/logger.js';
-import type { HubSecrets } from '../auth/hub-secrets.js';
+import type { HubSecretStore } from '../auth/secret-store.js';
 import type { HubMetrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { readObjectBody, sendJson } from './http.js';
@@ -29,7 +29,7 @@ export interface JoinResponse {
  * `POST /agent/v1/join {token, node, labels}`: checks the join token, creates the EdgeNode in the
  * token's unit, and returns the node's own credential (shown once; only its hash is kept).
  */
-export async function handleJoin(deps: { store: Store; secrets: HubSecrets; log: Logger; metrics: HubMetrics }, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleJoin(deps: { store: Store; secrets: HubSecretStore; log: Logger; metrics: HubMetrics }, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const body = await readObjectBody(req);
   if (!JoinRequest.Check(body)) {
     const fields = fieldErrors(JoinRequest as never, body);
@@ -38,12 +38,12 @@ export async function handleJoin(deps: { store: Store; secrets: HubSecrets; log:
   let unit: string;
   let tokenLabels: Record<string, string>;
   try {
-    ({ unit, labels: tokenLabels } = deps.secrets.checkJoinToken(body.token));
+    ({ unit, labels: tokenLabels } = await deps.secrets.checkJoinToken(body.token));
   } catch (err) {
     if (isOutpostError(err)) deps.metrics.authFailures.inc({ reason: err.code });
     throw err;
   }
-  if (deps.secrets.hasNode(body.node)) {
+  if (await deps.secrets.hasNode(body.node)) {
     throw new OutpostError('NODE_EXISTS', `node "${body.node}" has already joined; to re-join it, first run \`outpost delete node ${body.node}\``);
   }
   // A token grants one unit. A name another unit lists in spec.nodes is that unit's to give:
@@ -69,7 +69,7 @@ export async function handleJoin(deps: { store: Store; secrets: HubSecrets; log:
     const node: AnyObject = { ...stampNode(fresh, member, allUnits.find((u) => u.metadata.name === member)), status: { phase: 'Pending' } };
     await deps.store.create(node);
   }
-  const { credential } = deps.secrets.joinNode(body.token, body.node);
+  const { credential } = await deps.secrets.joinNode(body.token, body.node);
   deps.log.info({ node: body.node, unit }, 'node joined');
   const response: JoinResponse = { node: body.node, unit, credential };
   sendJson(res, 201, response);

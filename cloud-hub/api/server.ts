@@ -4,7 +4,7 @@ import { resolveKind, KINDS } from '../../shared/api/index.js';
 import { OutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { tokenEquals } from '../auth/admin-token.js';
-import type { HubSecrets } from '../auth/hub-secrets.js';
+import type { HubSecretStore } from '../auth/secret-store.js';
 import type { EventLog } from '../events/event-log.js';
 import type { HubMetrics } from '../metrics.js';
 import type { SessionManager } from '../sessions/session-manager.js';
@@ -19,7 +19,7 @@ import { handleAgentRegistry, handleServices, type RegistryApiDeps } from '../re
 
 export interface ApiDeps {
   store: Store;
-  secrets: HubSecrets;
+  secrets: HubSecretStore;
   sessions: SessionManager;
   events: EventLog;
   registry: Registry;

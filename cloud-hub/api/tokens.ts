@@ -5,7 +5,7 @@ import { LabelsSchema, NameSchema } from '../../shared/api/index.js';
 import { fieldErrors } from '../../shared/api/validate.js';
 import { parseDuration } from '../../shared/duration.js';
 import { OutpostError } from '../../shared/errors.js';
-import type { HubSecrets } from '../auth/hub-secrets.js';
+import type { HubSecretStore } from '../auth/secret-store.js';
 import type { Store } from '../store/store.js';
 import { readObjectBody, sendJson } from './http.js';
 
@@ -27,9 +27,9 @@ const CreateToken = TypeCompiler.Compile(
 export const DEFAULT_TOKEN_TTL = '24h';
 
 /** `/apis/outpost.dev/v1alpha1/jointokens[/{id}]`: create (POST), list (GET), revoke (DELETE). */
-export async function handleTokens(deps: { store: Store; secrets: HubSecrets }, req: IncomingMessage, res: ServerResponse, id: string | undefined): Promise<void> {
+export async function handleTokens(deps: { store: Store; secrets: HubSecretStore }, req: IncomingMessage, res: ServerResponse, id: string | undefined): Promise<void> {
   const method = req.method ?? 'GET';
-  if (id === undefined && method === 'GET') return sendJson(res, 200, { items: deps.secrets.listJoinTokens() });
+  if (id === undefined && method === 'GET') return sendJson(res, 200, { items: await deps.secrets.listJoinTokens() });
   if (id === undefined && method === 'POST') {
     const body = await readObjectBody(req);
     if (!CreateToken.Check(body)) {
@@ -41,11 +41,11 @@ export async function handleTokens(deps: { store: Store; secrets: HubSecrets }, 
     }
     const ttlText = body.ttl ?? DEFAULT_TOKEN_TTL;
     const ttlMs = ttlText === 'never' ? null : parseDuration(ttlText, 'ttl');
-    const created = deps.secrets.createJoinToken({ unit: body.unit, ttlMs, uses: body.uses === undefined ? 1 : body.uses, description: body.description ?? '', labels: body.labels ?? {} });
+    const created = await deps.secrets.createJoinToken({ unit: body.unit, ttlMs, uses: body.uses === undefined ? 1 : body.uses, description: body.description ?? '', labels: body.labels ?? {} });
     return sendJson(res, 201, { token: created.token, ...created.info });
   }
   if (id !== undefined && method === 'DELETE') {
-    if (!deps.secrets.deleteJoinToken(id)) throw new OutpostError('NOT_FOUND', `join token ${id} not found`);
+    if (!(await deps.secrets.deleteJoinToken(id))) throw new OutpostError('NOT_FOUND', `join token ${id} not found`);
     return sendJson(res, 200, { id, deleted: true });
   }
   throw new OutpostError('METHOD_NOT_ALLOWED', `${method} is not allowed here`);

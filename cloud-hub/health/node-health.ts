@@ -15,6 +15,14 @@ export interface NodeHealthOptions {
   lastSeenIntervalMs?: number;
   /** After a hub start, nodes still recorded Ready without a session for this long become Disconnected. */
   startupGraceMs?: number;
+  /**
+   * Kubernetes mode (several replicas, each holding some sessions): the leader marks a node
+   * Disconnected when no session for it is on the leader and its `lastSeen` (renewed every
+   * `lastSeenIntervalMs` by the replica holding the session) is older than `staleAfterMs`; the
+   * startup grace check is replaced by this one. Each replica re-asserts Ready for the nodes it
+   * holds. Absent (SQLite mode): one hub sees every session, as before.
+   */
+  replicated?: { staleAfterMs: number };
 }
 
 /**
@@ -29,13 +37,18 @@ export class NodeHealth {
   private timer: NodeJS.Timeout | undefined;
   private startupTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  private markingStale = false;
   private readonly flushIntervalMs: number;
   private readonly lastSeenIntervalMs: number;
   private readonly startupGraceMs: number;
 
   constructor(
-    private readonly deps: { store: Store; cache: ObjectCache; log: Logger; metrics: HubMetrics; now: () => number; isConnected(node: string): boolean; peerVotes?: PeerVotes },
-    options: NodeHealthOptions = {},
+    private readonly deps: {
+      store: Store; cache: ObjectCache; log: Logger; metrics: HubMetrics; now: () => number; isConnected(node: string): boolean; peerVotes?: PeerVotes;
+      /** Node lifecycle decisions (Disconnected by deadline, Down by policy) are the leader's only. Default: always leader. */
+      isLeader?: () => boolean;
+    },
+    private readonly options: NodeHealthOptions = {},
   ) {
     this.flushIntervalMs = options.flushIntervalMs ?? 1000;
     this.lastSeenIntervalMs = options.lastSeenIntervalMs ?? 60_000;
@@ -45,6 +58,7 @@ export class NodeHealth {
   start(): void {
     this.timer = setInterval(() => this.tick(), this.flushIntervalMs);
     this.timer.unref();
+    if (this.options.replicated) return;
     this.startupTimer = setTimeout(() => this.markStaleReadyNodes(), this.startupGraceMs);
     this.startupTimer.unref();
   }
@@ -117,7 +131,11 @@ export class NodeHealth {
         this.patch(node, { lastSeen: new Date(now).toISOString() });
       }
     }
-    this.markOverdueNodesDown(now);
+    if (this.options.replicated) this.reassertHeldNodes(now);
+    if (this.deps.isLeader?.() ?? true) {
+      this.markOverdueNodesDown(now);
+      if (this.options.replicated) void this.markStaleNodes(now, this.options.replicated.staleAfterMs);
+    }
     this.updatePhaseGauge();
     void this.flush();
   }
@@ -149,6 +167,49 @@ export class NodeHealth {
       const reason = `disconnected since ${new Date(since).toISOString()}, longer than the unit's rescheduleAfter (${after})`;
       this.deps.log.warn({ node: name, unit: node.spec.unit, rescheduleAfter: after }, 'node declared Down by its unit\'s policy');
       this.patch(name, { phase: 'Down', since: new Date(now).toISOString(), reason });
+    }
+  }
+
+  /**
+   * Kubernetes mode: a node whose session this replica holds is Ready, whatever another replica
+   * wrote last (the replica that lost its session, or the leader judging an old renew).
+   */
+  private reassertHeldNodes(now: number): void {
+    for (const node of this.lastSeenWritten.keys()) {
+      const phase = this.currentPhase(node);
+      if (phase === 'Ready' || !this.deps.isConnected(node)) continue;
+      this.deps.log.info({ node, phase }, 'node recorded not Ready while its session is here; writing Ready');
+      this.patch(node, { phase: 'Ready', since: new Date(now).toISOString(), lastSeen: new Date(now).toISOString(), reason: undefined });
+      this.lastSeenWritten.set(node, now);
+    }
+  }
+
+  /**
+   * Kubernetes mode, leader only: a Ready node with no session here whose renew (`lastSeen`) is
+   * older than the deadline lost its replica (killed, partitioned) and did not come back on another
+   * one. Written with the judged resourceVersion as precondition, so a renew or reconnect written
+   * meanwhile by the replica that holds the node wins.
+   */
+  private async markStaleNodes(now: number, staleAfterMs: number): Promise<void> {
+    if (this.markingStale) return;
+    this.markingStale = true;
+    try {
+      for (const obj of this.deps.cache.list('EdgeNode')) {
+        const node = obj as EdgeNode;
+        const name = node.metadata.name;
+        if (node.status?.phase !== 'Ready' || this.pending.has(name) || this.deps.isConnected(name)) continue;
+        const renewed = Date.parse(node.status.lastSeen ?? '');
+        if (!Number.isNaN(renewed) && now - renewed <= staleAfterMs) continue;
+        const since = Number.isNaN(renewed) ? new Date(now).toISOString() : node.status.lastSeen as string;
+        try {
+          await this.deps.store.updateStatus('EdgeNode', name, { ...node.status, phase: 'Disconnected', since }, { resourceVersion: node.metadata.resourceVersion as string });
+          this.deps.log.info({ node: name, lastSeen: node.status.lastSeen, staleAfterMs }, 'node not renewed by any replica; marked Disconnected');
+        } catch (err) {
+          if (!isOutpostError(err, 'CONFLICT') && !isOutpostError(err, 'NOT_FOUND')) this.deps.log.warn({ err, node: name }, 'marking a stale node Disconnected failed; will retry');
+        }
+      }
+    } finally {
+      this.markingStale = false;
     }
   }
 

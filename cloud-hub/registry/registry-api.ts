@@ -3,14 +3,14 @@ import type { EdgeNode } from '../../shared/api/index.js';
 import { OutpostError } from '../../shared/errors.js';
 import type { ObjectCache } from '../cache/object-cache.js';
 import { bearerToken, sendJson } from '../api/http.js';
-import type { HubSecrets } from '../auth/hub-secrets.js';
+import type { HubSecretStore } from '../auth/secret-store.js';
 import type { GlobalRegistryView } from './global-view.js';
 import type { RegistryMetrics } from './registry-metrics.js';
 
 export interface RegistryApiDeps {
   view: GlobalRegistryView;
   cache: ObjectCache;
-  secrets: HubSecrets;
+  secrets: HubSecretStore;
   metrics: RegistryMetrics;
 }
 

@@ -4,7 +4,7 @@ import { WebSocketServer } from 'ws';
 import type { EdgeApp, EdgeNode, Instance, NodeUnit } from '../../shared/api/index.js';
 import type { Logger } from '../../shared/logger.js';
 import { CloseCodes, MAX_FRAME_BYTES } from '../../shared/protocol/frames.js';
-import type { HubSecrets } from '../auth/hub-secrets.js';
+import type { HubSecretStore } from '../auth/secret-store.js';
 import type { CacheEvent, ObjectCache } from '../cache/object-cache.js';
 import type { HubMetrics } from '../metrics.js';
 import { AdmissionQueue, type AdmissionOptions } from './admission.js';
@@ -18,7 +18,7 @@ import { disconnectedError } from '../tunnel/disconnected-error.js';
 
 export interface SessionManagerDeps {
   cache: ObjectCache;
-  secrets: HubSecrets;
+  secrets: HubSecretStore;
   hooks: Omit<SessionHooks, 'onClose'> & { onDisconnect(node: string): void };
   log: Logger;
   metrics: HubMetrics;
