@@ -28,12 +28,20 @@ export interface KubeTestServer {
   kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
   /** http://127.0.0.1:PORT of etcd (its v3 HTTP gateway serves /v3/kv/compaction). */
   etcdEndpoint: string;
+  /** One request to the API server as admin; resolves with the status and the parsed JSON body. */
+  request(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
   stop(): Promise<void>;
 }
 
 export interface StartKubeApiServerOptions {
   /** Apply deploy/crds/*.yaml (or minimal CRDs for every kind when that dir is empty) and wait until Established. */
   installCrds?: boolean;
+  /**
+   * The API server's watch cache; default true (as in every real cluster). Without it, watches read
+   * etcd directly, so a watch resuming from a compacted revision gets 410 Gone (with it, the cache
+   * may still serve that revision).
+   */
+  watchCache?: boolean;
 }
 
 function isExecutable(path: string): boolean {
@@ -199,6 +207,7 @@ export async function startKubeApiServer(options: StartKubeApiServerOptions = {}
       '--service-account-key-file', join(dir, 'sa.pub'), '--service-account-signing-key-file', join(dir, 'sa.key'),
       '--service-cluster-ip-range', '10.0.0.0/24', '--disable-admission-plugins', 'ServiceAccount',
       '--endpoint-reconciler-type', 'none', '--profiling=false', '--v=1',
+      ...(options.watchCache === false ? ['--watch-cache=false'] : []),
     ], join(dir, 'kube-apiserver.log'));
     processes.push(api.child);
 
@@ -238,7 +247,15 @@ export async function startKubeApiServer(options: StartKubeApiServerOptions = {}
         child.stdin.end(stdin ?? '');
       });
     };
-    return { url, token, kubeconfigPath, kubectl, etcdEndpoint, stop };
+    const requestJson = async (method: string, path: string, body?: unknown) => {
+      const r = await apiRequest(url, token, method, path, body);
+      let parsed: unknown = r.body;
+      try {
+        parsed = JSON.parse(r.body);
+      } catch { /* not JSON: keep the text */ }
+      return { status: r.status, body: parsed };
+    };
+    return { url, token, kubeconfigPath, kubectl, etcdEndpoint, request: requestJson, stop };
   } catch (err) {
     await stop();
     throw err;
