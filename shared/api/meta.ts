@@ -7,7 +7,8 @@ export const UNIT_LABEL = 'outpost.dev/unit';
 
 /** A copy of `schema` with its own description: for a shared schema used by a field that says more (shown by `kubectl explain`). */
 export function described<T extends TSchema>(schema: T, description: string): T {
-  return CloneType(schema, { description });
+  // CloneType(schema, options) lets the schema's own description win; this one must win.
+  return { ...CloneType(schema), description };
 }
 
 export const NameSchema = Type.String({

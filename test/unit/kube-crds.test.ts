@@ -126,6 +126,8 @@ test('documented fields carry their description into the CRD (kubectl explain)',
     assert.ok(spec.properties![field]!.description, `EdgeApp spec.${field} has no description`);
   }
   assert.ok(spec.description, 'EdgeApp spec has no description');
+  // A field's own text wins over the description of the shared schema it uses.
+  assert.match(spec.properties!.service!.description!, /^Registers every instance/);
 });
 
 test('the examples used against a real API server cover every kind and pass the hub validation', () => {
