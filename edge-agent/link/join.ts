@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { OutpostError, fromErrorBody, type ErrorBody } from '../../shared/errors.js';
+import { httpRequest, type HttpAnswer } from './http-request.js';
 
 /** What an agent keeps in `<data>/credential.json` (mode 0600) after joining. */
 export interface NodeCredential {
@@ -37,9 +38,9 @@ export function writeCredential(path: string, cred: NodeCredential): void {
  * cannot be reached (worth retrying).
  */
 export async function joinHub(hubUrl: string, token: string, node: string, labels: Record<string, string>, signal?: AbortSignal): Promise<NodeCredential> {
-  let res: Response;
+  let res: HttpAnswer;
   try {
-    res = await fetch(`${hubUrl.replace(/\/$/, '')}/agent/v1/join`, {
+    res = await httpRequest(`${hubUrl.replace(/\/$/, '')}/agent/v1/join`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ token, node, labels }),
@@ -48,7 +49,10 @@ export async function joinHub(hubUrl: string, token: string, node: string, label
   } catch (cause) {
     throw new OutpostError('UNAVAILABLE', `cannot reach the hub at ${hubUrl}: ${(cause as Error).message}`, { cause });
   }
-  const body = (await res.json().catch(() => ({}))) as Partial<NodeCredential> & Partial<ErrorBody>;
+  let body: Partial<NodeCredential> & Partial<ErrorBody> = {};
+  try {
+    body = JSON.parse(res.text) as Partial<NodeCredential> & Partial<ErrorBody>;
+  } catch { /* not JSON: the status says what happened */ }
   if (!res.ok) throw fromErrorBody({ code: body.code ?? 'OUTPOST_INTERNAL', message: body.message ?? `HTTP ${res.status}` } as ErrorBody, res.status);
   if (!body.credential || !body.unit || !body.node) throw new OutpostError('PROTOCOL', 'hub answered the join without a credential');
   return { hub: hubUrl, node: body.node, unit: body.unit, credential: body.credential };

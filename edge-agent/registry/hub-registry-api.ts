@@ -1,6 +1,7 @@
 import { OutpostError } from '../../shared/errors.js';
 import type { OriginDigest } from '../../shared/registry/digest.js';
 import type { ServiceInstance } from './records.js';
+import { httpRequest, type HttpAnswer } from '../link/http-request.js';
 
 /** The hub's registry endpoints for agents (README "Global view"), with the node credential. */
 export interface HubRegistryApi {
@@ -15,13 +16,13 @@ export function httpHubRegistryApi(options: { hubUrl: string; credential: string
   const base = options.hubUrl.replace(/\/$/, '');
   const get = async <T>(path: string, signal?: AbortSignal): Promise<T> => {
     const timeout = AbortSignal.timeout(options.timeoutMs ?? 2_000);
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${options.credential}` }, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+      res = await httpRequest(`${base}${path}`, { headers: { Authorization: `Bearer ${options.credential}` }, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
     } catch (cause) {
       throw new OutpostError('UNAVAILABLE', `hub unreachable for ${path}: ${(cause as Error).message}`, { cause });
     }
-    const text = await res.text();
+    const text = res.text;
     if (!res.ok) throw new OutpostError(res.status >= 500 ? 'UNAVAILABLE' : 'BAD_REQUEST', `hub answered ${res.status} for ${path}: ${text.slice(0, 300)}`);
     try {
       return JSON.parse(text) as T;
