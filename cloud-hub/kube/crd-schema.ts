@@ -26,7 +26,6 @@ export interface CrdSchema {
   anyOf?: CrdSchema[];
   'x-kubernetes-int-or-string'?: true;
   'x-kubernetes-preserve-unknown-fields'?: true;
-  'x-kubernetes-validations'?: { rule: string; message: string }[];
 }
 
 type Json = Record<string, unknown>;
@@ -44,7 +43,7 @@ const ANY_KEY = '^(.*)$';
  * thing, the CRD schema is wider, never narrower (a stored object must always stay readable):
  * - `additionalProperties: false` objects: the API server prunes unknown fields (or refuses them
  *   with kubectl's default strict field validation) instead of refusing them;
- * - record key patterns (label keys, env names) become a CEL rule over the keys;
+ * - record key patterns (label keys, env names) are only described, not checked;
  * - a union of number, boolean and string (a twin property value) accepts any JSON value.
  * Throws on a keyword it does not know, so that a new TypeBox construct is never silently lost.
  */
@@ -92,9 +91,10 @@ function convertObject(s: Json, path: string): CrdSchema {
     if (entries.length !== 1) throw new Error(`${path || '/'}: a record with ${entries.length} key patterns has no structural form`);
     const [keyPattern, value] = entries[0]!;
     out.additionalProperties = convert(value, `${path}[*]`);
-    if (keyPattern !== ANY_KEY) {
-      out['x-kubernetes-validations'] = [{ rule: `self.all(k, k.matches(${celString(keyPattern)}))`, message: `every key must match ${keyPattern}` }];
-    }
+    // No CEL rule over the keys: a map's size and key length are unbounded in the schema, so the
+    // API server's cost estimate of `self.all(k, k.matches(...))` exceeds its budget and it would
+    // refuse the CRD. The rule is stated for kubectl explain instead; the hub checks it.
+    if (keyPattern !== ANY_KEY) out.description = `${out.description ? `${out.description} ` : ''}Keys match ${keyPattern}`;
   } else if (typeof s.additionalProperties === 'object') {
     out.additionalProperties = convert(s.additionalProperties as Json, `${path}[*]`);
   }
@@ -151,9 +151,4 @@ function checkKnown(s: Json, known: readonly string[], path: string): void {
       throw new Error(`${path || '/'}: TypeBox keyword ${k} is not converted to the CRD schema`);
     }
   }
-}
-
-/** A CEL string literal (single-quoted; backslashes and quotes escaped). */
-function celString(text: string): string {
-  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }

@@ -97,7 +97,7 @@ test('generated CRDs and deploy/hub on a real API server', { skip: kubeSkipReaso
       }
     });
 
-    await t.test('schema-invalid objects are refused by the API server with 422 naming the field', async (t) => {
+    await t.test('schema-invalid objects are refused by the API server with 422 naming the field', async () => {
       const badEnum = exampleOf('EdgeApp');
       badEnum.metadata.name = 'bad-enum';
       (badEnum.spec as { template: { restartPolicy: string } }).template.restartPolicy = 'Sometimes';
@@ -127,19 +127,6 @@ test('generated CRDs and deploy/hub on a real API server', { skip: kubeSkipReaso
       badDuration.metadata.name = 'bad-duration';
       badDuration.spec = { autonomy: { rescheduleAfter: '10 minutes' } };
       await refused(server, badDuration, 'spec.autonomy.rescheduleAfter');
-
-      // Record key rules are CEL (x-kubernetes-validations): Kubernetes >= 1.25 keeps and enforces
-      // them; an older server drops them from the CRD (the alpha feature gate is off).
-      const crd = await api(server, 'GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/edgeapps.outpost.dev');
-      const stored = (crd.body.spec as { versions: { schema: unknown }[] }).versions[0]!.schema;
-      if (JSON.stringify(stored).includes('x-kubernetes-validations')) {
-        const badEnvKey = exampleOf('EdgeApp');
-        badEnvKey.metadata.name = 'bad-env-key';
-        (badEnvKey.spec as { template: { processes: { env: Record<string, string> }[] } }).template.processes[0]!.env = { 'NOT-A-NAME': 'x' };
-        await refused(server, badEnvKey, 'spec.template.processes[0].env');
-      } else {
-        t.diagnostic('this API server dropped the CEL key rules (x-kubernetes-validations): env, label and data keys are not checked by it');
-      }
 
       const badStatus = await api(server, 'PATCH', path('EdgeNode', 'edge-a1', 'status'), { status: { phase: 'Sleeping' } });
       assert.equal(badStatus.status, 422);
