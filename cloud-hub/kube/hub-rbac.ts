@@ -10,13 +10,14 @@ export interface PolicyRule {
 
 /**
  * The cluster-wide API access the hub needs on the Kubernetes store (deploy/hub ClusterRole):
- * every Outpost kind with the verbs of the Store interface, and its status subresource. A new
- * kind in KINDS is a new resource here, and a unit test holds deploy/hub to it.
+ * every Outpost kind with the requests cloud-hub/store/kubernetes makes (GET, list and watch,
+ * POST, PUT with a resourceVersion precondition, DELETE; no PATCH), and PUT on its status
+ * subresource. A new kind in KINDS is a new resource here, and a unit test holds deploy/hub to it.
  */
 export function hubClusterRules(): PolicyRule[] {
   return [
-    { apiGroups: [API_GROUP], resources: KINDS.map((k) => k.plural), verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
-    { apiGroups: [API_GROUP], resources: KINDS.map((k) => `${k.plural}/status`), verbs: ['get', 'update', 'patch'] },
+    { apiGroups: [API_GROUP], resources: KINDS.map((k) => k.plural), verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
+    { apiGroups: [API_GROUP], resources: KINDS.map((k) => `${k.plural}/status`), verbs: ['update'] },
   ];
 }
 

@@ -181,6 +181,7 @@ test('generated CRDs and deploy/hub on a real API server', { skip: kubeSkipReaso
         assert.equal(await can(['delete', `${k.plural}.outpost.dev`]), 'yes', k.plural);
         assert.equal(await can(['update', `${k.plural}.outpost.dev`, '--subresource=status']), 'yes', `${k.plural}/status`);
       }
+      assert.equal(await can(['patch', 'edgeapps.outpost.dev']), 'no');
       assert.equal(await can(['update', 'leases.coordination.k8s.io', '-n', 'outpost-system']), 'yes');
       assert.equal(await can(['watch', 'secrets', '-n', 'outpost-system']), 'yes');
       assert.equal(await can(['get', 'secrets', '-n', 'default']), 'no');
