@@ -39,6 +39,11 @@ program
   .option('--ping-interval <duration>', 'WebSocket ping period towards agents', '10s')
   .option('--admission-rate <n>', 'agent sessions admitted per second; a reconnect storm queues', '500')
   .option('--max-streams-per-node <n>', 'tunnel streams (logs, exec, port-forward) open at once per node', '32')
+  .option('--store <type>', 'where desired state lives: sqlite (in --data) or kubernetes (CRDs; several replicas, leader election)', 'sqlite')
+  .option('--kubeconfig <file>', 'with --store kubernetes: kubeconfig file (default: in-cluster, else KUBECONFIG or ~/.kube/config)')
+  .option('--namespace <ns>', 'with --store kubernetes: namespace of the leader Lease and the credential Secrets (default: the pod\'s, else outpost-system)')
+  .option('--replica-id <id>', 'with --store kubernetes: this replica\'s name in the leader Lease (default hostname-pid)')
+  .option('--node-renew-interval <duration>', 'with --store kubernetes: how often a connected node\'s lastSeen is renewed in the API server', '40s')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .action(hubCommand);
 

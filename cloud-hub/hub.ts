@@ -7,6 +7,8 @@ import { startAll, stopAll, type Component } from '../shared/lifecycle.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { loadOrCreateAdminToken } from './auth/admin-token.js';
 import { HubSecrets } from './auth/hub-secrets.js';
+import type { HubSecretStore } from './auth/secret-store.js';
+import { defaultReplicaId, openReplicaMode, type KubernetesStoreOptions, type ReplicaMode } from './kube/replica-mode.js';
 import { ObjectCache } from './cache/object-cache.js';
 import { EventLog } from './events/event-log.js';
 import { NodeHealth } from './health/node-health.js';
@@ -50,6 +52,12 @@ export interface HubOptions {
   admissionRate?: number;
   /** Tunnel streams open at once per node (logs, exec, port-forward). Default 32. */
   maxStreamsPerNode?: number;
+  /** Where desired state lives: SQLite in the data dir (default), or CRDs on a Kubernetes API server (several replicas). */
+  store?: { type: 'sqlite' } | KubernetesStoreOptions;
+  /** Kubernetes mode: this replica's identity in the leader Lease. Default hostname-pid. */
+  replicaId?: string;
+  /** Kubernetes mode: how often the replica holding a node's session renews its `status.lastSeen`, ms. Default 40 000; the leader marks a node Disconnected after 2.5 times this without a renew. */
+  nodeRenewIntervalMs?: number;
 }
 
 /** Where a running hub can be found, written to `<data>/hub.json` for the CLI. */
@@ -80,11 +88,16 @@ export async function startHub(options: HubOptions, log: Logger): Promise<Runnin
 
 async function buildHub(options: HubOptions, log: Logger, lock: { release(): void }): Promise<RunningHub> {
   const adminTokenFile = join(options.dataDir, 'admin-token');
-  const adminToken = loadOrCreateAdminToken(adminTokenFile);
+  // Kubernetes mode: desired state, credentials and the admin token are shared by the replicas;
+  // the data dir keeps what is per replica (telemetry, events, audit, registry view).
+  const replica: ReplicaMode | undefined = options.store?.type === 'kubernetes'
+    ? await openReplicaMode({ ...options.store, replicaId: options.replicaId ?? defaultReplicaId(), adminTokenFile }, log)
+    : undefined;
+  const adminToken = replica?.adminToken ?? loadOrCreateAdminToken(adminTokenFile);
   const registry = createRegistry('outpost_hub');
   const metrics = createHubMetrics(registry);
-  const store = SqliteStore.open({ path: join(options.dataDir, 'store.db') });
-  const secrets = new HubSecrets(join(options.dataDir, 'hub.db'));
+  const store = replica?.store ?? SqliteStore.open({ path: join(options.dataDir, 'store.db') });
+  const secrets: HubSecretStore = replica?.secrets ?? new HubSecrets(join(options.dataDir, 'hub.db'));
   const events = new EventLog(join(options.dataDir, 'hub.db'));
   const cache = new ObjectCache({ store, log: log.child({ component: 'cache' }) });
   await cache.start();
@@ -92,7 +105,6 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
   const deviceMetrics = createDeviceMetrics(registry, () => cache.list('Device').filter((d) => (d.status as { online?: boolean } | undefined)?.online === true).length);
   const convergence = new TwinConvergence(deviceMetrics.twinConvergence);
   const devices = new DeviceReports({ store, cache, telemetry, metrics: deviceMetrics, log: log.child({ component: 'devices' }), convergence });
-  const deviceController = new DeviceController({ store, cache, telemetry, log: log.child({ component: 'devices' }), convergence });
 
   const registryView = new GlobalRegistryView({ path: join(options.dataDir, 'registry.db') });
   const registryMetrics = createRegistryMetrics(registry, () => registryView.size());
@@ -102,9 +114,13 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
 
   let sessions: SessionManager | undefined;
   const peerVotes = new PeerVotes(Date.now);
+  const renewMs = options.nodeRenewIntervalMs ?? 40_000;
   const health = new NodeHealth(
-    { store, cache, log: log.child({ component: 'health' }), metrics, now: Date.now, isConnected: (n) => sessions?.isConnected(n) ?? false, peerVotes },
-    options.startupGraceMs === undefined ? {} : { startupGraceMs: options.startupGraceMs },
+    { store, cache, log: log.child({ component: 'health' }), metrics, now: Date.now, isConnected: (n) => sessions?.isConnected(n) ?? false, peerVotes, ...(replica ? { isLeader: replica.isLeader } : {}) },
+    {
+      ...(options.startupGraceMs === undefined ? {} : { startupGraceMs: options.startupGraceMs }),
+      ...(replica ? { lastSeenIntervalMs: renewMs, replicated: { staleAfterMs: Math.round(renewMs * 2.5) } } : {}),
+    },
   );
   const reports = new ReportHandler({ store, cache, events, health, log: log.child({ component: 'reports' }), metrics, devices, registry: registryReports, peerVotes });
   sessions = new SessionManager(
@@ -123,32 +139,42 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
       admission: { ratePerSecond: options.admissionRate ?? 500, burst: Math.min(200, options.admissionRate ?? 500) },
     },
   );
-  const scheduler = new Scheduler({
-    store, cache, log: log.child({ component: 'scheduler' }), metrics,
-    configsHash: (t) => configsHash(t, (n) => cache.get('EdgeConfig', n) as EdgeConfig | undefined),
-  });
-  const units = new UnitController({ store, cache, log: log.child({ component: 'units' }) });
-  const unitPeers = new UnitPeersController({ store, cache, log: log.child({ component: 'unit-peers' }) });
+  // The leader-only components, built fresh for each leadership term (Kubernetes mode) or once.
+  const leaderComponents = (): Component[] => {
+    const scheduler = new Scheduler({
+      store, cache, log: log.child({ component: 'scheduler' }), metrics,
+      configsHash: (t) => configsHash(t, (n) => cache.get('EdgeConfig', n) as EdgeConfig | undefined),
+    });
+    const units = new UnitController({ store, cache, log: log.child({ component: 'units' }) });
+    const unitPeers = new UnitPeersController({ store, cache, log: log.child({ component: 'unit-peers' }) });
+    const deviceController = new DeviceController({ store, cache, telemetry, log: log.child({ component: 'devices' }), convergence });
+    return [
+      { name: 'units', start: async () => units.start(), stop: () => units.stop() },
+      { name: 'unit-peers', start: async () => unitPeers.start(), stop: () => unitPeers.stop() },
+      { name: 'devices', start: async () => deviceController.start(), stop: () => deviceController.stop() },
+      { name: 'scheduler', start: async () => scheduler.start(), stop: () => scheduler.stop() },
+    ];
+  };
   const audit = new AuditLog(join(options.dataDir, 'hub.db'));
   const tunnel = new TunnelApi({ cache, sessions, audit, adminToken, log: log.child({ component: 'tunnel' }), metrics: createTunnelMetrics(registry) });
   const server = createApiServer({
-    store, secrets, sessions, events, registry, metrics, log, adminToken, devices: { store, telemetry }, tunnel,
+    store, cache, secrets, sessions, events, registry, metrics, log, adminToken, devices: { store, telemetry }, tunnel,
     registryView: { view: registryView, cache, secrets, metrics: registryMetrics },
     onNodeDeleted: (name) => {
-      secrets.revokeNode(name);
+      void Promise.resolve().then(() => secrets.revokeNode(name)).catch((err: unknown) => log.error({ err, node: name }, 'revoking the node credential failed'));
       sessions?.disconnect(name, 'node deleted');
     },
   });
 
+  const registryC: Component = { name: 'registry', start: async () => registryJanitor.start(), stop: async () => registryJanitor.stop() };
+  // SQLite: one hub, always the leader, components in the order they always had. Kubernetes: the
+  // leader-only ones run under the election (last below).
+  const [unitsC, unitPeersC, devicesC, schedulerC] = replica ? [] : leaderComponents();
   const components: Component[] = [
     { name: 'cache', start: async () => {}, stop: () => cache.stop() },
     { name: 'health', start: async () => health.start(), stop: () => health.stop() },
     { name: 'sessions', start: async () => sessions.start(), stop: () => sessions.stop() },
-    { name: 'units', start: async () => units.start(), stop: () => units.stop() },
-    { name: 'unit-peers', start: async () => unitPeers.start(), stop: () => unitPeers.stop() },
-    { name: 'devices', start: async () => deviceController.start(), stop: () => deviceController.stop() },
-    { name: 'registry', start: async () => registryJanitor.start(), stop: async () => registryJanitor.stop() },
-    { name: 'scheduler', start: async () => scheduler.start(), stop: () => scheduler.stop() },
+    ...(replica ? [registryC] : [unitsC, unitPeersC, devicesC, registryC, schedulerC] as Component[]),
     {
       name: 'http',
       start: () => new Promise<void>((resolve, reject) => {
@@ -163,11 +189,13 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
         tunnel.stop();
       },
     },
+    // Campaigns once the replica serves; on stop it ends leader-only work and releases the Lease first.
+    ...(replica ? [replica.election(leaderComponents)] : []),
   ];
   const onStopError = (name: string, err: unknown) => log.error({ err, component: name }, 'stop failed');
   const closeFiles = async () => {
     await store.close();
-    secrets.close();
+    await secrets.close();
     events.close();
     audit.close();
     telemetry.close();

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
-import { startAgent } from '../../edge-agent/agent.js';
-import { startHub } from '../../cloud-hub/hub.js';
+import type { RunningAgent } from '../../edge-agent/agent.js';
+import type { HubOptions } from '../../cloud-hub/hub.js';
 import { parseDuration } from '../../shared/duration.js';
 import { OutpostError } from '../../shared/errors.js';
 import { parseLabelPairs } from '../../shared/labels.js';
@@ -44,16 +44,46 @@ function onShutdown(log: Logger, stop: () => Promise<void>): void {
   process.on('SIGTERM', handler);
 }
 
-export interface HubFlags { listen: string; data?: string; logLevel: string; readDeadline: string; pingInterval: string; admissionRate: string; maxStreamsPerNode: string }
+export interface HubFlags {
+  listen: string; data?: string; logLevel: string; readDeadline: string; pingInterval: string; admissionRate: string; maxStreamsPerNode: string;
+  store?: string; kubeconfig?: string; namespace?: string; replicaId?: string; nodeRenewInterval?: string;
+}
 
 export async function hubCommand(flags: HubFlags): Promise<void> {
   const log = createLogger({ name: 'hub', level: flags.logLevel });
   const { host, port } = parseListen(flags.listen, '127.0.0.1');
+  // The hub and the agent load only their own code (issue 7: an agent does not carry the hub's).
+  const { startHub } = await import('../../cloud-hub/hub.js');
   const hub = await startHub(
-    { dataDir: resolve(flags.data ?? defaultHubDataDir()), host, port, readDeadlineMs: parseDuration(flags.readDeadline, '--read-deadline'), pingIntervalMs: parseDuration(flags.pingInterval, '--ping-interval'), admissionRate: positiveInt(flags.admissionRate, '--admission-rate'), maxStreamsPerNode: positiveInt(flags.maxStreamsPerNode, '--max-streams-per-node') },
+    {
+      dataDir: resolve(flags.data ?? defaultHubDataDir()), host, port, readDeadlineMs: parseDuration(flags.readDeadline, '--read-deadline'), pingIntervalMs: parseDuration(flags.pingInterval, '--ping-interval'), admissionRate: positiveInt(flags.admissionRate, '--admission-rate'), maxStreamsPerNode: positiveInt(flags.maxStreamsPerNode, '--max-streams-per-node'),
+      ...hubStoreOptions(flags),
+    },
     log,
   );
   onShutdown(log, () => hub.stop());
+}
+
+/** `--store sqlite|kubernetes` and the flags that only Kubernetes mode takes. */
+export function hubStoreOptions(flags: Pick<HubFlags, 'store' | 'kubeconfig' | 'namespace' | 'replicaId' | 'nodeRenewInterval'>): Pick<HubOptions, 'store' | 'replicaId' | 'nodeRenewIntervalMs'> {
+  const type = flags.store ?? 'sqlite';
+  if (type === 'sqlite') {
+    const stray = (['kubeconfig', 'namespace', 'replicaId'] as const).filter((k) => flags[k] !== undefined);
+    if (stray.length > 0) throw new OutpostError('BAD_REQUEST', `${stray.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} only with --store kubernetes`);
+    return {};
+  }
+  if (type !== 'kubernetes') throw new OutpostError('BAD_REQUEST', `--store ${type}: expected sqlite or kubernetes`);
+  if (flags.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(flags.namespace)) {
+    throw new OutpostError('BAD_REQUEST', `--namespace ${flags.namespace}: not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)`);
+  }
+  if (flags.replicaId !== undefined && !/^[\x21-\x7e]{1,128}$/.test(flags.replicaId)) throw new OutpostError('BAD_REQUEST', `--replica-id: 1 to 128 printable characters without spaces`);
+  const renew = parseDuration(flags.nodeRenewInterval ?? '40s', '--node-renew-interval');
+  if (renew < 1000) throw new OutpostError('BAD_REQUEST', `--node-renew-interval ${flags.nodeRenewInterval}: at least 1s`);
+  return {
+    store: { type: 'kubernetes', ...(flags.kubeconfig ? { kubeconfig: resolve(flags.kubeconfig) } : {}), ...(flags.namespace ? { namespace: flags.namespace } : {}) },
+    ...(flags.replicaId ? { replicaId: flags.replicaId } : {}),
+    nodeRenewIntervalMs: renew,
+  };
 }
 
 export interface AgentFlags extends RegistryFlags, PeerFlags {
@@ -108,7 +138,8 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
     controller.abort();
     await agent?.stop();
   });
-  let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+  let agent: RunningAgent | undefined;
+  const { startAgent } = await import('../../edge-agent/agent.js');
   agent = await startAgent(
     {
       hubUrl: flags.hub, name: flags.name, dataDir: resolve(flags.data), labels: flags.labels ? parseLabelPairs(flags.labels) : {},

@@ -46,8 +46,11 @@ export interface LeaderElectionDeps {
   log: Logger;
   /** Called when this replica becomes leader. Must not throw. */
   onStartedLeading(): void;
-  /** Called at once when leadership is lost or given up. Must not throw. */
-  onStoppedLeading(): void;
+  /**
+   * Called at once when leadership is lost or given up. Must not throw. On stop() the Lease is
+   * released only after the returned promise settles (leader-only work has stopped).
+   */
+  onStoppedLeading(): void | Promise<void>;
   /** Called when the observed holder changes ('' when released). */
   onLeaderChanged?(identity: string): void;
 }
@@ -116,7 +119,7 @@ export class LeaderElector {
     const wasLeader = this.st === 'leader';
     this.st = 'stopping';
     this.clearTimers();
-    if (wasLeader) this.deps.onStoppedLeading();
+    if (wasLeader) await this.deps.onStoppedLeading();
     await this.attempt?.catch(() => undefined);
     if (wasLeader || this.observed?.record.holderIdentity === this.options.identity) await this.release();
     this.st = 'stopped';
@@ -196,7 +199,7 @@ export class LeaderElector {
     if (this.watchdog) this.deps.clock.clearTimeout(this.watchdog);
     this.watchdog = undefined;
     this.deps.log.warn({ identity: this.options.identity, reason }, 'lost leadership; leader-only work stops');
-    this.deps.onStoppedLeading();
+    void this.deps.onStoppedLeading();
   }
 
   /** Fires when no renew succeeded for renewDeadline, even while a request still hangs. */
