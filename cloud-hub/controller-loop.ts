@@ -7,8 +7,10 @@ import type { Logger } from '../shared/logger.js';
  */
 export class ControllerLoop {
   private timer: NodeJS.Timeout | undefined;
+  private timerDue = 0;
   private running: Promise<void> | undefined;
   private again = false;
+  private againDelay: number | undefined;
   private stopped = false;
 
   constructor(
@@ -18,22 +20,41 @@ export class ControllerLoop {
     private readonly options: { debounceMs?: number; retryMs?: number } = {},
   ) {}
 
-  trigger(): void {
+  /**
+   * Asks for a pass within `delayMs` (default: the debounce). A longer delay lets changes that
+   * may wait (e.g. counts) coalesce into fewer passes; a shorter request made meanwhile wins.
+   */
+  trigger(delayMs = this.options.debounceMs ?? 20): void {
     if (this.stopped) return;
-    if (this.running) { this.again = true; return; }
-    if (this.timer) return;
+    if (this.running) {
+      this.again = true;
+      this.againDelay = Math.min(this.againDelay ?? delayMs, delayMs);
+      return;
+    }
+    const due = Date.now() + delayMs;
+    if (this.timer) {
+      if (this.timerDue <= due) return;
+      clearTimeout(this.timer);
+    }
+    this.timerDue = due;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.running = this.run().finally(() => {
         this.running = undefined;
-        if (this.again) { this.again = false; this.trigger(); }
+        if (this.again) {
+          const delay = this.againDelay;
+          this.again = false;
+          this.againDelay = undefined;
+          this.trigger(delay);
+        }
       });
-    }, this.options.debounceMs ?? 20);
+    }, delayMs);
   }
 
   /** Asks for one more pass after the current one (a write raced with another writer). */
   requeue(): void {
     this.again = true;
+    this.againDelay = Math.min(this.againDelay ?? (this.options.debounceMs ?? 20), this.options.debounceMs ?? 20);
   }
 
   async stop(): Promise<void> {

@@ -10,6 +10,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { HubSecretStore } from '../auth/secret-store.js';
 import type { HubMetrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
+import type { ObjectCache } from '../cache/object-cache.js';
 import { readObjectBody, sendJson } from './http.js';
 
 const JoinRequest = TypeCompiler.Compile(
@@ -29,7 +30,7 @@ export interface JoinResponse {
  * `POST /agent/v1/join {token, node, labels}`: checks the join token, creates the EdgeNode in the
  * token's unit, and returns the node's own credential (shown once; only its hash is kept).
  */
-export async function handleJoin(deps: { store: Store; secrets: HubSecretStore; log: Logger; metrics: HubMetrics }, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleJoin(deps: { store: Store; secrets: HubSecretStore; log: Logger; metrics: HubMetrics; cache?: ObjectCache }, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const body = await readObjectBody(req);
   if (!JoinRequest.Check(body)) {
     const fields = fieldErrors(JoinRequest as never, body);
@@ -48,7 +49,8 @@ export async function handleJoin(deps: { store: Store; secrets: HubSecretStore; 
   }
   // A token grants one unit. A name another unit lists in spec.nodes is that unit's to give:
   // joining under it with some other unit's token would move the node into that unit.
-  const allUnits = (await deps.store.list('NodeUnit')).items as NodeUnit[];
+  // From the cache when there is one: listing the store parses every unit per join (issue 7, churn profile).
+  const allUnits = (deps.cache ? deps.cache.list('NodeUnit') : (await deps.store.list('NodeUnit')).items) as NodeUnit[];
   const claimers = allUnits.filter((u) => u.metadata.name !== unit && (u.spec as NodeUnit['spec'])?.nodes?.includes(body.node));
   if (claimers.length > 0) {
     throw new OutpostError('FORBIDDEN', `node name "${body.node}" is listed in spec.nodes of unit ${claimers.map((u) => u.metadata.name).join(', ')}; join it with a token of that unit`);

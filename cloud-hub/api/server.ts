@@ -9,6 +9,7 @@ import type { EventLog } from '../events/event-log.js';
 import type { HubMetrics } from '../metrics.js';
 import type { SessionManager } from '../sessions/session-manager.js';
 import type { Store } from '../store/store.js';
+import type { ObjectCache } from '../cache/object-cache.js';
 import { bearerToken, sendError, sendJson } from './http.js';
 import { handleJoin } from './join.js';
 import { handleResource } from './resources.js';
@@ -19,6 +20,8 @@ import { handleAgentRegistry, handleServices, type RegistryApiDeps } from '../re
 
 export interface ApiDeps {
   store: Store;
+  /** API gets and lists are answered from it when given (see ResourceDeps.cache). */
+  cache?: ObjectCache;
   secrets: HubSecretStore;
   sessions: SessionManager;
   events: EventLog;

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { openDatabase } from '../store/sqlite-schema.js';
+import { WalSync } from '../store/wal-sync.js';
 import { OutpostError } from '../../shared/errors.js';
 import { hashSecret, newId, newSecret, secretMatches, splitToken } from '../../shared/secrets.js';
 
@@ -37,6 +38,8 @@ export interface CreateTokenOptions {
 export class HubSecrets {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** Joins fsync the WAL off the event loop (one fsync for the joins of a moment, not one each); undefined in memory. */
+  private readonly wal: WalSync | undefined;
 
   constructor(path: string, private readonly now: () => number = Date.now) {
     this.db = openDatabase(path);
@@ -64,6 +67,11 @@ export class HubSecrets {
       credByNode: this.db.prepare<[string], { id: string }>('SELECT id FROM node_credentials WHERE node = ?'),
       deleteCredByNode: this.db.prepare('DELETE FROM node_credentials WHERE node = ?'),
     };
+    if (path !== ':memory:' && path !== '' && this.db.pragma('journal_mode', { simple: true }) === 'wal') {
+      // This connection commits without fsync; every write below fsyncs before it answers (see WalSync).
+      this.db.pragma('synchronous = NORMAL');
+      this.wal = new WalSync(path);
+    }
   }
 
   createJoinToken(options: CreateTokenOptions): { token: string; info: JoinTokenInfo } {
@@ -73,6 +81,7 @@ export class HubSecrets {
     const expires = options.ttlMs === null ? null : created + options.ttlMs;
     const labels = { ...options.labels };
     this.stmts.insertToken.run(id, hashSecret(secret), options.unit, expires, options.uses, created, options.description ?? '', JSON.stringify(labels));
+    this.wal?.syncNow();
     return {
       token: `${id}.${secret}`,
       info: { id, unit: options.unit, expiresAt: expires === null ? null : new Date(expires).toISOString(), usesLeft: options.uses, createdAt: new Date(created).toISOString(), description: options.description ?? '', labels },
@@ -87,7 +96,9 @@ export class HubSecrets {
   }
 
   deleteJoinToken(id: string): boolean {
-    return this.stmts.deleteToken.run(id).changes > 0;
+    const deleted = this.stmts.deleteToken.run(id).changes > 0;
+    this.wal?.syncNow();
+    return deleted;
   }
 
   /**
@@ -105,9 +116,12 @@ export class HubSecrets {
     return { id: row.id, unit: row.unit, labels: parseLabels(row.labels) };
   }
 
-  /** Consumes one use of the token and issues the node's credential, atomically. */
-  joinNode(token: string, node: string): { credential: string; unit: string } {
-    return this.db.transaction(() => {
+  /**
+   * Consumes one use of the token and issues the node's credential, atomically; resolves once
+   * that is on disk. Joins arriving together share one fsync, made off the event loop.
+   */
+  async joinNode(token: string, node: string): Promise<{ credential: string; unit: string }> {
+    const joined = this.db.transaction(() => {
       const { id, unit } = this.checkJoinToken(token);
       if (this.stmts.credByNode.get(node)) {
         throw new OutpostError('NODE_EXISTS', `node "${node}" has already joined; to re-join it, first run \`outpost delete node ${node}\``);
@@ -118,6 +132,8 @@ export class HubSecrets {
       this.stmts.insertCred.run(credId, hashSecret(secret), node, unit, this.now());
       return { credential: `${credId}.${secret}`, unit };
     })();
+    await this.wal?.sync();
+    return joined;
   }
 
   /** The node a credential belongs to, or undefined. */
@@ -134,9 +150,11 @@ export class HubSecrets {
 
   revokeNode(node: string): void {
     this.stmts.deleteCredByNode.run(node);
+    this.wal?.syncNow();
   }
 
   close(): void {
+    this.wal?.close();
     this.db.close();
   }
 }

@@ -49,7 +49,20 @@ export function inScope(obj: AnyObject, scope: NodeScope, cache: ObjectCache): b
  */
 export function projectForNode(obj: AnyObject, scope: NodeScope): AnyObject {
   if (obj.kind !== 'EdgeApp') return obj;
-  const app = obj as EdgeApp;
+  // One projection per app version and unit, shared by the unit's sessions: their digests
+  // (objectDigest memoizes per object) are then computed once per unit, not once per node
+  // (issue 7: an app update fanned out to 5 000 sessions spent 1-2 s re-hashing it).
+  let perUnit = projections.get(obj);
+  if (!perUnit) projections.set(obj, (perUnit = new Map()));
+  let projected = perUnit.get(scope.unit);
+  if (!projected) perUnit.set(scope.unit, (projected = projectApp(obj as EdgeApp, scope)));
+  return projected;
+}
+
+/** Cache objects are frozen and replaced on change, so a projection stays valid as long as its source. */
+const projections = new WeakMap<AnyObject, Map<string, AnyObject>>();
+
+function projectApp(app: EdgeApp, scope: NodeScope): AnyObject {
   const { overrides: _overrides, ...specRest } = app.spec;
   const spec = { ...specRest, units: { ...app.spec.units, ...(app.spec.units.names ? { names: app.spec.units.names.filter((n) => n === scope.unit) } : {}) } };
   let status: EdgeApp['status'];

@@ -4,9 +4,10 @@ import type { Logger } from '../../shared/logger.js';
 import { validateObject, type AnyObject, type KindName } from '../../shared/api/index.js';
 import { OutpostError } from '../../shared/errors.js';
 import { deepEqual } from '../../shared/hash.js';
-import { matchesRequirements } from '../../shared/labels.js';
 import { migrate, openDatabase, type Database } from './sqlite-schema.js';
 import { Watchers, deepFreeze } from './watchers.js';
+import { WalSync } from './wal-sync.js';
+import { matchesListOptions } from './list-filter.js';
 import type { ListOptions, ListResult, Store, WatchEvent, WatchEventType, WatchOptions, WriteOptions } from './store.js';
 
 export { openDatabase } from './sqlite-schema.js';
@@ -41,6 +42,9 @@ export class SqliteStore implements Store {
   private readonly watchers: Watchers;
   private writesSinceCompaction = 0;
   private closed = false;
+  /** fsyncs the WAL off the event loop (file databases); undefined for ':memory:'. */
+  private readonly wal: WalSync | undefined;
+  private readonly log: Logger | undefined;
 
   private readonly stmt: {
     get: Statement<[string, string], ObjectRow>;
@@ -59,6 +63,12 @@ export class SqliteStore implements Store {
     this.db = db;
     this.historyLimit = options.historyLimit ?? 100_000;
     this.compactEvery = options.compactEvery ?? 1000;
+    this.log = options.log;
+    if (options.path !== ':memory:' && options.path !== '' && db.pragma('journal_mode', { simple: true }) === 'wal') {
+      // Commits append to the WAL; write() fsyncs it on the thread pool before anyone sees them (see WalSync).
+      db.pragma('synchronous = NORMAL');
+      this.wal = new WalSync(options.path);
+    }
     this.stmt = {
       get: db.prepare('SELECT revision, json FROM objects WHERE kind = ? AND name = ?'),
       list: db.prepare('SELECT revision, json FROM objects WHERE kind = ? ORDER BY name'),
@@ -108,16 +118,12 @@ export class SqliteStore implements Store {
 
   async list(kind: KindName, options: ListOptions = {}): Promise<ListResult> {
     this.assertOpen();
-    const { labelSelector, fieldSelector } = options;
-    const fields = Object.entries(fieldSelector ?? {});
     // One read transaction: the items and the revision come from the same snapshot.
     return this.db.transaction(() => {
       const items: AnyObject[] = [];
       for (const row of this.stmt.list.iterate(kind)) {
         const obj = parse(row.json);
-        if (labelSelector && !matchesRequirements(obj.metadata.labels, labelSelector)) continue;
-        if (!fields.every(([path, want]) => fieldValue(obj, path) === want)) continue;
-        items.push(obj);
+        if (matchesListOptions(obj, options)) items.push(obj);
       }
       return { items, revision: this.metaValue('revision') };
     }).deferred();
@@ -267,6 +273,8 @@ export class SqliteStore implements Store {
     if (this.closed) return;
     this.flushWrites(); // writes already requested are committed, not lost
     this.closed = true;
+    this.wal?.close(); // fsyncs them now; their callers are answered
+    await this.durable;
     this.watchers.close();
     this.db.close();
   }
@@ -304,10 +312,13 @@ export class SqliteStore implements Store {
    * Group commit: writes requested in the same tick run in one immediate transaction, each in
    * its own savepoint (a refused write rolls back alone), so a burst of N writes costs one fsync
    * instead of N (issue 7: joins, node status, instance reports and scheduler writes of
-   * thousands of nodes). Events are delivered after the commit, in revision order, and only then
-   * are the callers' promises settled: a caller never sees its write before it is durable.
+   * thousands of nodes). The fsync of a file store runs on the thread pool (WalSync), not on the
+   * event loop, and transactions committed while one runs share the next. Events are delivered
+   * after the fsync, in revision order, and only then are the callers' promises settled: a caller
+   * (and the cache, which is fed by the events) never sees a write before it is durable.
    */
   private write(fn: () => { result: AnyObject; event?: WatchEvent }): Promise<AnyObject> {
+    if (this.failed) return Promise.reject(this.failed);
     return new Promise((resolve, reject) => {
       this.pendingWrites.push({ fn, resolve, reject });
       if (this.pendingWrites.length === 1) setImmediate(() => this.flushWrites());
@@ -315,13 +326,15 @@ export class SqliteStore implements Store {
   }
 
   private pendingWrites: { fn: () => { result: AnyObject; event?: WatchEvent }; resolve(v: AnyObject): void; reject(e: unknown): void }[] = [];
+  /** Set when an fsync failed: what was committed may not be on disk, so the store takes no more writes (restart the hub). */
+  private failed: OutpostError | undefined;
 
   private flushWrites(): void {
     const batch = this.pendingWrites;
     if (batch.length === 0) return;
     this.pendingWrites = [];
-    if (this.closed) {
-      for (const w of batch) w.reject(new OutpostError('UNAVAILABLE', 'store is closed'));
+    if (this.closed || this.failed) {
+      for (const w of batch) w.reject(this.failed ?? new OutpostError('UNAVAILABLE', 'store is closed'));
       return;
     }
     const outcomes: ({ ok: true; result: AnyObject; event?: WatchEvent } | { ok: false; err: unknown })[] = [];
@@ -339,13 +352,30 @@ export class SqliteStore implements Store {
       for (const w of batch) w.reject(err); // the commit itself failed: nothing was written
       return;
     }
-    for (const o of outcomes) if (o.ok && o.event) this.watchers.publish(o.event);
-    batch.forEach((w, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) w.resolve(o.result);
-      else w.reject(o.err);
+    const settle = () => {
+      for (const o of outcomes) if (o.ok && o.event) this.watchers.publish(o.event);
+      batch.forEach((w, i) => {
+        const o = outcomes[i]!;
+        if (o.ok) w.resolve(o.result);
+        else w.reject(o.err);
+      });
+    };
+    if (!this.wal) {
+      settle();
+      return;
+    }
+    // A batch that changed nothing still waits for the fsyncs before it (it may have read what
+    // they wrote); fsyncs settle in commit order, so events stay in revision order across batches.
+    const synced = outcomes.some((o) => o.ok && o.event) ? this.wal.sync() : this.durable;
+    this.durable = synced.then(settle, (err: unknown) => {
+      this.failed ??= new OutpostError('UNAVAILABLE', `store: fsync of the WAL failed (${(err as Error).message}); writes since the last fsync may not be on disk: restart the hub`);
+      this.log?.error({ err }, 'store fsync failed; refusing further writes');
+      for (const w of batch) w.reject(this.failed);
     });
   }
+
+  /** Settles when the callers of every batch committed so far are answered. */
+  private durable: Promise<void> = Promise.resolve();
 
   /** Writes the object row (unless deleted) and the history row; compacts every Nth write. */
   private commit(type: WatchEventType, stored: AnyObject, revision: number): { result: AnyObject; event: WatchEvent } {
@@ -371,15 +401,4 @@ export class SqliteStore implements Store {
 
 function parse(json: string): AnyObject {
   return JSON.parse(json) as AnyObject;
-}
-
-/** The value at a dotted path as a string; a missing field reads as '' (as in Kubernetes). */
-function fieldValue(obj: AnyObject, path: string): string | undefined {
-  let v: unknown = obj;
-  for (const key of path.split('.')) {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v === undefined ? '' : undefined;
-    v = (v as Record<string, unknown>)[key];
-  }
-  if (v === undefined || v === null) return '';
-  return typeof v === 'object' ? undefined : String(v as string | number | boolean);
 }

@@ -9,6 +9,9 @@ import { resolveMembership } from './membership.js';
 import { stampNode } from './stamping.js';
 import { unitStatus } from './unit-status.js';
 
+/** How long a pass that only recounts unit members may wait for more changes, ms. */
+const COUNTS_DELAY_MS = 500;
+
 /**
  * Keeps node units and their members in step: each EdgeNode's unit (spec.nodes, spec.selector,
  * else the join unit), the labels and taints its unit stamps on it, and NodeUnit status (node
@@ -24,7 +27,10 @@ export class UnitController {
   }
 
   start(): void {
-    this.unsubscribe = this.deps.cache.onChange((e) => { if (this.relevant(e)) this.loop.trigger(); });
+    this.unsubscribe = this.deps.cache.onChange((e) => {
+      const urgency = this.relevant(e);
+      if (urgency) this.loop.trigger(urgency === 'counts' ? COUNTS_DELAY_MS : undefined);
+    });
     this.loop.trigger();
   }
 
@@ -37,12 +43,31 @@ export class UnitController {
     return this.loop.idle();
   }
 
-  private relevant(e: CacheEvent): boolean {
-    if (e.object.kind === 'NodeUnit') return true;
+  /**
+   * Whether a change needs a pass: 'now' when a node may need (re)stamping or a unit changed,
+   * 'counts' when only the unit status counts move (a node joined already stamped, changed phase,
+   * or was deleted): those wait up to COUNTS_DELAY_MS so that 100 joins or 10 000 reconnects a
+   * second cost a few passes over every node, not one each (issue 7, churn profile).
+   */
+  private relevant(e: CacheEvent): 'now' | 'counts' | false {
+    if (e.object.kind === 'NodeUnit') return 'now';
     if (e.object.kind !== 'EdgeNode') return false;
     const o = e.oldObject as EdgeNode | undefined;
     const n = e.object as EdgeNode;
-    return e.type !== 'MODIFIED' || o?.status?.phase !== n.status?.phase || !deepEqual(o?.metadata.labels, n.metadata.labels) || !deepEqual(o?.spec, n.spec);
+    if (e.type === 'DELETED') return 'counts';
+    if (e.type === 'ADDED' || !o) return this.stampedAsItShouldBe(n) ? 'counts' : 'now';
+    if (!deepEqual(o.metadata.labels, n.metadata.labels) || !deepEqual(o.spec, n.spec)) return 'now';
+    return o.status?.phase !== n.status?.phase ? 'counts' : false;
+  }
+
+  /** The per-node part of a pass, for one node: does it already carry its unit's stamp? */
+  private stampedAsItShouldBe(node: EdgeNode): boolean {
+    const units = this.deps.cache.list('NodeUnit') as NodeUnit[];
+    const claimants = units.filter((u) => (u.spec?.nodes?.length ?? 0) > 0 || Object.keys(u.spec?.selector?.matchLabels ?? {}).length > 0);
+    const m = resolveMembership(node, claimants);
+    if (m.alsoClaimedBy.length > 0) return false;
+    const stamped = stampNode(node, m.unit, units.find((u) => u.metadata.name === m.unit));
+    return deepEqual(stamped.metadata, node.metadata) && deepEqual(stamped.spec, node.spec);
   }
 
   private async reconcile(): Promise<void> {

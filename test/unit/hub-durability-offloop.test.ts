@@ -1,0 +1,111 @@
+// Issue 7 churn fixes: file stores fsync the WAL off the event loop (WalSync) and still answer a
+// write only once it is durable and published; joins likewise; controller passes that only
+// recount wait longer unless something urgent comes; app projections are shared per unit.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { SqliteStore } from '../../cloud-hub/store/sqlite-store.js';
+import type { WatchEvent } from '../../cloud-hub/store/store.js';
+import { HubSecrets } from '../../cloud-hub/auth/hub-secrets.js';
+import { ControllerLoop } from '../../cloud-hub/controller-loop.js';
+import { projectForNode } from '../../cloud-hub/sessions/scope.js';
+import { silentLogger } from '../../shared/logger.js';
+import type { AnyObject } from '../../shared/api/index.js';
+
+const node = (name: string): AnyObject => ({ apiVersion: 'outpost.dev/v1alpha1', kind: 'EdgeNode', metadata: { name }, spec: { unit: 'u' } });
+
+test('file store: a write resolves after its event is published, in revision order, and survives a reopen', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-walsync-'));
+  try {
+    const path = join(dir, 'store.db');
+    let store = SqliteStore.open({ path });
+    const events: WatchEvent[] = [];
+    const w = await store.watch({ fromRevision: await store.currentRevision() }, (e) => events.push(e));
+    // Writes in several ticks: later batches commit while an earlier fsync is still running.
+    const writes: Promise<AnyObject>[] = [];
+    for (let i = 0; i < 60; i++) {
+      const name = `n${i}`;
+      writes.push(store.create(node(name)).then((o) => {
+        assert.ok(events.some((e) => e.object.metadata.name === name), `${name} resolved before its event was published`);
+        return o;
+      }));
+      if (i % 7 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(writes);
+    assert.deepEqual(events.map((e) => e.revision), [...events.map((e) => e.revision)].sort((a, b) => a - b));
+    assert.equal(events.length, 60);
+    // A write still waiting for its fsync when the store closes is answered, and kept.
+    const late = store.create(node('late'));
+    await store.close();
+    assert.equal((await late).metadata.name, 'late');
+    w.stop();
+    store = SqliteStore.open({ path });
+    assert.equal((await store.list('EdgeNode')).items.length, 61);
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('file hub secrets: joins resolve with a credential that authenticates after a reopen; a used-up token is refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-walsync-'));
+  try {
+    const path = join(dir, 'hub.db');
+    let secrets = new HubSecrets(path);
+    const { token } = secrets.createJoinToken({ unit: 'u', ttlMs: null, uses: 3 });
+    const joined = await Promise.all(['a', 'b', 'c'].map((n) => secrets.joinNode(token, n)));
+    await assert.rejects(secrets.joinNode(token, 'd'), /no uses left/);
+    secrets.close();
+    secrets = new HubSecrets(path);
+    assert.deepEqual(joined.map((j) => secrets.authenticateNode(j.credential)?.node), ['a', 'b', 'c']);
+    secrets.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('controller loop: a prompt trigger overtakes a pending slow one; triggers during a pass give one more pass', async () => {
+  let passes = 0;
+  let release: (() => void) | undefined;
+  let ran: (() => void) | undefined;
+  const loop = new ControllerLoop('test', async () => {
+    passes++;
+    ran?.();
+    if (passes === 1) await new Promise<void>((r) => { release = r; });
+  }, silentLogger());
+  try {
+    const first = new Promise<void>((r) => { ran = r; });
+    loop.trigger(600_000); // would never run within the test's time
+    loop.trigger(); // the default debounce wins
+    await first;
+    assert.equal(passes, 1);
+    loop.trigger(600_000);
+    loop.trigger();
+    const second = new Promise<void>((r) => { ran = r; });
+    release?.();
+    await second;
+    await loop.idle();
+    assert.equal(passes, 2, 'triggers during a pass coalesce into one more pass');
+  } finally {
+    await loop.stop();
+  }
+});
+
+test('projectForNode: one shared projection per app version and unit, showing only that unit', () => {
+  const app = Object.freeze({
+    apiVersion: 'outpost.dev/v1alpha1', kind: 'EdgeApp', metadata: { name: 'a', generation: 1 },
+    spec: { units: { names: ['u1', 'u2'] }, template: { processes: [] }, overrides: [{ units: ['u2'] }] },
+    status: { units: [{ unit: 'u1' }, { unit: 'u2' }], message: 'about u2' },
+  }) as unknown as AnyObject;
+  const p1 = projectForNode(app, { node: 'n1', unit: 'u1' });
+  assert.equal(projectForNode(app, { node: 'n2', unit: 'u1' }), p1, 'same unit: same object (one digest)');
+  const p2 = projectForNode(app, { node: 'n3', unit: 'u2' });
+  assert.notEqual(p2, p1);
+  assert.deepEqual((p1.spec as { units: { names: string[] } }).units.names, ['u1']);
+  assert.deepEqual((p2.status as { units: { unit: string }[] }).units, [{ unit: 'u2' }]);
+  assert.equal((p1.spec as { overrides?: unknown }).overrides, undefined);
+  const next = { ...app, metadata: { ...app.metadata, generation: 2 } } as AnyObject;
+  assert.notEqual(projectForNode(next, { node: 'n1', unit: 'u1' }), p1, 'a new app version gets a new projection');
+});
