@@ -30,15 +30,12 @@ import { HubLookup } from './registry/hub-lookup.js';
 import { HubReporter } from './registry/hub-reporter.js';
 import { createHubViewMetrics } from './registry/hub-view-metrics.js';
 import { createAgentMetrics } from './metrics.js';
-import { ContainerRuntime } from './runtime/container/container-runtime.js';
-import { DockerEngine } from './runtime/container/docker-engine.js';
 import { chooseEngineSocket } from './runtime/container/engine-socket.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import { hasProcFs } from './runtime/proc-stat.js';
 import { WorkloadRuntime } from './runtime/workload-runtime.js';
 import { DeviceBroker, type DeviceBrokerOptions } from './devices/device-broker.js';
 import { createDeviceMetrics } from './devices/device-metrics.js';
-import { ExternalBroker } from './devices/external-broker.js';
 
 export interface AgentOptions {
   hubUrl: string;
@@ -101,8 +98,10 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   );
   const configResolver = nodeConfigResolver({ cache, log: nodeLog }, { node: cred.node, unit: cred.unit, dataDir: options.dataDir });
   const engineSocket = chooseEngineSocket(options.containerSocket);
-  const containerRuntime = engineSocket.socket === null ? undefined : new ContainerRuntime(
-    { engine: new DockerEngine(engineSocket.socket), db: runtimeDb, log: nodeLog },
+  // Loaded only on a node with a container engine, as the MQTT client below only with --mqtt-url:
+  // code an agent does not use stays out of its memory (issue 7, agent footprint).
+  const containerRuntime = engineSocket.socket === null ? undefined : new (await import('./runtime/container/container-runtime.js')).ContainerRuntime(
+    { engine: new (await import('./runtime/container/docker-engine.js')).DockerEngine(engineSocket.socket), db: runtimeDb, log: nodeLog },
     { node: cred.node, logDir: join(options.dataDir, 'logs'), baseEnv: { OUTPOST_NODE: cred.node, OUTPOST_UNIT: cred.unit } },
   );
   if (engineSocket.socket === null) nodeLog.info({ reason: engineSocket.reason }, 'no container runtime');
@@ -157,7 +156,7 @@ export async function startAgent(options: AgentOptions, log: Logger, signal?: Ab
   });
 
   const deviceDeps = { cache, outbox, metrics: createDeviceMetrics(registry, outbox), log: nodeLog.child({ component: 'devices' }), node: cred.node, unit: cred.unit };
-  const devices = !options.mqtt ? undefined : options.mqtt.url ? new ExternalBroker(deviceDeps, { url: options.mqtt.url }) : new DeviceBroker(deviceDeps, options.mqtt);
+  const devices = !options.mqtt ? undefined : options.mqtt.url ? new (await import('./devices/external-broker.js')).ExternalBroker(deviceDeps, { url: options.mqtt.url }) : new DeviceBroker(deviceDeps, options.mqtt);
   let devicesError: string | undefined;
 
   // Tunnel streams from the hub (issue 8): each kind registers its handler here.
