@@ -2,9 +2,15 @@
 // instances: idle RSS and CPU once everything runs, then cold starts offline (hub down, agent and
 // instances killed as by a power cut) until every cached instance runs again.
 // Targets: idle RSS <= 60 MiB; cold start <= 2 s. Options: --instances N (20) --idle S (30)
-// --runs R (5) --results DIR
+// --runs R (5) --results DIR --from-source (run the TypeScript sources through tsx, as before the
+// compiled build; by default the scenario builds dist/ when it is stale, as `npm ci` does for users).
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Instance } from '../../shared/api/index.js';
-import { TestCluster, killGroup } from '../../test/helpers/cluster.js';
+// @ts-expect-error plain JS module next to bin/outpost.js, without typings
+import { distIsCurrent } from '../../bin/dist-stamp.js';
+import { TestCluster, killGroup, repoRoot } from '../../test/helpers/cluster.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { cpuSecondsOf, rssOf } from '../harness/process-monitor.js';
 import { distribution, finish, numberFlag, percentile, sleep, stringFlag } from '../harness/report.js';
@@ -13,16 +19,47 @@ const API = '/apis/outpost.dev/v1alpha1';
 
 type Status = { instances: Record<string, { phase: string; pid?: number }> };
 
+/** What bin/outpost.js runs right now: the compiled build (dist/) or the sources through tsx. */
+async function runsFrom(fromSource: boolean): Promise<'dist' | 'sources'> {
+  return !fromSource && (await (distIsCurrent as (root: string) => Promise<boolean>)(repoRoot)) ? 'dist' : 'sources';
+}
+
+/** kB fields of /proc/PID/status and /proc/PID/smaps_rollup, MiB. */
+function memoryBreakdown(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  const read = (file: string, keys: string[]) => {
+    try {
+      const text = readFileSync(file, 'utf8');
+      for (const k of keys) {
+        const m = new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text);
+        if (m) out[k] = Math.round(Number(m[1]) / 1024 * 10) / 10;
+      }
+    } catch { /* gone */ }
+  };
+  read(`/proc/${pid}/status`, ['VmRSS', 'RssAnon', 'RssFile']);
+  read(`/proc/${pid}/smaps_rollup`, ['Pss', 'Private_Dirty', 'Shared_Clean']);
+  return out;
+}
+
 export async function agentFootprint(args: string[]): Promise<void> {
   const instances = numberFlag(args, 'instances', 20);
   const idleS = numberFlag(args, 'idle', 30);
   const runs = Math.max(1, numberFlag(args, 'runs', 5));
+  const fromSource = args.includes('--from-source');
+  if (fromSource) process.env.OUTPOST_FROM_SOURCE = '1';
+  else if ((await runsFrom(false)) === 'sources') {
+    // Users run what `npm ci` built; a checkout with edited sources gets the same build first.
+    const b = spawnSync(process.execPath, [join(repoRoot, 'scripts/build.js')], { encoding: 'utf8' });
+    console.log(b.stdout.trim() || b.stderr.trim());
+  }
+  const startedFrom: string[] = [];
   const cluster = new TestCluster();
   const pids = new Set<number>();
   try {
     await cluster.startHub();
     await cluster.api('POST', `${API}/nodeunits`, { apiVersion: 'outpost.dev/v1alpha1', kind: 'NodeUnit', metadata: { name: 'bench' }, spec: {} });
     // Default agent settings apart from the test cluster's short deadlines; log level info like production.
+    startedFrom.push(await runsFrom(fromSource));
     let agent = await cluster.startAgent('footprint', 'bench');
     await cluster.api('POST', `${API}/edgeapps`, {
       apiVersion: 'outpost.dev/v1alpha1', kind: 'EdgeApp', metadata: { name: 'fleet' },
@@ -41,9 +78,10 @@ export async function agentFootprint(args: string[]): Promise<void> {
       await sleep(1000);
     }
     const cpuPercent = Math.round((((cpuSecondsOf(pid) ?? 0) - cpu0) / ((Date.now() - t0) / 1000)) * 1000) / 10;
+    const idleMemory = memoryBreakdown(pid);
     const idleRssMiB = Math.round(percentile(rss, 50) / 1048576 * 10) / 10;
     const idleRssMaxMiB = Math.round(Math.max(...rss) / 1048576 * 10) / 10;
-    console.log(`idle with ${instances} instances, hub connected: RSS median ${idleRssMiB} MiB (max ${idleRssMaxMiB}), CPU ${cpuPercent}% of one core`);
+    console.log(`idle with ${instances} instances, hub connected: RSS median ${idleRssMiB} MiB (max ${idleRssMaxMiB}), CPU ${cpuPercent}% of one core; at the end (MiB): ${JSON.stringify(idleMemory)}; agent ran from ${startedFrom[0]}`);
 
     // Cold starts: hub gone; each run kills the agent and its instances (power cut) and starts it again.
     const hubUrl = cluster.requireHub().url;
@@ -53,6 +91,7 @@ export async function agentFootprint(args: string[]): Promise<void> {
       const before = await status(agent.localApi);
       await agent.kill();
       for (const s of Object.values(before.instances)) if (s.pid) killGroup(s.pid);
+      startedFrom.push(await runsFrom(fromSource));
       const started = performance.now();
       agent = await cluster.restartAgent('footprint', hubUrl);
       const current = agent;
@@ -68,18 +107,19 @@ export async function agentFootprint(args: string[]): Promise<void> {
     const cold = distribution(timesMs);
     finish({
       scenario: 'agent-footprint',
-      inputs: { instances, idleSeconds: idleS, coldStartRuns: runs, broker: 'embedded aedes on 127.0.0.1:0', registry: 'as built into the agent at the time of the run', logLevel: 'info' },
-      figures: { idleRssMedianMiB: idleRssMiB, idleRssMaxMiB, idleCpuPercentOfOneCore: cpuPercent, offlineRssAfterColdStartMiB: offlineRssMiB, coldStartMs: timesMs, coldStart: cold },
-      checks: { allInstancesRanFromCache: timesMs.length === runs },
+      inputs: { instances, idleSeconds: idleS, coldStartRuns: runs, broker: 'embedded aedes on 127.0.0.1:0', registry: 'as built into the agent at the time of the run', logLevel: 'info', agentStartedFrom: startedFrom },
+      figures: { idleRssMedianMiB: idleRssMiB, idleRssMaxMiB, idleMemoryAtEndMiB: idleMemory, idleCpuPercentOfOneCore: cpuPercent, offlineRssAfterColdStartMiB: offlineRssMiB, coldStartMs: timesMs, coldStart: cold },
+      checks: { allInstancesRanFromCache: timesMs.length === runs, everyStartRanTheSameCode: new Set(startedFrom).size === 1 },
       targets: {
         idleRssMiB: { value: idleRssMiB, target: '<= 60 MiB', met: idleRssMiB <= 60 },
         coldStartP50Ms: { value: cold.p50, target: '<= 2000 ms', met: cold.p50 !== null && cold.p50 <= 2000 },
       },
       notes: [
-        'The agent runs through bin/outpost.js (node + tsx loader, TypeScript compiled at start); a build with `npm run build` starts faster and uses less memory.',
+        'The agent runs through bin/outpost.js as users run it: the compiled build (dist/, made by npm ci) when current, else the sources through tsx (inputs.agentStartedFrom: the idle start, then each cold start; --from-source forces the sources).',
+        'idleMemoryAtEndMiB: VmRSS = RssAnon (V8 heap, malloc) + RssFile (mostly the node binary, shared with every node process: Shared_Clean); Pss counts shared pages divided among the processes mapping them.',
         'Cold start: from spawning the agent with the hub down until its local API shows every cached instance Running.',
       ],
-      headline: `agent-footprint ${instances} instances: idle RSS ${idleRssMiB} MiB (target <= 60), CPU ${cpuPercent}%, offline cold start p50 ${cold.p50} ms, max ${cold.max} ms (target <= 2000)`,
+      headline: `agent-footprint ${instances} instances (agent from ${startedFrom[0]}): idle RSS ${idleRssMiB} MiB (target <= 60), CPU ${cpuPercent}%, offline cold start p50 ${cold.p50} ms, max ${cold.max} ms (target <= 2000)`,
     }, stringFlag(args, 'results'), []);
   } finally {
     await cluster.cleanup();
