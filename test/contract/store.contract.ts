@@ -351,6 +351,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreHar
         });
       });
       const a = await store.create(nodeUnit('site-a'));
+      // An asynchronous store delivers the event after create() resolves: wait (bounded) for it.
+      for (const deadline = Date.now() + EVENT_TIMEOUT_MS; !started && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 10));
       await started;
       const b = await store.create(nodeUnit('site-b'));
       await inner!.waitFor(2);
