@@ -50,7 +50,7 @@ program
 program
   .command('agent [action]')
   .description('run an edge agent on this node; `agent status --data DIR` shows an agent\'s own view (also when it is stopped)')
-  .option('--hub <url>', 'hub URL, e.g. http://hub.example:7400')
+  .option('--hub <url>', 'hub URL, e.g. http://hub.example:7400; several replicas of one hub separated by commas (tried in turn)')
   .option('--name <name>', 'node name (unique in the hub)')
   .option('--token <token>', 'join token, needed on the first start only')
   .requiredOption('--data <dir>', 'data directory: credential, cache, outbox, instance logs')

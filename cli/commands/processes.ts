@@ -7,6 +7,7 @@ import { parseLabelPairs } from '../../shared/labels.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { parseLoginLimit } from '../../edge-agent/devices/login-limiter.js';
 import { defaultHubDataDir } from '../config.js';
+import { parseHubUrls } from '../../edge-agent/link/hub-urls.js';
 import { registryOptions, type RegistryFlags } from './registry-flags.js';
 import { peerOptions, type PeerFlags } from './peer-flags.js';
 
@@ -132,6 +133,7 @@ function mqttUrl(text: string): string {
 
 export async function agentCommand(flags: AgentFlags): Promise<void> {
   const log = createLogger({ name: 'agent', level: flags.logLevel });
+  parseHubUrls(flags.hub); // a bad --hub is refused before anything starts
   const { host, port } = parseListen(flags.listen, '127.0.0.1');
   const controller = new AbortController();
   onShutdown(log, async () => {

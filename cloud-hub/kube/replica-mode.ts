@@ -95,10 +95,8 @@ export async function openReplicaMode(
 
 /** The KubernetesStore, loaded lazily so SQLite mode never imports it. */
 async function openKubernetesStore(kube: KubeContext, log: Logger): Promise<Store> {
-  // TODO(issue 9): a literal import once kubernetes-store.ts is committed (K-STORE).
-  const path = '../store/kubernetes/kubernetes-store.js';
-  const mod = await import(path) as { KubernetesStore: { open(o: { kube: KubeContext; log: Logger }): Promise<Store> } };
-  return mod.KubernetesStore.open({ kube, log });
+  const { KubernetesStore } = await import('../store/kubernetes/kubernetes-store.js');
+  return KubernetesStore.open({ kube, log });
 }
 
 /** A missing namespace would fail every Lease and Secret request: refuse to start instead. */

@@ -8,12 +8,13 @@ import type { DesiredCache } from '../cache/desired-cache.js';
 import type { Outbox } from '../cache/outbox.js';
 import type { FrameSink } from '../../shared/tunnel/stream-mux.js';
 import { bulkClientOptions } from '../../shared/tunnel/bulk-client-options.js';
+import { HubUrlRing } from './hub-urls.js';
 
 /** A session that lasted this long resets the reconnect backoff. */
 const HEALTHY_SESSION_MS = 10_000;
 
 export interface HubLinkOptions {
-  /** Hub base URL, http(s)://host:port. */
+  /** Hub base URL, http(s)://host:port; or several replicas' URLs separated by commas (the next one is dialled after a failure). */
   hubUrl: string;
   credential: string;
   /** Close and reconnect when nothing arrived from the hub for this long, ms. Default 30 000. */
@@ -56,10 +57,12 @@ export class HubLink {
   private linkState: LinkState = { connected: false, since: Date.now() };
   private readonly readDeadlineMs: number;
   private healthyTimer: NodeJS.Timeout | undefined;
+  private readonly hubs: HubUrlRing;
 
   constructor(private readonly deps: HubLinkDeps, private readonly options: HubLinkOptions) {
     this.backoff = new Backoff(options.backoff);
     this.readDeadlineMs = options.readDeadlineMs ?? 30_000;
+    this.hubs = new HubUrlRing(options.hubUrl);
     deps.outbox.onPut(() => this.flushOutbox());
   }
 
@@ -87,7 +90,7 @@ export class HubLink {
 
   private connect(): void {
     if (this.stopped) return;
-    const url = `${this.options.hubUrl.replace(/^http/, 'ws').replace(/\/$/, '')}/agent/v1/connect`;
+    const url = `${this.hubs.current().replace(/^http/, 'ws')}/agent/v1/connect`;
     const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${this.options.credential}` }, handshakeTimeout: 10_000, maxPayload: MAX_FRAME_BYTES, ...bulkClientOptions(url) });
     this.ws = ws;
     this.inflightSeq = undefined;
@@ -155,7 +158,10 @@ export class HubLink {
       else this.linkState = { ...this.linkState, lastError };
       if (this.stopped) return;
       const delay = this.backoff.next();
-      this.deps.log.info({ reason: lastError, retryInMs: delay }, 'hub link down; reconnecting');
+      // Several hub replicas: a lost or refused session tries the next one (any replica serves any node).
+      const from = this.hubs.current();
+      const to = this.hubs.next();
+      this.deps.log.info({ reason: lastError, retryInMs: delay, ...(this.hubs.size > 1 ? { from, to } : {}) }, 'hub link down; reconnecting');
       this.retryTimer = setTimeout(() => this.connect(), delay);
     });
   }

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { OutpostError, fromErrorBody, type ErrorBody } from '../../shared/errors.js';
+import { OutpostError, fromErrorBody, isOutpostError, type ErrorBody } from '../../shared/errors.js';
 import { httpRequest, type HttpAnswer } from './http-request.js';
+import { parseHubUrls } from './hub-urls.js';
 
 /** What an agent keeps in `<data>/credential.json` (mode 0600) after joining. */
 export interface NodeCredential {
@@ -38,6 +39,21 @@ export function writeCredential(path: string, cred: NodeCredential): void {
  * cannot be reached (worth retrying).
  */
 export async function joinHub(hubUrl: string, token: string, node: string, labels: Record<string, string>, signal?: AbortSignal): Promise<NodeCredential> {
+  // Several replicas (comma-separated): the first that answers decides; unreachable ones are skipped.
+  const urls = parseHubUrls(hubUrl);
+  let unreachable: unknown;
+  for (const url of urls) {
+    try {
+      return { ...(await joinOne(url, token, node, labels, signal)), hub: hubUrl };
+    } catch (err) {
+      if (!isOutpostError(err, 'UNAVAILABLE')) throw err;
+      unreachable = err;
+    }
+  }
+  throw unreachable;
+}
+
+async function joinOne(hubUrl: string, token: string, node: string, labels: Record<string, string>, signal?: AbortSignal): Promise<NodeCredential> {
   let res: HttpAnswer;
   try {
     res = await httpRequest(`${hubUrl.replace(/\/$/, '')}/agent/v1/join`, {

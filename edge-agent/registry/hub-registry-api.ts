@@ -2,6 +2,7 @@ import { OutpostError } from '../../shared/errors.js';
 import type { OriginDigest } from '../../shared/registry/digest.js';
 import type { ServiceInstance } from './records.js';
 import { httpRequest, type HttpAnswer } from '../link/http-request.js';
+import { HubUrlRing } from '../link/hub-urls.js';
 
 /** The hub's registry endpoints for agents (README "Global view"), with the node credential. */
 export interface HubRegistryApi {
@@ -11,16 +12,22 @@ export interface HubRegistryApi {
   service(name: string, signal?: AbortSignal): Promise<ServiceInstance[]>;
 }
 
-/** Over HTTP(S) to the hub; every call is bounded by `timeoutMs` (default 2 000). */
+/**
+ * Over HTTP(S) to the hub; every call is bounded by `timeoutMs` (default 2 000). With several hub
+ * replicas (comma-separated URLs) an unreachable one is skipped for the next, within that bound.
+ */
 export function httpHubRegistryApi(options: { hubUrl: string; credential: string; timeoutMs?: number }): HubRegistryApi {
-  const base = options.hubUrl.replace(/\/$/, '');
+  const hubs = new HubUrlRing(options.hubUrl);
   const get = async <T>(path: string, signal?: AbortSignal): Promise<T> => {
     const timeout = AbortSignal.timeout(options.timeoutMs ?? 2_000);
-    let res: HttpAnswer;
-    try {
-      res = await httpRequest(`${base}${path}`, { headers: { Authorization: `Bearer ${options.credential}` }, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
-    } catch (cause) {
-      throw new OutpostError('UNAVAILABLE', `hub unreachable for ${path}: ${(cause as Error).message}`, { cause });
+    let res: HttpAnswer | undefined;
+    for (let attempt = 0; !res; attempt++) {
+      try {
+        res = await httpRequest(`${hubs.current()}${path}`, { headers: { Authorization: `Bearer ${options.credential}` }, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+      } catch (cause) {
+        if (attempt + 1 >= hubs.size || timeout.aborted || signal?.aborted) throw new OutpostError('UNAVAILABLE', `hub unreachable for ${path}: ${(cause as Error).message}`, { cause });
+        hubs.next();
+      }
     }
     const text = res.text;
     if (!res.ok) throw new OutpostError(res.status >= 500 ? 'UNAVAILABLE' : 'BAD_REQUEST', `hub answered ${res.status} for ${path}: ${text.slice(0, 300)}`);
