@@ -26,7 +26,7 @@ const STATUS: Partial<Record<KindName, unknown>> = {
 
 interface Answer { status: number; body: { message?: string; reason?: string; details?: { causes?: { field?: string; message?: string }[] } } & Record<string, unknown> }
 
-/** One request to the API server as admin, outside kubectl, to see the HTTP status itself. */
+/** One request to the API server as admin, to see the HTTP status itself; PATCH as a JSON merge patch (server.request() sends only application/json). */
 function api(server: KubeTestServer, method: string, path: string, body?: unknown): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
