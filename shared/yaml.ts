@@ -1,5 +1,11 @@
-import { parseAllDocuments, stringify } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { OutpostError } from './errors.js';
+
+// The yaml library (~280 KB of source) is loaded on first use: a long-running agent, which imports
+// the CLI's modules but never parses YAML, does not hold it (issue 7, agent footprint).
+let yamlLib: typeof Yaml | undefined;
+const yaml = (): typeof Yaml => (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof Yaml);
 
 /** Upper bound on one manifest stream: a YAML bomb must not take a hub or CLI down. */
 const MAX_ALIAS_COUNT = 100;
@@ -9,7 +15,7 @@ const MAX_ALIAS_COUNT = 100;
  * Throws INVALID_YAML naming the document number, line and column of the first problem.
  */
 export function parseManifests(text: string, source = 'input'): unknown[] {
-  const docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
+  const docs = yaml().parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   const out: unknown[] = [];
   let index = 0;
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
@@ -38,5 +44,5 @@ export function parseManifests(text: string, source = 'input'): unknown[] {
 }
 
 export function toYaml(value: unknown): string {
-  return stringify(value, { lineWidth: 0 });
+  return yaml().stringify(value, { lineWidth: 0 });
 }

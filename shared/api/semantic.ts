@@ -5,7 +5,9 @@ import type { AnyObject } from './meta.js';
 import { applyOverride, PatchApplyError } from './render.js';
 import { AppTemplateSchema, type AppTemplate, type Probe } from './workload.js';
 
-const templateCheck = TypeCompiler.Compile(AppTemplateSchema);
+// Compiled on first use (issue 7: processes that never check a template do not hold it).
+let compiledTemplateCheck: ReturnType<typeof TypeCompiler.Compile<typeof AppTemplateSchema>> | undefined;
+const templateCheck = () => (compiledTemplateCheck ??= TypeCompiler.Compile(AppTemplateSchema));
 
 /**
  * Rules a schema cannot say: one runtime per template, one target per probe, JSON patches that
@@ -39,8 +41,8 @@ function appProblems(app: EdgeApp): FieldError[] {
       else out.push({ path, message: err instanceof Error ? err.message : String(err) });
       return;
     }
-    if (!templateCheck.Check(patched)) {
-      const e = templateCheck.Errors(patched).First();
+    if (!templateCheck().Check(patched)) {
+      const e = templateCheck().Errors(patched).First();
       out.push({ path: `${path}/patches`, message: `the patched template is invalid at ${e?.path ?? '/'}: ${e?.message ?? 'schema mismatch'}` });
     } else if (o.patches?.length) {
       const before = new Set(templateProblems(app.spec.template, '').map((p) => `${p.path} ${p.message}`));

@@ -6,7 +6,19 @@ import { KINDS, isKindName, kindInfo, type KindName } from './kinds.js';
 import { semanticProblems } from './semantic.js';
 
 const MAX_FIELD_ERRORS = 20;
-const compiled = new Map<KindName, TypeCheck<TObject>>(KINDS.map((k) => [k.kind, TypeCompiler.Compile(k.schema)]));
+// Each kind's check is compiled on its first use: a process that validates few kinds (an agent
+// validates none) does not hold the generated code of all of them (issue 7, agent footprint).
+const compiled = new Map<string, TypeCheck<TObject>>();
+function checkOf(kind: string): TypeCheck<TObject> | undefined {
+  let check = compiled.get(kind);
+  if (!check) {
+    const info = KINDS.find((k) => k.kind === kind);
+    if (!info) return undefined;
+    check = TypeCompiler.Compile(info.schema);
+    compiled.set(kind, check);
+  }
+  return check;
+}
 
 /** TypeBox's wording, made specific where it is vague. */
 function readableMessage(message: string, schema: unknown): string {
@@ -47,7 +59,7 @@ export function validateObject(value: unknown): AnyObject {
       fields: [{ path: '/apiVersion', message: `expected ${API_VERSION}, got ${JSON.stringify(apiVersion)}` }],
     });
   }
-  const check = compiled.get(kind);
+  const check = checkOf(kind);
   if (!check) throw new OutpostError('UNKNOWN_KIND', `unknown kind ${kind}`);
   if (!check.Check(value)) {
     const fields = fieldErrors(check, value);

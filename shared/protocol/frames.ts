@@ -252,13 +252,16 @@ export const CloseCodes = {
   SHUTDOWN: 4503,
 } as const;
 
-const agentFrameCheck = TypeCompiler.Compile(AgentFrame);
-const reportItemCheck = TypeCompiler.Compile(ReportItem);
+// Compiled on first use: the hub checks every agent frame; an agent never does (issue 7, footprint).
+let compiledAgentFrameCheck: ReturnType<typeof TypeCompiler.Compile<typeof AgentFrame>> | undefined;
+let compiledReportItemCheck: ReturnType<typeof TypeCompiler.Compile<typeof ReportItem>> | undefined;
+const agentFrameCheck = () => (compiledAgentFrameCheck ??= TypeCompiler.Compile(AgentFrame));
+const reportItemCheck = () => (compiledReportItemCheck ??= TypeCompiler.Compile(ReportItem));
 
 /** Why one outbox item is invalid, or undefined when it is valid. */
 export function reportItemProblem(item: RawReportItem): string | undefined {
-  if (reportItemCheck.Check(item)) return undefined;
-  const first = reportItemCheck.Errors(item).First();
+  if (reportItemCheck().Check(item)) return undefined;
+  const first = reportItemCheck().Errors(item).First();
   return `invalid ${item.kind.slice(0, 32)} item${first ? ` at ${first.path || '/'}: ${first.message}` : ''}`;
 }
 
@@ -270,9 +273,9 @@ export function parseAgentFrame(data: string): AgentFrame {
   } catch {
     throw new OutpostError('PROTOCOL', 'frame is not JSON');
   }
-  if (!agentFrameCheck.Check(value)) {
+  if (!agentFrameCheck().Check(value)) {
     const type = (value as { type?: unknown } | null)?.type;
-    const first = agentFrameCheck.Errors(value).First();
+    const first = agentFrameCheck().Errors(value).First();
     throw new OutpostError('PROTOCOL', `invalid ${typeof type === 'string' ? `"${type.slice(0, 32)}" ` : ''}frame${first ? ` at ${first.path || '/'}: ${first.message}` : ''}`);
   }
   return value;
