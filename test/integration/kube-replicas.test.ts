@@ -1,0 +1,144 @@
+// Opt-in (a real kube-apiserver: OUTPOST_TEST_KUBE_BIN_DIR): two hub replicas
+// (`outpost hub --store kubernetes` child processes) on one API server, agents spread over them,
+// the leader SIGKILLed. Issue 9: leadership moves, the agents move, no instance restarts.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { EdgeNode } from '../../shared/api/index.js';
+import { TestCluster, killGroup, pidAlive, repoRoot } from '../helpers/cluster.js';
+import { kubeSkipReason, startKubeApiServer, type KubeTestServer } from '../helpers/kube-apiserver.js';
+import { edgeApp, nodeUnit } from '../helpers/objects.js';
+import { waitFor } from '../helpers/wait.js';
+
+const skip = kubeSkipReason();
+const NS = 'outpost-replicas';
+const API = '/apis/outpost.dev/v1alpha1';
+
+interface Replica { id: string; child: ChildProcess; url: string; token: string; output(): string }
+interface InstanceState { phase?: string; pid?: number; restarts?: number }
+
+describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => {
+  let server: KubeTestServer;
+  const cluster = new TestCluster();
+  const replicas = new Map<string, Replica>();
+  const instancePids: number[] = [];
+
+  const startReplica = async (id: string): Promise<Replica> => {
+    const data = join(cluster.dir, id);
+    const child = spawn(process.execPath, [join(repoRoot, 'bin/outpost.js'), 'hub', '--store', 'kubernetes', '--kubeconfig', server.kubeconfigPath, '--namespace', NS,
+      '--replica-id', id, '--data', data, '--listen', '127.0.0.1:0', '--read-deadline', '3s', '--ping-interval', '1s', '--node-renew-interval', '5s', '--log-level', 'debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    const info = await waitFor(() => {
+      const f = join(data, 'hub.json');
+      if (!existsSync(f)) return undefined;
+      const v = JSON.parse(readFileSync(f, 'utf8')) as { url: string; pid: number; adminTokenFile: string };
+      return v.pid === child.pid ? v : undefined;
+    }, { timeoutMs: 60_000, message: `replica ${id} start; output:\n${out}` });
+    const r: Replica = { id, child, url: info.url, token: readFileSync(info.adminTokenFile, 'utf8').trim(), output: () => out };
+    replicas.set(id, r);
+    return r;
+  };
+
+  const holder = async (): Promise<string> => {
+    const r = await server.kubectl(['-n', NS, 'get', 'lease', 'outpost-hub-leader', '-o', 'jsonpath={.spec.holderIdentity}']);
+    return r.code === 0 ? r.stdout.trim() : '';
+  };
+
+  const get = async <T>(r: Replica, path: string): Promise<T> => {
+    const res = await fetch(`${r.url}${path}`, { headers: { Authorization: `Bearer ${r.token}` } });
+    if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+    return await res.json() as T;
+  };
+
+  const agentInstances = async (localApi: string): Promise<Record<string, InstanceState>> => {
+    const res = await fetch(`${localApi}/v1/status`);
+    return ((await res.json()) as { instances: Record<string, InstanceState> }).instances;
+  };
+
+  const runningOf = async (localApi: string, app: string) => {
+    const all = await agentInstances(localApi);
+    const mine = Object.entries(all).filter(([name, s]) => name.startsWith(`${app}-`) && s.phase === 'Running' && s.pid);
+    return mine.length === 1 ? mine[0] : undefined;
+  };
+
+  const apply = async (objects: object[]) => {
+    const r = await server.kubectl(['apply', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
+    assert.equal(r.code, 0, r.stderr);
+  };
+
+  before(async () => {
+    server = await startKubeApiServer({ installCrds: true });
+    const r = await server.kubectl(['create', 'namespace', NS]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  after(async () => {
+    for (const r of replicas.values()) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    for (const pid of instancePids) killGroup(pid);
+    await cluster.cleanup();
+    await server?.stop();
+  });
+
+  test('leadership moves within the lease, agents move to the surviving replica, no instance restarts', async () => {
+    const a = await startReplica('hub-a');
+    const b = await startReplica('hub-b');
+    assert.equal(a.token, b.token, 'one admin token for all replicas (Secret outpost-hub-admin-token)');
+    const first = await waitFor(async () => { const h = await holder(); return h === 'hub-a' || h === 'hub-b' ? h : undefined; }, { timeoutMs: 30_000, message: 'a leader' });
+
+    // Operator objects through kubectl: the hubs see them through their watch.
+    await apply([nodeUnit('site-a'), nodeUnit('site-b')]);
+    await waitFor(async () => (await get<{ items: unknown[] }>(b, `${API}/nodeunits`)).items.length === 2, { timeoutMs: 30_000, message: 'units visible on hub-b' });
+
+    // Agent edge-a joins through hub-a (token created on hub-a) and lists hub-b as its fallback;
+    // edge-b the other way round. Each starts on its first URL.
+    cluster.hub = { ...a, kill: async () => {}, stop: async () => {} } as unknown as typeof cluster.hub;
+    const agentA = await cluster.startAgent('edge-a', 'site-a', [], `${a.url},${b.url}`);
+    cluster.hub = { ...b, kill: async () => {}, stop: async () => {} } as unknown as typeof cluster.hub;
+    const agentB = await cluster.startAgent('edge-b', 'site-b', [], `${b.url},${a.url}`);
+    const sessions = async (r: Replica) => ((await (await fetch(`${r.url}/healthz`)).json()) as { sessions: number }).sessions;
+    await waitFor(async () => (await sessions(a)) === 1 && (await sessions(b)) === 1, { timeoutMs: 30_000, message: 'one agent session on each replica' });
+
+    await apply([edgeApp('web', { units: ['site-a', 'site-b'], template: { command: 'sleep', args: ['600'] } })]);
+    const [instA, stateA] = await waitFor(() => runningOf(agentA.localApi, 'web'), { timeoutMs: 60_000, message: 'web running on edge-a (hub-a\'s agent)' });
+    const [instB, stateB] = await waitFor(() => runningOf(agentB.localApi, 'web'), { timeoutMs: 60_000, message: 'web running on edge-b (hub-b\'s agent)' });
+    instancePids.push(stateA.pid as number, stateB.pid as number);
+
+    // SIGKILL the leader: no release, the follower must wait the Lease out.
+    const leader = replicas.get(first) as Replica;
+    const survivor = (first === 'hub-a' ? b : a);
+    const killedAt = Date.now();
+    leader.child.kill('SIGKILL');
+    // Measured side by side: the Lease takeover and the killed replica's agent moving to the survivor.
+    const [takeoverMs, reconnectMs] = await Promise.all([
+      waitFor(async () => (await holder()) === survivor.id && Date.now() - killedAt, { timeoutMs: 60_000, intervalMs: 100, message: `Lease taken by ${survivor.id}` }),
+      waitFor(async () => (await sessions(survivor)) === 2 && Date.now() - killedAt, { timeoutMs: 60_000, intervalMs: 100, message: `both agents on ${survivor.id}` }),
+    ]);
+    process.stdout.write(`# leader ${first} SIGKILLed: ${survivor.id} holds the Lease after ${takeoverMs} ms (lease 12 s, retry 2 s); its agent reconnected to ${survivor.id} after ${reconnectMs} ms\n`);
+    await waitFor(async () => {
+      const nodes = (await get<{ items: EdgeNode[] }>(survivor, `${API}/edgenodes`)).items;
+      return nodes.length === 2 && nodes.every((n) => n.status?.phase === 'Ready');
+    }, { timeoutMs: 30_000, message: 'both nodes Ready' });
+
+    // Leader-only work runs on the survivor: a new app is scheduled onto both agents.
+    await apply([edgeApp('after', { units: ['site-a', 'site-b'], template: { command: 'sleep', args: ['600'] } })]);
+    const [, afterA] = await waitFor(() => runningOf(agentA.localApi, 'after'), { timeoutMs: 60_000, message: 'app "after" scheduled by the new leader on edge-a' });
+    const [, afterB] = await waitFor(() => runningOf(agentB.localApi, 'after'), { timeoutMs: 60_000, message: 'app "after" on edge-b' });
+    instancePids.push(afterA.pid as number, afterB.pid as number);
+
+    // No instance was restarted by any of it.
+    const nowA = (await agentInstances(agentA.localApi))[instA];
+    const nowB = (await agentInstances(agentB.localApi))[instB];
+    assert.equal(nowA?.pid, stateA.pid, 'edge-a instance same pid');
+    assert.equal(nowB?.pid, stateB.pid, 'edge-b instance same pid');
+    assert.equal(nowA?.restarts ?? 0, stateA.restarts ?? 0);
+    assert.equal(nowB?.restarts ?? 0, stateB.restarts ?? 0);
+    assert.ok(pidAlive(stateA.pid as number) && pidAlive(stateB.pid as number));
+    const web = (await get<{ items: { metadata: { name: string } }[] }>(survivor, `${API}/instances`)).items.filter((i) => i.metadata.name.startsWith('web-'));
+    assert.deepEqual(web.map((i) => i.metadata.name).sort(), [instA, instB].sort(), 'the new leader did not re-create web\'s instances');
+  });
+});
