@@ -98,6 +98,7 @@ async function start(hubUrl: string, nodes: FleetNode[], ratePerSecond: number):
 
 function stats(): FleetStats {
   const lastErrors: Record<string, number> = {};
+  const disconnectReasons: Record<string, number> = {};
   let connected = 0;
   let disconnects = 0;
   let sessions = 0;
@@ -109,10 +110,14 @@ function stats(): FleetStats {
       lastErrors[err] = (lastErrors[err] ?? 0) + 1;
     }
     disconnects += a.disconnects;
+    for (const r of a.disconnectReasons) {
+      const k = r.replace(/\d+/g, 'N').slice(0, 120);
+      disconnectReasons[k] = (disconnectReasons[k] ?? 0) + 1;
+    }
     sessions += a.sessions;
   }
   return {
-    agents: agents.size, connected, disconnects, sessions, lastErrors, rssBytes: process.memoryUsage.rss(),
+    agents: agents.size, connected, disconnects, disconnectReasons, sessions, lastErrors, rssBytes: process.memoryUsage.rss(),
     sinceMark: { at: mark.at, resynced: mark.resynced.size, resyncTimes: [...mark.resynced.values()], connectTimes: [...mark.connected.values()] },
   };
 }

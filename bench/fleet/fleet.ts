@@ -138,10 +138,12 @@ export class Fleet {
     const all = await Promise.all(this.procs.map((p) => p.request<FleetStats>({ type: 'stats' }, 30_000)));
     const lastErrors: Record<string, number> = {};
     for (const s of all) for (const [k, v] of Object.entries(s.lastErrors)) lastErrors[k] = (lastErrors[k] ?? 0) + v;
+    const disconnectReasons: Record<string, number> = {};
+    for (const s of all) for (const [k, v] of Object.entries(s.disconnectReasons)) disconnectReasons[k] = (disconnectReasons[k] ?? 0) + v;
     const sum = (f: (s: FleetStats) => number) => all.reduce((a, s) => a + f(s), 0);
     return {
       agents: sum((s) => s.agents), connected: sum((s) => s.connected), disconnects: sum((s) => s.disconnects), sessions: sum((s) => s.sessions),
-      rssBytes: sum((s) => s.rssBytes), lastErrors, resynced: sum((s) => s.sinceMark.resynced),
+      rssBytes: sum((s) => s.rssBytes), lastErrors, disconnectReasons, resynced: sum((s) => s.sinceMark.resynced),
       resyncTimes: all.flatMap((s) => s.sinceMark.resyncTimes), connectTimes: all.flatMap((s) => s.sinceMark.connectTimes),
     };
   }

@@ -30,6 +30,8 @@ export interface FleetStats {
   agents: number;
   connected: number;
   disconnects: number;
+  /** Why established sessions ended (the agent link's last error, digits as N), counted. */
+  disconnectReasons: Record<string, number>;
   sessions: number;
   /** Agents whose link holds a refusal or error as its last state and is not connected. */
   lastErrors: Record<string, number>;

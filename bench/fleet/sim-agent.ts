@@ -38,6 +38,8 @@ export class SimAgent {
   private readonly outbox: Outbox;
   connected = false;
   disconnects = 0;
+  /** Why each established session ended (the link's lastError), for the fleet's stats. */
+  readonly disconnectReasons: string[] = [];
   sessions = 0;
 
   constructor(readonly name: string, credential: string, hubUrl: string, log: Logger, private readonly events: SimAgentEvents) {
@@ -70,6 +72,7 @@ export class SimAgent {
       this.outbox.put('node-status', { instances: {}, outboxDepth: this.outbox.depth(), droppedEvents: 0 }, 'node');
     } else if (this.connected) {
       this.disconnects++;
+      if (this.disconnectReasons.length < 20) this.disconnectReasons.push(state.lastError ?? 'unknown');
     }
     this.connected = state.connected;
     this.events.onLinkState(this, state);

@@ -46,19 +46,22 @@ export async function sessions(args: string[]): Promise<void> {
     const perSessionKiB = hold.rssMaxBytes !== null ? Math.round((hold.rssMaxBytes - baselineRss) / nodes / 1024) : null;
     // The hold is what the target is about; disconnects while everyone was still dialling are reported apart.
     const holdDisconnects = after.disconnects - before.disconnects;
-    const spurious = holdDisconnects + (phases.Disconnected ?? 0) + (phases.Down ?? 0);
+    // A session that ends while the fleet is still connecting is as spurious as one during the hold.
+    const spurious = before.disconnects + holdDisconnects + (phases.Disconnected ?? 0) + (phases.Down ?? 0);
     finish({
       scenario: 'sessions',
       inputs: { nodes, durationSeconds: durationS, unitSize, pingInterval: '10s (hub default)', readDeadline: '30s (hub and agent default)', admissionRate: '500/s (hub default)' },
       figures: {
         ...setup.figures, hubBaselineRssMiB: Math.round(baselineRss / 1048576), hubDuringHold: hold, hubRssPerSessionKiB: perSessionKiB,
         minConnectedDuringHold: minConnected, disconnectsWhileConnecting: before.disconnects, disconnectsDuringHold: holdDisconnects, sessionsOpened: after.sessions, nodePhases: phases,
+        disconnectReasons: after.disconnectReasons,
         fleetRssMiB: Math.round(after.rssBytes / 1048576),
       },
       hub: all,
       checks: {
         allConnectedThroughout: minConnected === nodes && after.connected === nodes,
         noAgentDisconnectedDuringHold: holdDisconnects === 0 && after.sessions === before.sessions,
+        noAgentDisconnectedWhileConnecting: before.disconnects === 0,
         allNodesReady: phases.Ready === nodes,
       },
       targets: {

@@ -49,6 +49,13 @@ export interface SessionHooks {
   /** Stores a batch of outbox items; resolves with the highest seq handled and the refused ones. */
   onReport(scope: NodeScope, items: ReportItem[], session: AgentSession): Promise<{ rejected: { seq: number; code: string; message: string }[] }>;
   onClose(session: AgentSession): void;
+  /**
+   * The agent said hello: the manager makes this the node's session (replacing an older one)
+   * or refuses it (false: it closed the session). Until then a session holds no place, so an
+   * upgrade the agent already gave up on (handshake timeout while the hub was busy, still in
+   * the hub's queues) never displaces the live session of its retry.
+   */
+  onClaim?(session: AgentSession): boolean;
 }
 
 const keyString = (k: ObjectKey) => `${k.kind}/${k.name}`;
@@ -212,6 +219,7 @@ export class AgentSession {
   private onHello(hello: HelloFrame): void {
     if (this.state !== 'awaiting-hello' || this.helloQueued) return this.protocolError(new OutpostError('PROTOCOL', 'duplicate hello'));
     if (hello.protocol !== PROTOCOL_VERSION) return this.protocolError(new OutpostError('PROTOCOL', `protocol ${hello.protocol} not supported (hub speaks ${PROTOCOL_VERSION})`));
+    if (this.deps.hooks.onClaim && !this.deps.hooks.onClaim(this)) return;
     this.helloQueued = true;
     this.deps.admission.enqueue(() => this.admit(hello), () => this.state === 'closed');
   }

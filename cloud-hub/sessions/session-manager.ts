@@ -30,6 +30,8 @@ export class SessionManager {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   private readonly sessions = new Map<string, AgentSession>();
   private readonly byUnit = new Map<string, Set<AgentSession>>();
+  /** Every open session, including those that have not said hello yet (closed on stop). */
+  private readonly open = new Set<AgentSession>();
   private unsubscribe: (() => void) | undefined;
 
   private readonly admission: AdmissionQueue;
@@ -52,7 +54,7 @@ export class SessionManager {
   async stop(): Promise<void> {
     this.unsubscribe?.();
     this.admission.stop();
-    const open = [...this.sessions.values()];
+    const open = [...this.open];
     for (const s of open) s.close(CloseCodes.SHUTDOWN, 'hub shutting down');
     // close() terminates a peer that does not answer within 2 s, so this wait is bounded.
     await Promise.all(open.map((s) => s.closedPromise));
@@ -104,12 +106,6 @@ export class SessionManager {
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const log = this.deps.log.child({ node: identity.node, unit: identity.unit });
-      const previous = this.sessions.get(identity.node);
-      if (previous) {
-        log.info('replacing previous session of this node');
-        this.detach(previous);
-        previous.close(CloseCodes.REPLACED, 'replaced by a newer session');
-      }
       const session = new AgentSession(
         {
           ws, scope: identity, cache: this.deps.cache, log, metrics: this.deps.metrics, now: this.deps.now ?? Date.now, admission: this.admission,
@@ -120,18 +116,42 @@ export class SessionManager {
               this.deps.hooks.onHello(scope, hello);
             },
             onClose: (s) => this.onSessionClosed(s),
+            onClaim: (s) => this.claim(s, log),
           },
         },
         this.options,
       );
-      this.sessions.set(identity.node, session);
-      let unitSet = this.byUnit.get(identity.unit);
-      if (!unitSet) this.byUnit.set(identity.unit, (unitSet = new Set()));
-      unitSet.add(session);
-      this.deps.metrics.sessions.set(this.sessions.size);
+      this.open.add(session);
       this.deps.metrics.sessionsOpened.inc();
       log.info('agent session opened');
     });
+  }
+
+  /**
+   * Makes a session that said hello its node's session, replacing an older one (an agent that
+   * restarted before the hub noticed its old connection died). Registering at the hello, not at
+   * the upgrade, matters under load: an agent whose handshake timed out retries, and its
+   * abandoned upgrade, still queued in the hub, used to replace the retry's live session
+   * (issue 7: 311 of 5 000 agents 'replaced by a newer session' right after connecting).
+   */
+  private claim(session: AgentSession, log: Logger): boolean {
+    const { node, unit } = session.scope;
+    if (!this.deps.cache.get('EdgeNode', node)) {
+      session.close(CloseCodes.FORBIDDEN, 'node deleted');
+      return false;
+    }
+    const previous = this.sessions.get(node);
+    if (previous && previous !== session) {
+      log.info('replacing previous session of this node');
+      this.detach(previous);
+      previous.close(CloseCodes.REPLACED, 'replaced by a newer session');
+    }
+    this.sessions.set(node, session);
+    let unitSet = this.byUnit.get(unit);
+    if (!unitSet) this.byUnit.set(unit, (unitSet = new Set()));
+    unitSet.add(session);
+    this.deps.metrics.sessions.set(this.sessions.size);
+    return true;
   }
 
   /** Closes a node's session (node deleted). */
@@ -140,6 +160,7 @@ export class SessionManager {
   }
 
   private onSessionClosed(session: AgentSession): void {
+    this.open.delete(session);
     if (this.sessions.get(session.scope.node) !== session) return; // replaced: the new one owns the node
     this.detach(session);
     this.deps.log.info({ node: session.scope.node }, 'agent session closed');

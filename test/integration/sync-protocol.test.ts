@@ -60,4 +60,23 @@ describe('sync protocol', () => {
     assert.ok(resync.objects.some((o) => o.metadata.name === 'web'), 'content differs: sent again');
     b.ws.terminate();
   });
+
+  test('a connection that never says hello (an upgrade its agent gave up on) leaves the live session alone; a hello replaces it', async () => {
+    const live = await connectRaw(h.hub.url, cred);
+    live.hello();
+    await live.next((f): f is HubFrame => f.type === 'welcome');
+    const abandoned = await connectRaw(h.hub.url, cred);
+    // The live session still gets what is new for its node, and is not closed.
+    await h.api('POST', `${API}/edgeapps`, edgeApp('after-abandoned', { units: ['site-a'] }));
+    await live.next((f): f is SyncFrame => isSync(f) && f.objects.some((o) => o.metadata.name === 'after-abandoned'));
+    assert.equal(live.closed, undefined, 'the live session was not replaced by a connection without hello');
+    abandoned.ws.terminate();
+    const restarted = await connectRaw(h.hub.url, cred);
+    restarted.hello();
+    await restarted.next((f): f is HubFrame => f.type === 'welcome');
+    const closed = await live.waitClosed();
+    assert.match(closed.reason, /replaced/);
+    restarted.ws.terminate();
+    await h.api('DELETE', `${API}/edgeapps/after-abandoned`);
+  });
 });
