@@ -179,7 +179,9 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
       name: 'http',
       start: () => new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(options.port, options.host, () => resolve());
+        // Backlog 4096 (capped by net.core.somaxconn), not Node's 511: a fleet dialling at once
+        // queues instead of having SYNs dropped and retried after 1, 3, 7 s (issue 7).
+        server.listen({ port: options.port, host: options.host, backlog: 4096 }, () => resolve());
       }),
       // Stop accepting and drop idle HTTP connections; agent WebSockets are closed by the
       // sessions component right after, so do not wait for them here.
