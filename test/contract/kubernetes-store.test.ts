@@ -13,7 +13,7 @@ import { loadKubeContext } from '../../cloud-hub/kube/kube-context.js';
 import { KubernetesStore, type KubernetesStoreOptions } from '../../cloud-hub/store/kubernetes/kubernetes-store.js';
 import { kubeSkipReason, startKubeApiServer, type KubeTestServer } from '../helpers/kube-apiserver.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
-import { waitFor } from '../helpers/wait.js';
+import { pause, waitFor } from '../helpers/wait.js';
 import { nodeUnit } from '../helpers/objects.js';
 import { runStoreContract, type StoreHarness } from './store.contract.js';
 
@@ -116,11 +116,40 @@ if (skip) {
       await server?.stop();
     });
 
+    /** A TCP proxy in front of the API server and a kubeconfig that goes through it. */
+    async function proxied() {
+      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(server.url).port) });
+      const kubeconfig = `${server.kubeconfigPath}.proxy-${proxy.port}`;
+      writeFileSync(kubeconfig, readFileSync(server.kubeconfigPath, 'utf8').replace(server.url, `https://127.0.0.1:${proxy.port}`));
+      return { proxy, kubeconfig };
+    }
+
+    void test('a watch outlives the per-request deadline: one connection per kind, no reconnects', async () => {
+      const { proxy, kubeconfig } = await proxied();
+      const store = await KubernetesStore.open({ kube: loadKubeContext({ kubeconfig }), ...TEST_TUNING, http: { requestTimeoutMs: 500 } });
+      const writer = await openStore(server);
+      const seen: string[] = [];
+      try {
+        const w = await store.watch({ fromRevision: await store.currentRevision(), kinds: ['NodeUnit', 'EdgeApp'] }, (e) => seen.push(e.object.metadata.name));
+        await writer.create(nodeUnit('before-deadline'));
+        await waitFor(() => seen.includes('before-deadline'), { timeoutMs: 10_000, message: 'first event' });
+        const connections = proxy.connections();
+        await pause(1500); // three request deadlines
+        await writer.create(nodeUnit('after-deadline'));
+        await waitFor(() => seen.includes('after-deadline'), { timeoutMs: 10_000, message: 'event after the deadline' });
+        assert.equal(proxy.connections(), connections, 'no watch was cut and reopened');
+        w.stop();
+        await writer.delete('NodeUnit', 'before-deadline');
+        await writer.delete('NodeUnit', 'after-deadline');
+      } finally {
+        await store.close();
+        await writer.close();
+        await proxy.close();
+      }
+    });
+
     void test('a running watch that gets 410 re-lists and the hub cache misses no object', async () => {
-      const url = new URL(server.url);
-      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(url.port) });
-      const viaProxy = `${server.kubeconfigPath}.proxy`;
-      writeFileSync(viaProxy, readFileSync(server.kubeconfigPath, 'utf8').replace(server.url, `https://127.0.0.1:${proxy.port}`));
+      const { proxy, kubeconfig: viaProxy } = await proxied();
       const lines: string[] = [];
       const log = createLogger({ name: 'test', level: 'info', destination: new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(chunk.toString()); cb(); } }) });
       const watched = await KubernetesStore.open({ kube: loadKubeContext({ kubeconfig: viaProxy }), log, ...TEST_TUNING });

@@ -55,8 +55,13 @@ export class KubeHttp {
 
   /** One request; resolves with any HTTP answer, rejects with KubeNetworkError when there is none. */
   async request(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<KubeResponse> {
-    const res = await this.open(method, path, body, AbortSignal.any([AbortSignal.timeout(this.requestTimeoutMs), ...(signal ? [signal] : [])]));
-    const text = await this.readBody(res);
+    const { res, release } = await this.open(method, path, body, AbortSignal.any([AbortSignal.timeout(this.requestTimeoutMs), ...(signal ? [signal] : [])]));
+    let text: string;
+    try {
+      text = await this.readBody(res);
+    } finally {
+      release();
+    }
     let parsed: unknown = text;
     if (text && /json/.test(String(res.headers['content-type']))) {
       try {
@@ -75,7 +80,9 @@ export class KubeHttp {
    */
   async stream(path: string, signal: AbortSignal, onLine: (line: unknown) => void, onEnd: (err?: Error) => void): Promise<KubeResponse | undefined> {
     const connectDeadline = AbortSignal.any([signal, AbortSignal.timeout(this.requestTimeoutMs)]);
-    const res = await this.open('GET', path, undefined, connectDeadline);
+    const { res, release } = await this.open('GET', path, undefined, connectDeadline);
+    // The deadline bounds getting an answer, not the stream: from here on only `signal` ends it.
+    release();
     if (res.statusCode !== 200) {
       const text = await this.readBody(res);
       let body: unknown = text;
@@ -120,7 +127,11 @@ export class KubeHttp {
     this.agent.destroy();
   }
 
-  private async open(method: string, path: string, body: unknown, signal: AbortSignal): Promise<IncomingMessage> {
+  /**
+   * Sends a request; `signal` (deadline or cancellation) destroys it until release() is called,
+   * after which the response is the caller's to end.
+   */
+  private async open(method: string, path: string, body: unknown, signal: AbortSignal): Promise<{ res: IncomingMessage; release: () => void }> {
     const auth: RequestOptions = {};
     await this.kc.applyToHTTPSOptions(auth); // per request: tokens from files and exec plugins rotate
     const headers: OutgoingHttpHeaders = { ...(auth.headers as OutgoingHttpHeaders | undefined), accept: 'application/json' };
@@ -134,9 +145,17 @@ export class KubeHttp {
     }
     const url = new URL(path, this.server);
     const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+    if (signal.aborted) throw new KubeNetworkError(`${method} ${url.pathname}: aborted before it was sent`);
     return new Promise((resolve, reject) => {
-      const req = send(url, { method, headers, agent: this.agent, signal }, resolve);
-      req.on('error', (err) => reject(new KubeNetworkError(`${method} ${url.pathname}: ${signal.aborted ? `aborted (${String((signal.reason as Error | undefined)?.message ?? 'deadline')})` : err.message}`, { cause: err })));
+      const req = send(url, { method, headers, agent: this.agent });
+      const onAbort = () => req.destroy(new KubeNetworkError(`${method} ${url.pathname}: ${String((signal.reason as Error | undefined)?.message ?? 'aborted')}`));
+      const release = () => signal.removeEventListener('abort', onAbort);
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.on('response', (res) => resolve({ res, release }));
+      req.on('error', (err) => {
+        release();
+        reject(err instanceof KubeNetworkError ? err : new KubeNetworkError(`${method} ${url.pathname}: ${err.message}`, { cause: err }));
+      });
       req.end(payload);
     });
   }
@@ -151,6 +170,9 @@ export class KubeHttp {
       });
       res.on('end', () => resolve(text));
       res.on('error', (err) => reject(err instanceof KubeNetworkError ? err : new KubeNetworkError(err.message, { cause: err })));
+      res.on('close', () => {
+        if (!res.complete) reject(new KubeNetworkError('the connection closed before the answer was complete'));
+      });
     });
   }
 }
