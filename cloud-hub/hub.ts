@@ -9,6 +9,7 @@ import { loadOrCreateAdminToken } from './auth/admin-token.js';
 import { HubSecrets } from './auth/hub-secrets.js';
 import type { HubSecretStore } from './auth/secret-store.js';
 import { defaultReplicaId, openReplicaMode, type KubernetesStoreOptions, type ReplicaMode } from './kube/replica-mode.js';
+import { credentialJanitor, telemetryJanitor } from './kube/replica-janitors.js';
 import { ObjectCache } from './cache/object-cache.js';
 import { EventLog } from './events/event-log.js';
 import { NodeHealth } from './health/node-health.js';
@@ -174,7 +175,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
     { name: 'cache', start: async () => {}, stop: () => cache.stop() },
     { name: 'health', start: async () => health.start(), stop: () => health.stop() },
     { name: 'sessions', start: async () => sessions.start(), stop: () => sessions.stop() },
-    ...(replica ? [registryC] : [unitsC, unitPeersC, devicesC, registryC, schedulerC] as Component[]),
+    ...(replica ? [registryC, telemetryJanitor({ cache, telemetry, log: log.child({ component: 'devices' }) })] : [unitsC, unitPeersC, devicesC, registryC, schedulerC] as Component[]),
     {
       name: 'http',
       start: () => new Promise<void>((resolve, reject) => {
@@ -192,7 +193,7 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
       },
     },
     // Campaigns once the replica serves; on stop it ends leader-only work and releases the Lease first.
-    ...(replica ? [replica.election(leaderComponents)] : []),
+    ...(replica ? [replica.election(() => [...leaderComponents(), credentialJanitor({ cache, secrets, log: log.child({ component: 'secrets' }) })])] : []),
   ];
   const onStopError = (name: string, err: unknown) => log.error({ err, component: name }, 'stop failed');
   const closeFiles = async () => {
