@@ -31,6 +31,21 @@ function chunkBySize(objects: AnyObject[], limit: number): AnyObject[][] {
   return chunks;
 }
 
+/**
+ * The encoded one-object delta frame, shared by every session sent the same projected object at
+ * the same revision (issue 7: an app update to 5 000 sessions encoded the frame 5 000 times).
+ */
+const deltaTexts = new WeakMap<AnyObject, { revision: number; text: string }>();
+function deltaFrameText(projected: AnyObject, revision: number): () => string {
+  return () => {
+    const hit = deltaTexts.get(projected);
+    if (hit?.revision === revision) return hit.text;
+    const text = JSON.stringify({ type: 'sync', revision, objects: [projected], deletes: [] });
+    deltaTexts.set(projected, { revision, text });
+    return text;
+  };
+}
+
 export interface SessionOptions {
   /** WebSocket ping period, ms. */
   pingIntervalMs: number;
@@ -131,7 +146,8 @@ export class AgentSession {
     const oldIn = event.oldObject !== undefined && inScope(event.oldObject, scope, cache);
     if (newIn) {
       if (oldIn && onlyStatusChanged(event.oldObject, event.object)) return;
-      this.sendSync({ revision: event.revision, objects: [projectForNode(event.object, scope)], deletes: [] });
+      const projected = projectForNode(event.object, scope);
+      this.sendSync({ revision: event.revision, objects: [projected], deletes: [] }, {}, deltaFrameText(projected, event.revision));
     } else if (oldIn || this.sent.has(keyString(keyOf(event.object)))) {
       this.sendSync({ revision: event.revision, objects: [], deletes: [keyOf(event.object)] });
     }
@@ -160,7 +176,8 @@ export class AgentSession {
     });
   }
 
-  private sendSync(batch: { revision: number; objects: AnyObject[]; deletes: ObjectKey[]; keys?: ObjectKey[] }, opts: { force?: boolean } = {}): void {
+  /** `text`, when given, is the batch already encoded (a delta shared by many sessions). */
+  private sendSync(batch: { revision: number; objects: AnyObject[]; deletes: ObjectKey[]; keys?: ObjectKey[] }, opts: { force?: boolean } = {}, text?: () => string): void {
     // Never queue unbounded data for a slow agent: past the high-water mark, drop deltas (all of
     // them, so that no later ack can cover a dropped one) and resync once drained.
     if (!opts.force && (this.resyncNeeded || this.deps.ws.bufferedAmount > this.options.highWaterBytes)) {
@@ -175,13 +192,13 @@ export class AgentSession {
     for (const d of batch.deletes) this.sent.delete(keyString(d));
     this.sentRevision = Math.max(this.sentRevision, batch.revision);
     this.deps.metrics.syncObjects.inc(batch.objects.length);
-    this.send({ type: 'sync', ...batch });
+    this.send({ type: 'sync', ...batch }, text);
   }
 
-  private send(frame: HubFrame): void {
+  private send(frame: HubFrame, text?: () => string): void {
     if (this.state === 'closed' || this.deps.ws.readyState !== this.deps.ws.OPEN) return;
     this.deps.metrics.framesOut.inc({ type: frame.type });
-    this.deps.ws.send(JSON.stringify(frame));
+    this.deps.ws.send(text ? text() : JSON.stringify(frame));
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
