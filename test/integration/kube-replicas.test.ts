@@ -25,6 +25,9 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
   const cluster = new TestCluster();
   const replicas = new Map<string, Replica>();
   const instancePids: number[] = [];
+  /** The replica that survived the first test (the leader afterwards). */
+  let survivor: Replica | undefined;
+  const sessions = async (r: Replica) => ((await (await fetch(`${r.url}/healthz`)).json()) as { sessions: number }).sessions;
 
   const startReplica = async (id: string): Promise<Replica> => {
     const data = join(cluster.dir, id);
@@ -100,7 +103,6 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
     const agentA = await cluster.startAgent('edge-a', 'site-a', [], `${a.url},${b.url}`);
     cluster.hub = { ...b, kill: async () => {}, stop: async () => {} } as unknown as typeof cluster.hub;
     const agentB = await cluster.startAgent('edge-b', 'site-b', [], `${b.url},${a.url}`);
-    const sessions = async (r: Replica) => ((await (await fetch(`${r.url}/healthz`)).json()) as { sessions: number }).sessions;
     await waitFor(async () => (await sessions(a)) === 1 && (await sessions(b)) === 1, { timeoutMs: 30_000, message: 'one agent session on each replica' });
 
     await apply([edgeApp('web', { units: ['site-a', 'site-b'], template: { command: 'sleep', args: ['600'] } })]);
@@ -110,17 +112,18 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
 
     // SIGKILL the leader: no release, the follower must wait the Lease out.
     const leader = replicas.get(first) as Replica;
-    const survivor = (first === 'hub-a' ? b : a);
+    survivor = first === 'hub-a' ? b : a;
+    const s = survivor;
     const killedAt = Date.now();
     leader.child.kill('SIGKILL');
     // Measured side by side: the Lease takeover and the killed replica's agent moving to the survivor.
     const [takeoverMs, reconnectMs] = await Promise.all([
-      waitFor(async () => (await holder()) === survivor.id && Date.now() - killedAt, { timeoutMs: 60_000, intervalMs: 100, message: `Lease taken by ${survivor.id}` }),
-      waitFor(async () => (await sessions(survivor)) === 2 && Date.now() - killedAt, { timeoutMs: 60_000, intervalMs: 100, message: `both agents on ${survivor.id}` }),
+      waitFor(async () => (await holder()) === s.id && Date.now() - killedAt, { timeoutMs: 60_000, intervalMs: 100, message: `Lease taken by ${survivor.id}` }),
+      waitFor(async () => (await sessions(s)) === 2 && Date.now() - killedAt, { timeoutMs: 60_000, intervalMs: 100, message: `both agents on ${survivor.id}` }),
     ]);
     process.stdout.write(`# leader ${first} SIGKILLed: ${survivor.id} holds the Lease after ${takeoverMs} ms (lease 12 s, retry 2 s); its agent reconnected to ${survivor.id} after ${reconnectMs} ms\n`);
     await waitFor(async () => {
-      const nodes = (await get<{ items: EdgeNode[] }>(survivor, `${API}/edgenodes`)).items;
+      const nodes = (await get<{ items: EdgeNode[] }>(s, `${API}/edgenodes`)).items;
       return nodes.length === 2 && nodes.every((n) => n.status?.phase === 'Ready');
     }, { timeoutMs: 30_000, message: 'both nodes Ready' });
 
@@ -138,7 +141,34 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
     assert.equal(nowA?.restarts ?? 0, stateA.restarts ?? 0);
     assert.equal(nowB?.restarts ?? 0, stateB.restarts ?? 0);
     assert.ok(pidAlive(stateA.pid as number) && pidAlive(stateB.pid as number));
-    const web = (await get<{ items: { metadata: { name: string } }[] }>(survivor, `${API}/instances`)).items.filter((i) => i.metadata.name.startsWith('web-'));
+    const web = (await get<{ items: { metadata: { name: string } }[] }>(s, `${API}/instances`)).items.filter((i) => i.metadata.name.startsWith('web-'));
     assert.deepEqual(web.map((i) => i.metadata.name).sort(), [instA, instB].sort(), 'the new leader did not re-create web\'s instances');
+  });
+
+  test('a node whose replica and agent both died is marked Disconnected by the leader after the renew deadline; kubectl delete revokes its credential', async () => {
+    const leader = survivor;
+    assert.ok(leader, 'the first test left a leader');
+    const c = await startReplica('hub-c');
+    cluster.hub = { ...c, kill: async () => {}, stop: async () => {} } as unknown as typeof cluster.hub;
+    const agentC = await cluster.startAgent('edge-c', 'site-a', [], c.url);
+    await waitFor(async () => (await sessions(c)) === 1, { timeoutMs: 30_000, message: 'edge-c on hub-c' });
+    const node = async () => (await get<EdgeNode>(leader, `${API}/edgenodes/edge-c`)).status;
+    await waitFor(async () => (await node())?.phase === 'Ready', { timeoutMs: 30_000, message: 'edge-c Ready' });
+    const killedAt = Date.now();
+    await agentC.kill();
+    c.child.kill('SIGKILL');
+    // Renew interval 5 s here: the deadline is 12.5 s after the last renew by hub-c.
+    const st = await waitFor(async () => { const v = await node(); return v?.phase === 'Disconnected' ? v : undefined; }, { timeoutMs: 60_000, intervalMs: 200, message: 'edge-c Disconnected by the leader' })
+      .catch((err: unknown) => { throw new Error(`${(err as Error).message}; leader log:\n${leader.output().split('\n').filter((l) => /edge-c|stale|health/.test(l)).slice(-15).join('\n')}`); });
+    process.stdout.write(`# edge-c marked Disconnected by ${leader.id} ${Date.now() - killedAt} ms after its replica and agent were killed (deadline 12.5 s after the last renew)\n`);
+    assert.equal(st.since, st.lastSeen, 'since = the last renew');
+    const others = (await get<{ items: EdgeNode[] }>(leader, `${API}/edgenodes`)).items.filter((n) => n.metadata.name !== 'edge-c');
+    assert.deepEqual(others.map((n) => n.status?.phase), ['Ready', 'Ready'], 'nodes held by the leader stay Ready');
+
+    const creds = async () => (await server.kubectl(['-n', NS, 'get', 'secrets', '-l', 'outpost.dev/secret=node-credential', '-o', 'name'])).stdout.trim().split('\n').filter(Boolean).length;
+    assert.equal(await creds(), 3);
+    const del = await server.kubectl(['delete', 'edgenode', 'edge-c']);
+    assert.equal(del.code, 0, del.stderr);
+    await waitFor(async () => (await creds()) === 2, { timeoutMs: 30_000, message: 'the leader revoked edge-c\'s credential Secret' });
   });
 });
