@@ -195,22 +195,43 @@ export class NodeHealth {
     this.markingStale = true;
     try {
       for (const obj of this.deps.cache.list('EdgeNode')) {
-        const node = obj as EdgeNode;
-        const name = node.metadata.name;
-        if (node.status?.phase !== 'Ready' || this.pending.has(name) || this.deps.isConnected(name)) continue;
-        const renewed = Date.parse(node.status.lastSeen ?? '');
-        if (!Number.isNaN(renewed) && now - renewed <= staleAfterMs) continue;
-        const since = Number.isNaN(renewed) ? new Date(now).toISOString() : node.status.lastSeen as string;
+        const name = obj.metadata.name;
+        if (!this.isStale(obj as EdgeNode, now, staleAfterMs)) continue;
         try {
-          await this.deps.store.updateStatus('EdgeNode', name, { ...node.status, phase: 'Disconnected', since }, { resourceVersion: node.metadata.resourceVersion as string });
-          this.deps.log.info({ node: name, lastSeen: node.status.lastSeen, staleAfterMs }, 'node not renewed by any replica; marked Disconnected');
+          if (await this.writeStale(obj as EdgeNode)) continue;
+          // The cache was behind (or a renew just landed): judge the stored object once more.
+          const fresh = (await this.deps.store.get('EdgeNode', name)) as EdgeNode | undefined;
+          if (fresh && this.isStale(fresh, now, staleAfterMs) && !(await this.writeStale(fresh))) {
+            this.deps.log.debug({ node: name }, 'stale node changed while being marked; judged again next tick');
+          }
         } catch (err) {
-          if (!isOutpostError(err, 'CONFLICT') && !isOutpostError(err, 'NOT_FOUND')) this.deps.log.warn({ err, node: name }, 'marking a stale node Disconnected failed; will retry');
+          if (!isOutpostError(err, 'NOT_FOUND')) this.deps.log.warn({ err, node: name }, 'marking a stale node Disconnected failed; will retry');
         }
       }
     } finally {
       this.markingStale = false;
     }
+  }
+
+  private isStale(node: EdgeNode, now: number, staleAfterMs: number): boolean {
+    const name = node.metadata.name;
+    if (node.status?.phase !== 'Ready' || this.pending.has(name) || this.deps.isConnected(name)) return false;
+    const renewed = Date.parse(node.status.lastSeen ?? '');
+    return Number.isNaN(renewed) || now - renewed > staleAfterMs;
+  }
+
+  /** Writes Disconnected with the judged resourceVersion; false when that version is no longer current. */
+  private async writeStale(node: EdgeNode): Promise<boolean> {
+    const status = node.status as EdgeNodeStatus;
+    const since = Number.isNaN(Date.parse(status.lastSeen ?? '')) ? new Date(this.deps.now()).toISOString() : status.lastSeen as string;
+    try {
+      await this.deps.store.updateStatus('EdgeNode', node.metadata.name, { ...status, phase: 'Disconnected', since }, { resourceVersion: node.metadata.resourceVersion as string });
+    } catch (err) {
+      if (isOutpostError(err, 'CONFLICT')) return false;
+      throw err;
+    }
+    this.deps.log.info({ node: node.metadata.name, lastSeen: status.lastSeen }, 'node not renewed by any replica; marked Disconnected');
+    return true;
   }
 
   private unitNodes(unit: string): EdgeNode[] {
