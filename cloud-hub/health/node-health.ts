@@ -154,7 +154,7 @@ export class NodeHealth {
       const unit = this.deps.cache.get('NodeUnit', node.spec.unit) as NodeUnit | undefined;
       const since = Date.parse(this.pending.get(name)?.since ?? node.status?.since ?? '');
       const byVote = this.deps.peerVotes && unit?.spec?.autonomy?.peerHealth === true
-        ? peerVoteVerdict(node, unit, this.unitNodes(node.spec.unit), (n) => this.deps.isConnected(n), this.deps.peerVotes, Number.isNaN(since) ? undefined : since)
+        ? peerVoteVerdict(node, unit, this.unitNodes(node.spec.unit), (n) => this.connectedPeer(n), this.deps.peerVotes, Number.isNaN(since) ? undefined : since)
         : undefined;
       if (byVote) {
         this.deps.log.warn({ node: name, unit: node.spec.unit, reason: byVote }, 'node declared Down by its unit\'s peer health votes');
@@ -211,6 +211,16 @@ export class NodeHealth {
     } finally {
       this.markingStale = false;
     }
+  }
+
+  /**
+   * A peer counted by the peerHealth rule. With replicas, a peer connected to another replica counts
+   * too (recorded Ready), and since its vote went to that replica, it counts against declaring the
+   * node Down: votes seen by the leader alone can never outvote peers it does not hear from.
+   */
+  private connectedPeer(node: string): boolean {
+    if (this.deps.isConnected(node)) return true;
+    return this.options.replicated !== undefined && (this.deps.cache.get('EdgeNode', node) as EdgeNode | undefined)?.status?.phase === 'Ready';
   }
 
   private isStale(node: EdgeNode, now: number, staleAfterMs: number): boolean {

@@ -9,6 +9,7 @@ import type { HelloFrame } from '../../shared/protocol/frames.js';
 import { ObjectCache } from '../../cloud-hub/cache/object-cache.js';
 import { NodeHealth, type NodeHealthOptions } from '../../cloud-hub/health/node-health.js';
 import { createHubMetrics } from '../../cloud-hub/metrics.js';
+import { PeerVotes } from '../../cloud-hub/peers/peer-votes.js';
 import { SqliteStore } from '../../cloud-hub/store/sqlite-store.js';
 import type { Store } from '../../cloud-hub/store/store.js';
 import { edgeNode, nodeUnit } from '../helpers/objects.js';
@@ -17,7 +18,7 @@ import { pause, waitFor } from '../helpers/wait.js';
 const T0 = Date.parse('2026-12-07T06:00:00Z');
 const hello = { type: 'hello', protocol: 1, appliedRevision: 0, agentVersion: 'test' } as unknown as HelloFrame;
 
-async function setup(options: { leader?: boolean; replicated?: boolean; wrap?: (s: Store) => Store } = {}) {
+async function setup(options: { leader?: boolean; replicated?: boolean; wrap?: (s: Store) => Store; peerVotes?: PeerVotes } = {}) {
   const sqlite = SqliteStore.open({ path: ':memory:' });
   const store = options.wrap ? options.wrap(sqlite) : sqlite;
   const cache = new ObjectCache({ store: sqlite, log: silentLogger() });
@@ -28,7 +29,7 @@ async function setup(options: { leader?: boolean; replicated?: boolean; wrap?: (
   const connected = new Set<string>();
   const healthOptions: NodeHealthOptions = { flushIntervalMs: 20, lastSeenIntervalMs: 1_000, startupGraceMs: 60_000, ...(options.replicated === false ? {} : { replicated: { staleAfterMs: 2_500 } }) };
   const health = new NodeHealth(
-    { store, cache, log: silentLogger(), metrics: createHubMetrics(createRegistry('t')), now: () => now, isConnected: (n) => connected.has(n), isLeader: () => leader },
+    { store, cache, log: silentLogger(), metrics: createHubMetrics(createRegistry('t')), now: () => now, isConnected: (n) => connected.has(n), isLeader: () => leader, ...(options.peerVotes ? { peerVotes: options.peerVotes } : {}) },
     healthOptions,
   );
   const addNode = async (name: string, status: Partial<EdgeNodeStatus>) => {
@@ -130,6 +131,30 @@ describe('node health with several hub replicas', () => {
       // The replica that lost the session writes Disconnected after this one took it over.
       await h.store.updateStatus('EdgeNode', 'mine', { ...cur.status, phase: 'Disconnected', since: new Date(T0).toISOString() });
       await waitFor(async () => (await h.phase('mine'))?.phase === 'Ready', { message: 'Ready again' });
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('peer votes: peers connected to other replicas count, so the leader\'s few votes cannot declare a node Down', async () => {
+    const votes = new PeerVotes(Date.now);
+    const h = await setup({ peerVotes: votes });
+    try {
+      const shop = nodeUnit('shop');
+      shop.spec = { ...shop.spec, autonomy: { peerHealth: true } };
+      await h.store.create(shop);
+      const at = new Date(Date.now() - 1_000).toISOString(); // votes count only if newer than the disconnect
+      for (const n of ['b', 'c', 'd']) await h.store.create({ ...edgeNode(n, { unit: 'shop' }), status: { phase: 'Ready', lastSeen: new Date(T0).toISOString() } });
+      await h.store.create({ ...edgeNode('x', { unit: 'shop' }), status: { phase: 'Disconnected', since: at, lastSeen: at } });
+      h.connected.add('b'); // only b is on the leader; c and d are Ready on other replicas
+      votes.record('b', { reachable: ['c', 'd'], unreachable: ['x'] });
+      h.setNow(Date.now());
+      h.health.start();
+      await pause(300);
+      assert.equal((await h.phase('x'))?.phase, 'Disconnected', '1 of 3 peers is no majority');
+      votes.record('c', { reachable: [], unreachable: ['x'] }); // c's vote reaches the leader too (c moved here)
+      h.connected.add('c');
+      await waitFor(async () => (await h.phase('x'))?.phase === 'Down', { message: 'x Down with 2 of 3' });
     } finally {
       await h.close();
     }
