@@ -14,6 +14,7 @@ import { tunnel } from './scenarios/tunnel.js';
 const scenarios: Record<string, (args: string[]) => Promise<void>> = {
   sessions,
   fanout,
+  'fanout-kube': (args) => fanout(['--store', 'kubernetes', ...args]),
   'reconnect-storm': reconnectStorm,
   churn,
   'agent-footprint': agentFootprint,

@@ -32,7 +32,7 @@ async function join(hubUrl: string, nodes: FleetNode[], concurrency: number): Pr
       const node = nodes[next++]!;
       const started = performance.now();
       try {
-        const cred = await joinHub(hubUrl, node.token ?? '', node.name, {});
+        const cred = await joinHub(node.hubUrl ?? hubUrl, node.token ?? '', node.name, {});
         result.credentials[node.name] = cred.credential;
         result.joinMs.push(performance.now() - started);
       } catch (err) {
@@ -53,11 +53,11 @@ async function joinAndStart(hubUrl: string, nodes: FleetNode[], ratePerSecond: n
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const node = nodes[i]!;
     const t0 = performance.now();
-    pending.push(joinHub(hubUrl, node.token ?? '', node.name, {}).then(
+    pending.push(joinHub(node.hubUrl ?? hubUrl, node.token ?? '', node.name, {}).then(
       (cred) => {
         result.joinMs.push(performance.now() - t0);
         result.credentials[node.name] = cred.credential;
-        const agent = new SimAgent(node.name, cred.credential, hubUrl, log, agentEvents);
+        const agent = new SimAgent(node.name, cred.credential, node.hubUrl ?? hubUrl, log, agentEvents);
         agents.set(node.name, agent);
         agent.start();
       },
@@ -81,7 +81,7 @@ async function start(hubUrl: string, nodes: FleetNode[], ratePerSecond: number):
   let i = 0;
   for (const n of nodes) {
     if (!n.credential) throw new Error(`node ${n.name} has no credential: join it first`);
-    const agent = new SimAgent(n.name, n.credential, hubUrl, log, events);
+    const agent = new SimAgent(n.name, n.credential, n.hubUrl ?? hubUrl, log, events);
     agents.set(n.name, agent);
     agent.start();
     i++;

@@ -5,6 +5,8 @@ export interface FleetNode {
   /** Join token of the node's unit (used when `credential` is absent). */
   token?: string;
   credential?: string;
+  /** This agent's hub URL or comma-separated replica list (default: the request's `hubUrl`). */
+  hubUrl?: string;
 }
 
 /** Watch for one object version: the time each agent commits `kind/name` at `generation` or later. */

@@ -131,3 +131,83 @@ export function summarize(samples: HubSample[]): HubFigures {
 }
 
 const round2 = (v: number) => Math.round(v * 100) / 100;
+
+/** RSS and CPU of one process over a run, and per phase of it. */
+export interface ProcessFigures {
+  rssMaxMiB: number | null;
+  rssLastMiB: number | null;
+  /** Mean CPU use over the run, cores. */
+  cpuCores: number | null;
+  phases: Record<string, { seconds: number; cpuCores: number | null; rssMaxMiB: number | null }>;
+}
+
+interface ProcessSample { at: number; phase: string; rss: Record<string, number | undefined>; cpu: Record<string, number | undefined> }
+
+/**
+ * Samples RSS and CPU of named processes (hub replicas, kube-apiserver, etcd) from /proc once a
+ * second; each sample belongs to the phase set last (a phase change takes a sample at the boundary).
+ */
+export class ProcessSampler {
+  private readonly samples: ProcessSample[] = [];
+  private phase = 'start';
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly pids: Record<string, number>, private readonly intervalMs = 1000) {}
+
+  start(): void {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), this.intervalMs);
+  }
+
+  setPhase(phase: string): void {
+    this.sample();
+    this.phase = phase;
+  }
+
+  stop(): Record<string, ProcessFigures> {
+    if (this.timer) this.sample();
+    clearInterval(this.timer);
+    this.timer = undefined;
+    const out: Record<string, ProcessFigures> = {};
+    for (const name of Object.keys(this.pids)) out[name] = this.figures(name);
+    return out;
+  }
+
+  private sample(): void {
+    const s: ProcessSample = { at: Date.now(), phase: this.phase, rss: {}, cpu: {} };
+    for (const [name, pid] of Object.entries(this.pids)) {
+      s.rss[name] = rssOf(pid);
+      s.cpu[name] = cpuSecondsOf(pid);
+    }
+    this.samples.push(s);
+  }
+
+  private figures(name: string): ProcessFigures {
+    const mib = (b: number | undefined) => (b === undefined ? null : Math.round(b / 1048576));
+    const rssMax = (xs: ProcessSample[]) => {
+      const v = xs.map((s) => s.rss[name]).filter((x): x is number => x !== undefined);
+      return v.length ? mib(Math.max(...v)) : null;
+    };
+    const cores = (from: ProcessSample | undefined, to: ProcessSample | undefined) => {
+      const a = from?.cpu[name];
+      const b = to?.cpu[name];
+      return a === undefined || b === undefined || to!.at <= from!.at ? null : round2((b - a) / ((to!.at - from!.at) / 1000));
+    };
+    const phases: ProcessFigures['phases'] = {};
+    for (const phase of new Set(this.samples.map((s) => s.phase))) {
+      const first = this.samples.findIndex((s) => s.phase === phase);
+      const last = this.samples.findLastIndex((s) => s.phase === phase);
+      // The phase starts at the boundary sample taken as the previous phase ended.
+      const from = this.samples[Math.max(0, first - 1)];
+      const to = this.samples[last];
+      if (to === from || to === undefined) continue; // no time spent in it (e.g. the phase before the first)
+      phases[phase] = { seconds: round2(((to?.at ?? 0) - (from?.at ?? 0)) / 1000), cpuCores: cores(from, to), rssMaxMiB: rssMax(this.samples.slice(first, last + 1)) };
+    }
+    return {
+      rssMaxMiB: rssMax(this.samples),
+      rssLastMiB: mib(this.samples[this.samples.length - 1]?.rss[name]),
+      cpuCores: cores(this.samples[0], this.samples[this.samples.length - 1]),
+      phases,
+    };
+  }
+}

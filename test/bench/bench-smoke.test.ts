@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { repoRoot } from '../helpers/cluster.js';
+import { kubeSkipReason } from '../helpers/kube-apiserver.js';
 
 const results = mkdtempSync(join(tmpdir(), 'outpost-bench-smoke-'));
 after(() => rmSync(results, { recursive: true, force: true }));
@@ -26,16 +27,18 @@ function runBench(args: string[], deadlineMs: number): Promise<{ code: number | 
   });
 }
 
-const scenarios: [string, string[]][] = [
+// [scenario, args, why it is skipped]: fanout-kube is opt-in (a real kube-apiserver, OUTPOST_TEST_KUBE_BIN_DIR).
+const scenarios: [string, string[], string?][] = [
   ['sessions', ['--nodes', '20', '--duration', '3']],
   ['fanout', ['--nodes', '20', '--unit-size', '10', '--runs', '1']],
   ['reconnect-storm', ['--nodes', '20', '--unit-size', '10', '--observe', '2']],
   ['churn', ['--nodes', '20', '--unit-size', '10', '--duration', '4', '--join-rate', '5', '--update-interval', '1']],
   ['agent-footprint', ['--instances', '3', '--idle', '2', '--runs', '1']],
+  ['fanout-kube', ['--nodes', '10', '--unit-size', '5', '--runs', '1', '--replicas', '2'], kubeSkipReason()],
 ];
 
-for (const [scenario, args] of scenarios) {
-  void test(`bench ${scenario} (smoke size) writes a well-formed report whose checks pass`, { timeout: 150_000 }, async () => {
+for (const [scenario, args, skip] of scenarios) {
+  void test(`bench ${scenario} (smoke size) writes a well-formed report whose checks pass`, { timeout: 150_000, ...(skip ? { skip } : {}) }, async () => {
     const r = await runBench([scenario, ...args], 140_000);
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
     const report = JSON.parse(readFileSync(join(results, `${scenario}.json`), 'utf8')) as {

@@ -28,6 +28,8 @@ export interface KubeTestServer {
   kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
   /** http://127.0.0.1:PORT of etcd (its v3 HTTP gateway serves /v3/kv/compaction). */
   etcdEndpoint: string;
+  /** Process ids of etcd and kube-apiserver (e.g. to sample their RSS and CPU). */
+  pids: { etcd: number; apiserver: number };
   /** One request to the API server as admin; resolves with the status and the parsed JSON body. */
   request(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
   stop(): Promise<void>;
@@ -255,7 +257,7 @@ export async function startKubeApiServer(options: StartKubeApiServerOptions = {}
       } catch { /* not JSON: keep the text */ }
       return { status: r.status, body: parsed };
     };
-    return { url, token, kubeconfigPath, kubectl, etcdEndpoint, request: requestJson, stop };
+    return { url, token, kubeconfigPath, kubectl, etcdEndpoint, pids: { etcd: etcd.child.pid ?? 0, apiserver: api.child.pid ?? 0 }, request: requestJson, stop };
   } catch (err) {
     await stop();
     throw err;
