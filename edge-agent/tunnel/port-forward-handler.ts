@@ -1,9 +1,58 @@
-import { connect, type Socket } from 'node:net';
+import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { OutpostError } from '../../shared/errors.js';
+import { MAX_STREAM_CHUNK_BYTES, STREAM_HEADER_BYTES } from '../../shared/protocol/streams.js';
+import type { TunnelStream } from '../../shared/tunnel/tunnel-stream.js';
 import type { StreamHandler } from './agent-tunnel.js';
 import type { TunnelTargets } from './tunnel-targets.js';
 
 const CONNECT_TIMEOUT_MS = 10_000;
+/** One read into a frame: a full DATA frame's payload. */
+const READ_BYTES = MAX_STREAM_CHUNK_BYTES;
+/** Reads go into slabs of two full frames; a read gets at least this much room. */
+const SLAB_BYTES = 2 * (STREAM_HEADER_BYTES + READ_BYTES);
+const MIN_READ_BYTES = 16 * 1024;
+
+/**
+ * Reads the target's bytes straight into DATA frames: each socket read lands in a slab right
+ * after STREAM_HEADER_BYTES of room, and that slice goes to the stream as a whole frame
+ * (TunnelStream.writeFrame): no copy into a new frame, no Buffer per read, no Readable
+ * machinery. Slices are never reused (the session socket holds them until written); a slab is
+ * freed once its frames are.
+ */
+class FrameReader {
+  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  private at = 0;
+  private stream: TunnelStream | undefined;
+  /** Frames read before the stream was attached (the target spoke first, during the dial). */
+  private readonly early: Buffer[] = [];
+
+  readonly onread: OnReadOpts = {
+    buffer: () => {
+      if (this.slab.length - this.at - STREAM_HEADER_BYTES < MIN_READ_BYTES) {
+        this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        this.at = 0;
+      }
+      const start = this.at + STREAM_HEADER_BYTES;
+      return this.slab.subarray(start, Math.min(this.slab.length, start + READ_BYTES));
+    },
+    callback: (nread: number) => {
+      const frame = this.slab.subarray(this.at, this.at + STREAM_HEADER_BYTES + nread);
+      this.at += STREAM_HEADER_BYTES + nread;
+      if (!this.stream) {
+        this.early.push(frame);
+        return true;
+      }
+      // false: the stream's queue is full; net stops reading until socket.resume().
+      return this.stream.writeFrame(frame);
+    },
+  };
+
+  attach(socket: Socket, stream: TunnelStream): void {
+    this.stream = stream;
+    stream.on('frameDrain', () => socket.resume());
+    for (const frame of this.early.splice(0)) if (!stream.writeFrame(frame)) socket.pause();
+  }
+}
 
 /**
  * port-forward and http streams: one TCP connection per stream to the instance's port (or an
@@ -12,7 +61,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 export function portForwardHandler(targets: TunnelTargets): StreamHandler {
   return async (open, stream) => {
     const { host, port } = targets.dialAddress(open.target);
-    const socket = await dial(host, port);
+    const reader = new FrameReader();
+    const socket = await dial(host, port, reader.onread);
     // The stream may have been reset (or its session lost) while the agent dialled: nothing
     // would ever close this connection.
     if (stream.destroyed) {
@@ -23,13 +73,15 @@ export function portForwardHandler(targets: TunnelTargets): StreamHandler {
     socket.on('error', (err) => stream.reset('OUTPOST_UNAVAILABLE', `connection to ${host}:${port} failed: ${err.message}`));
     stream.on('close', () => socket.destroy());
     stream.pipe(socket);
-    socket.pipe(stream);
+    // Target -> stream: frames straight from the socket's reads; its end is the stream's end.
+    reader.attach(socket, stream);
+    socket.once('end', () => stream.end());
   };
 }
 
-function dial(host: string, port: number): Promise<Socket> {
+function dial(host: string, port: number, onread: OnReadOpts): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
-    const socket = connect({ host, port, allowHalfOpen: true });
+    const socket = connect({ host, port, allowHalfOpen: true, onread });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new OutpostError('UNAVAILABLE', `connecting to ${host}:${port} timed out after ${CONNECT_TIMEOUT_MS} ms`));

@@ -118,6 +118,16 @@ export function encodeDataFrame(streamId: number, parts: readonly Buffer[], byte
   return out;
 }
 
+/**
+ * Completes a DATA frame built in place: `frame` is STREAM_HEADER_BYTES of room followed by the
+ * payload (a socket read straight into it), so the frame goes out without a copy.
+ */
+export function writeDataHeader(frame: Buffer, streamId: number): Buffer {
+  frame[0] = StreamFrameType.DATA;
+  frame.writeUInt32BE(streamId >>> 0, 1);
+  return frame;
+}
+
 export function encodeJsonFrame(type: StreamFrameType, streamId: number, body: object): Buffer {
   return encodeStreamFrame(type, streamId, Buffer.from(JSON.stringify(body)));
 }

@@ -1,6 +1,6 @@
 import { fromErrorBody, isOutpostError, OutpostError, type ErrorBody } from '../errors.js';
 import {
-  SOCKET_HIGH_WATER_BYTES, StreamFrameType, decodeJsonPayload, decodeStreamFrame, encodeCredit, encodeDataFrame, encodeJsonFrame, encodeStreamFrame, parseOpenRequest,
+  SOCKET_HIGH_WATER_BYTES, StreamFrameType, decodeJsonPayload, decodeStreamFrame, encodeCredit, encodeDataFrame, encodeJsonFrame, encodeStreamFrame, parseOpenRequest, writeDataHeader,
   type ControlMessage, type OpenRequest, type ResetBody,
 } from '../protocol/streams.js';
 import { TunnelStream, type StreamPort } from './tunnel-stream.js';
@@ -238,7 +238,7 @@ export class StreamMux implements StreamPort {
         const item = stream.takeOut();
         if (!item) continue;
         let frame: Buffer;
-        if (item.kind === 'data') frame = encodeDataFrame(stream.id, item.parts, item.bytes);
+        if (item.kind === 'data') frame = item.frame ? writeDataHeader(item.frame, stream.id) : encodeDataFrame(stream.id, item.parts, item.bytes);
         else if (item.kind === 'control') frame = encodeJsonFrame(StreamFrameType.CONTROL, stream.id, item.msg);
         else frame = encodeStreamFrame(StreamFrameType.END, stream.id);
         this.inflight += frame.length;

@@ -1,11 +1,17 @@
 import { Duplex } from 'node:stream';
 import { fromErrorBody, isOutpostError, OutpostError, type ErrorBody } from '../errors.js';
-import { MAX_STREAM_CHUNK_BYTES, STREAM_WINDOW_BYTES, type ControlMessage, type OpenRequest, type ResetBody } from '../protocol/streams.js';
+import { MAX_STREAM_CHUNK_BYTES, STREAM_HEADER_BYTES, STREAM_WINDOW_BYTES, type ControlMessage, type OpenRequest, type ResetBody } from '../protocol/streams.js';
 
-/** One queued outgoing item of a stream, in the order the stream's user produced them. */
-export type OutItem = { kind: 'data'; buf: Buffer } | { kind: 'control'; msg: object } | { kind: 'end' };
-/** What the mux sends next: data as the parts of one frame (`bytes` in all), or a control or end. */
-export type OutFrame = { kind: 'data'; parts: Buffer[]; bytes: number } | Exclude<OutItem, { kind: 'data' }>;
+/**
+ * One queued outgoing item of a stream, in the order the stream's user produced them. A data item
+ * from writeFrame() keeps its `frame` (header room + `buf`) while it is sent whole.
+ */
+export type OutItem = { kind: 'data'; buf: Buffer; frame?: Buffer } | { kind: 'control'; msg: object } | { kind: 'end' };
+/**
+ * What the mux sends next: data as the parts of one frame (`bytes` in all), or a control or end.
+ * `frame`, when set, is that data already in a frame with room for the header: no copy needed.
+ */
+export type OutFrame = { kind: 'data'; parts: Buffer[]; bytes: number; frame?: Buffer } | Exclude<OutItem, { kind: 'data' }>;
 
 /** What a TunnelStream needs from its mux. */
 export interface StreamPort {
@@ -55,6 +61,8 @@ export class TunnelStream extends Duplex {
   private readonly heldControls: ControlMessage[] = [];
   /** A RESET was sent or received: no further frame may be sent. */
   private resetDone = false;
+  /** writeFrame() returned false: emit 'frameDrain' once the queue is below its high water. */
+  private frameWaiting = false;
 
   constructor(
     readonly id: number,
@@ -84,6 +92,32 @@ export class TunnelStream extends Duplex {
     else this.deferredControls.push({ afterBytes: this.enqueuedBytes + pending, msg });
   }
 
+  /**
+   * Writes data already laid out as a DATA frame: STREAM_HEADER_BYTES of room (the mux fills in
+   * the header), then the payload, at most MAX_STREAM_CHUNK_BYTES. The frame then reaches the
+   * socket without a copy when credit allows sending it whole. For a producer that reads into
+   * such buffers (port-forward: socket reads with net's `onread`); do not mix with write() on
+   * the same stream. Returns false above the high water mark: wait for 'frameDrain'. The buffer
+   * must not be reused: the socket holds it until it is written out.
+   */
+  writeFrame(frame: Buffer): boolean {
+    if (this.resetDone || this.destroyed || this.writableEnded) return true;
+    const buf = frame.subarray(STREAM_HEADER_BYTES);
+    if (buf.length === 0) return true;
+    if (this.writableLength > 0 || buf.length > MAX_STREAM_CHUNK_BYTES) {
+      // Data written through write() is still in the Writable's buffer: keep the order.
+      if (this.write(buf)) return true;
+      this.frameWaiting = true;
+      this.once('drain', () => this.releaseWrite());
+      return false;
+    }
+    this.enqueuedBytes += buf.length;
+    this.enqueue({ kind: 'data', buf, frame });
+    if (this.outQueuedBytes <= OUT_HIGH_WATER) return true;
+    this.frameWaiting = true;
+    return false;
+  }
+
   /** Aborts the stream both ways, telling the peer why (code: an OutpostError code). */
   reset(code: string, message: string): void {
     if (this.resetDone || this.destroyed) return;
@@ -109,13 +143,24 @@ export class TunnelStream extends Duplex {
     }
     const parts: Buffer[] = [];
     let room = Math.min(this.sendCredit, MAX_STREAM_CHUNK_BYTES);
+    if (head.frame && head.buf.length <= room) {
+      // Already a frame: sent alone, as it is.
+      this.outQueue.shift();
+      this.sendCredit -= head.buf.length;
+      this.outQueuedBytes -= head.buf.length;
+      this.releaseWrite();
+      return { kind: 'data', parts: [head.buf], bytes: head.buf.length, frame: head.frame };
+    }
     let bytes = 0;
     while (room > 0) {
       const item = this.outQueue[0];
       if (item?.kind !== 'data') break;
+      // A whole frame waits for its own turn rather than being copied into this one.
+      if (item.frame && bytes > 0 && item.buf.length <= MAX_STREAM_CHUNK_BYTES) break;
       if (item.buf.length > room) {
         parts.push(item.buf.subarray(0, room));
         item.buf = item.buf.subarray(room);
+        item.frame = undefined;
         bytes += room;
         room = 0;
         break;
@@ -245,6 +290,10 @@ export class TunnelStream extends Duplex {
       this.heldWrite = undefined;
       this.heldWriteBytes = 0;
       cb();
+    }
+    if (this.frameWaiting && this.outQueuedBytes <= OUT_HIGH_WATER && this.writableLength === 0) {
+      this.frameWaiting = false;
+      this.emit('frameDrain');
     }
   }
 

@@ -140,3 +140,59 @@ test('a malformed CONTROL payload resets only its stream: the mux does not throw
   await waitFor(() => Buffer.concat(echoed).toString() === 'still here', { timeoutMs: 5000, message: 'the other stream still works' });
   good.destroy();
 });
+
+test('writeFrame: frames go out without a copy, split when credit is short, in order with control and end; frameDrain after backpressure', async () => {
+  const chunk = 100 * 1024; // does not divide the window: credit runs out mid-frame
+  const count = 62;
+  const written = new Set<Buffer>();
+  const sentData: Buffer[] = [];
+  let refused = false;
+  let drained = false;
+  let agent: StreamMux | undefined;
+  const hub = new StreamMux({ send: (frame, done) => setImmediate(() => { agent?.receive(frame); done(); }) }, { role: 'hub', maxStreams: 4 });
+  agent = new StreamMux({
+    send: (frame, done) => {
+      if (frame[0] === StreamFrameType.DATA) sentData.push(frame);
+      setImmediate(() => { hub.receive(frame); done(); });
+    },
+  }, { role: 'agent', maxStreams: 4 }, (_open, stream) => {
+    let n = 0;
+    const more = () => {
+      while (n < count) {
+        const frame = Buffer.alloc(STREAM_HEADER_BYTES + chunk, n % 251);
+        written.add(frame);
+        n++;
+        if (!stream.writeFrame(frame)) {
+          refused = true;
+          return void stream.once('frameDrain', () => { drained = true; more(); });
+        }
+      }
+      stream.sendControl({ type: 'done' });
+      stream.end();
+    };
+    more();
+  });
+  const s = await hub.open({ kind: 'port-forward', target: { instance: 'a-1', port: 80 }, params: {} });
+  s.pause();
+  const got: Buffer[] = [];
+  let bytes = 0;
+  let bytesAtControl = -1;
+  s.on('data', (d: Buffer) => { got.push(d); bytes += d.length; });
+  s.on('control', () => { bytesAtControl = bytes; });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(refused, 'writeFrame refused more once the stream had no credit');
+  s.resume();
+  await once(s, 'end');
+  const all = Buffer.concat(got);
+  assert.equal(all.length, count * chunk);
+  for (let i = 0; i < count; i++) {
+    assert.equal(all[i * chunk], i % 251, `frame ${i} starts in place`);
+    assert.equal(all[(i + 1) * chunk - 1], i % 251, `frame ${i} ends in place`);
+  }
+  assert.equal(bytesAtControl, count * chunk, 'the control came after all data');
+  assert.ok(drained, 'frameDrain let the writer go on');
+  const asWritten = sentData.filter((f) => written.has(f)).length;
+  assert.ok(asWritten >= count / 2, `${asWritten} of ${sentData.length} DATA frames went out as written (no copy)`);
+  assert.ok(asWritten < sentData.length, 'some frame was split for credit');
+  s.destroy();
+});
