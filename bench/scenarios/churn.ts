@@ -12,16 +12,17 @@ import { HubMonitor } from '../harness/process-monitor.js';
 import { distribution, finish, numberFlag, sleep, stringFlag, until } from '../harness/report.js';
 
 /** Times each API call in a loop until `stop` resolves; one call at a time, like an operator's dashboard. */
-async function probeApi(hub: HubProcess, paths: Record<string, string>, stopAt: number): Promise<Record<string, { ms: number[]; errors: number }>> {
-  const out: Record<string, { ms: number[]; errors: number }> = Object.fromEntries(Object.keys(paths).map((k) => [k, { ms: [], errors: 0 }]));
+async function probeApi(hub: HubProcess, paths: Record<string, string>, stopAt: number): Promise<Record<string, { ms: number[]; errors: number; errorMessages: string[] }>> {
+  const out: Record<string, { ms: number[]; errors: number; errorMessages: string[] }> = Object.fromEntries(Object.keys(paths).map((k) => [k, { ms: [], errors: 0, errorMessages: [] }]));
   while (Date.now() < stopAt) {
     for (const [name, path] of Object.entries(paths)) {
       const t0 = performance.now();
       try {
         await hub.api('GET', path, undefined, 30_000);
         out[name]!.ms.push(performance.now() - t0);
-      } catch {
+      } catch (err) {
         out[name]!.errors++;
+        if (out[name]!.errorMessages.length < 3) out[name]!.errorMessages.push(`${(err as Error).message.slice(0, 160)} after ${Math.round(performance.now() - t0)} ms`);
       }
     }
     await sleep(100);
@@ -94,7 +95,7 @@ export async function churn(args: string[]): Promise<void> {
     const [oldStats, newStats] = [await fleet.stats(), await joiners.stats()];
     const hubFigures = monitor.stop();
     if (cpuProfDir) await hub.stop();
-    const latency = Object.fromEntries(Object.entries(api).map(([k, v]) => [k, { ...distribution(v.ms), errors: v.errors }]));
+    const latency = Object.fromEntries(Object.entries(api).map(([k, v]) => [k, { ...distribution(v.ms), errors: v.errors, ...(v.errorMessages.length ? { errorMessages: v.errorMessages } : {}) }]));
     const listP99 = latency.listEdgeNodes?.p99 ?? null;
     const getP99 = latency.getEdgeNode?.p99 ?? null;
     finish({

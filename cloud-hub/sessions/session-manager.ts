@@ -11,7 +11,7 @@ import { AdmissionQueue, type AdmissionOptions } from './admission.js';
 import { AgentSession, type SessionHooks, type SessionOptions } from './agent-session.js';
 import { configAudience } from '../configs/config-scope.js';
 import { deviceHomes } from '../devices/device-scope.js';
-import { appSelectsUnit, keyOf, unitLabels } from './scope.js';
+import { appSelectsUnit, keyOf, onlyStatusChanged, unitLabels } from './scope.js';
 import type { OpenRequest } from '../../shared/protocol/streams.js';
 import type { TunnelStream } from '../../shared/tunnel/tunnel-stream.js';
 import { disconnectedError } from '../tunnel/disconnected-error.js';
@@ -187,6 +187,10 @@ export class SessionManager {
         for (const s of this.byUnit.get(object.metadata.name) ?? []) s.handleChange(event);
         return;
       case 'EdgeApp':
+        // A status-only write (the scheduler rewrites the app's status at every instance report
+        // of a rollout) is never sent down (AgentSession.handleChange drops it): skip the walk
+        // over every session of every selected unit (issue 7: 16 000 sessions x each report).
+        if (event.type === 'MODIFIED' && onlyStatusChanged(oldObject, object)) return;
         for (const [unitName, set] of this.byUnit) {
           if (set.size === 0) continue;
           const unit = this.deps.cache.get('NodeUnit', unitName) as NodeUnit | undefined;
