@@ -175,7 +175,9 @@ export class NodeHealth {
    * wrote last (the replica that lost its session, or the leader judging an old renew).
    */
   private reassertHeldNodes(now: number): void {
-    for (const node of this.lastSeenWritten.keys()) {
+    for (const [node, written] of this.lastSeenWritten) {
+      // Right after this replica's own write the cache may not show it yet (watch lag): wait a little.
+      if (now - written < 5 * this.flushIntervalMs) continue;
       const phase = this.currentPhase(node);
       if (phase === 'Ready' || !this.deps.isConnected(node)) continue;
       this.deps.log.info({ node, phase }, 'node recorded not Ready while its session is here; writing Ready');

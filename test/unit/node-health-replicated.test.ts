@@ -130,6 +130,9 @@ describe('node health with several hub replicas', () => {
       const cur = (await h.store.get('EdgeNode', 'mine')) as EdgeNode;
       // The replica that lost the session writes Disconnected after this one took it over.
       await h.store.updateStatus('EdgeNode', 'mine', { ...cur.status, phase: 'Disconnected', since: new Date(T0).toISOString() });
+      await pause(200);
+      assert.equal((await h.phase('mine'))?.phase, 'Disconnected', 'not at once after its own write (the cache may lag)');
+      h.setNow(T0 + 500); // past the wait after its own write, before the next renew (1 s here)
       await waitFor(async () => (await h.phase('mine'))?.phase === 'Ready', { message: 'Ready again' });
     } finally {
       await h.close();
