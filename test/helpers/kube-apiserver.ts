@@ -181,15 +181,29 @@ export async function startKubeApiServer(options: StartKubeApiServerOptions = {}
   const etcdEndpoint = `http://127.0.0.1:${etcdPort}`;
   const url = `https://127.0.0.1:${apiPort}`;
   const processes: ChildProcess[] = [];
-  const killAll = () => { for (const p of processes) p.kill('SIGKILL'); };
-  // A test process that dies without stop() must not leave etcd and the API server running.
+  const killAll = () => {
+    for (const p of processes) p.kill('SIGKILL');
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch { /* a file still being written by a dying process: the temp dir is left behind */ }
+  };
+  // A test process that dies without stop() must not leave etcd and the API server running: on
+  // exit, and on SIGTERM/SIGINT (a runner's timeout), which then go on to end the process as before.
+  const onSignal = (signal: NodeJS.Signals) => {
+    killAll();
+    process.kill(process.pid, signal);
+  };
   process.once('exit', killAll);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     for (const p of [...processes].reverse()) await stopProcess(p);
     process.removeListener('exit', killAll);
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGINT', onSignal);
     rmSync(dir, { recursive: true, force: true });
   };
 
