@@ -8,7 +8,6 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Instance } from '../../shared/api/index.js';
-// @ts-expect-error plain JS module next to bin/outpost.js, without typings
 import { distIsCurrent } from '../../bin/dist-stamp.js';
 import { TestCluster, killGroup, repoRoot } from '../../test/helpers/cluster.js';
 import { waitFor } from '../../test/helpers/wait.js';
@@ -21,7 +20,7 @@ type Status = { instances: Record<string, { phase: string; pid?: number }> };
 
 /** What bin/outpost.js runs right now: the compiled build (dist/) or the sources through tsx. */
 async function runsFrom(fromSource: boolean): Promise<'dist' | 'sources'> {
-  return !fromSource && (await (distIsCurrent as (root: string) => Promise<boolean>)(repoRoot)) ? 'dist' : 'sources';
+  return !fromSource && (await distIsCurrent(repoRoot)) ? 'dist' : 'sources';
 }
 
 /** kB fields of /proc/PID/status and /proc/PID/smaps_rollup, MiB. */
