@@ -59,6 +59,20 @@ void describe('WatchMerger (Kubernetes store: per-kind streams into revision ord
     assert.deepEqual(out, [30, 31]);
   });
 
+  void test('readyAll() stops waiting for a stream that cannot connect; its events then arrive late, not never', () => {
+    const { clock, out, m } = merger(2);
+    m.ready(0);
+    m.push(0, event('a', 40));
+    clock.advance(1000);
+    assert.deepEqual(out, []);
+    m.readyAll();
+    clock.advance(100);
+    assert.deepEqual(out, [40]);
+    m.push(1, event('b', 39));
+    clock.advance(100);
+    assert.deepEqual(out, [40, 39]);
+  });
+
   void test('stop() ends delivery and clears its timer', () => {
     const { clock, out, m } = merger(2);
     m.ready(0);

@@ -23,6 +23,8 @@ export interface StoreWatchDeps {
 export interface StoreWatchTuning extends KindStreamTuning {
   /** See {@link WatchMerger}: how long an event waits for other kinds' streams; default 100 ms. */
   holdBackMs?: number;
+  /** Deliver anyway when some kind's stream has not connected after this long, in ms; default 10 000. */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -61,8 +63,16 @@ export async function startStoreWatch(deps: StoreWatchDeps, tuning: StoreWatchTu
       }
     },
   });
+  const connected = new Set<KindName>();
+  const connectTimer = deps.clock.setTimeout(() => {
+    const waiting = kinds.filter((k) => !connected.has(k));
+    if (waiting.length === 0) return;
+    deps.log?.warn({ kinds: waiting }, 'store watch: these kinds have not connected yet; delivering the others without them');
+    merger.readyAll();
+  }, tuning.connectTimeoutMs ?? 10_000);
   controller.signal.addEventListener('abort', () => {
     stopped = true;
+    deps.clock.clearTimeout(connectTimer);
     merger.stop();
   }, { once: true });
 
@@ -78,7 +88,11 @@ export async function startStoreWatch(deps: StoreWatchDeps, tuning: StoreWatchTu
       deliverAfter: from,
       onEvent: (e) => merger.push(i, e),
       onProgress: (rev) => merger.advance(i, rev),
-      onConnected: () => merger.ready(i),
+      onConnected: () => {
+        connected.add(kind);
+        if (connected.size === kinds.length) deps.clock.clearTimeout(connectTimer);
+        merger.ready(i);
+      },
     });
     merger.advance(i, start.revision);
     stream.run(controller.signal).catch((err: unknown) => {

@@ -51,6 +51,14 @@ export class WatchMerger {
     }
   }
 
+  /**
+   * Stops waiting for streams that have not connected (they keep retrying; their events arrive
+   * late): one kind the API server refuses must not hold back every other kind.
+   */
+  readyAll(): void {
+    for (let i = 0; i < this.connected.length; i++) this.ready(i);
+  }
+
   /** Stream `i` has seen everything up to `revision` (a bookmark, or a list it resynced from). */
   advance(i: number, revision: number): void {
     if (revision <= (this.progress[i] ?? 0)) return;
