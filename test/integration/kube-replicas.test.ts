@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { EdgeNode } from '../../shared/api/index.js';
@@ -69,6 +69,22 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
     return mine.length === 1 ? mine[0] : undefined;
   };
 
+  /** What each live replica's cache holds against the API server, for a failed wait on a loaded machine. */
+  const diagnose = async (): Promise<string> => {
+    const brief = (items: { metadata: { name: string; resourceVersion?: string }; status?: { phase?: string; node?: string } }[]) => items.map((o) => `${o.metadata.name}@${o.metadata.resourceVersion}:${o.status?.phase ?? '-'}${o.status?.node ? `/${o.status.node}` : ''}`).join(' ');
+    const lines: string[] = [];
+    for (const kind of ['edgenodes', 'instances']) {
+      const k = await server.kubectl(['get', kind, '-o', 'json']);
+      lines.push(`api server ${kind}: ${k.code === 0 ? brief((JSON.parse(k.stdout) as { items: [] }).items) : k.stderr}`);
+      for (const r of replicas.values()) {
+        if (r.child.exitCode !== null || r.child.signalCode !== null) continue;
+        lines.push(`${r.id} cache ${kind}: ${await get<{ items: [] }>(r, `${API}/${kind}`).then((l) => brief(l.items), (e: unknown) => String(e))}`);
+      }
+    }
+    return lines.join('\n');
+  };
+  const explain = async (err: unknown): Promise<never> => { throw new Error(`${(err as Error).message}\n${await diagnose()}`); };
+
   const apply = async (objects: object[]) => {
     const r = await server.kubectl(['apply', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
     assert.equal(r.code, 0, r.stderr);
@@ -81,6 +97,9 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
   });
 
   after(async () => {
+    // OUTPOST_TEST_LOG_DIR=DIR keeps every replica's log there (for a failure on a loaded machine).
+    const logDir = process.env.OUTPOST_TEST_LOG_DIR;
+    if (logDir) for (const r of replicas.values()) writeFileSync(join(logDir, `kube-replicas-${r.id}.log`), r.output());
     for (const r of replicas.values()) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
     for (const pid of instancePids) killGroup(pid);
     await cluster.cleanup();
@@ -106,8 +125,8 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
     await waitFor(async () => (await sessions(a)) === 1 && (await sessions(b)) === 1, { timeoutMs: 30_000, message: 'one agent session on each replica' });
 
     await apply([edgeApp('web', { units: ['site-a', 'site-b'], template: { command: 'sleep', args: ['600'] } })]);
-    const [instA, stateA] = await waitFor(() => runningOf(agentA.localApi, 'web'), { timeoutMs: 60_000, message: 'web running on edge-a (hub-a\'s agent)' });
-    const [instB, stateB] = await waitFor(() => runningOf(agentB.localApi, 'web'), { timeoutMs: 60_000, message: 'web running on edge-b (hub-b\'s agent)' });
+    const [instA, stateA] = await waitFor(() => runningOf(agentA.localApi, 'web'), { timeoutMs: 60_000, message: 'web running on edge-a (hub-a\'s agent)' }).catch(explain);
+    const [instB, stateB] = await waitFor(() => runningOf(agentB.localApi, 'web'), { timeoutMs: 60_000, message: 'web running on edge-b (hub-b\'s agent)' }).catch(explain);
     instancePids.push(stateA.pid as number, stateB.pid as number);
 
     // SIGKILL the leader: no release, the follower must wait the Lease out.
@@ -129,8 +148,8 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
 
     // Leader-only work runs on the survivor: a new app is scheduled onto both agents.
     await apply([edgeApp('after', { units: ['site-a', 'site-b'], template: { command: 'sleep', args: ['600'] } })]);
-    const [, afterA] = await waitFor(() => runningOf(agentA.localApi, 'after'), { timeoutMs: 60_000, message: 'app "after" scheduled by the new leader on edge-a' });
-    const [, afterB] = await waitFor(() => runningOf(agentB.localApi, 'after'), { timeoutMs: 60_000, message: 'app "after" on edge-b' });
+    const [, afterA] = await waitFor(() => runningOf(agentA.localApi, 'after'), { timeoutMs: 60_000, message: 'app "after" scheduled by the new leader on edge-a' }).catch(explain);
+    const [, afterB] = await waitFor(() => runningOf(agentB.localApi, 'after'), { timeoutMs: 60_000, message: 'app "after" on edge-b' }).catch(explain);
     instancePids.push(afterA.pid as number, afterB.pid as number);
 
     // No instance was restarted by any of it.
@@ -159,7 +178,9 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
     c.child.kill('SIGKILL');
     // Renew interval 5 s here: the deadline is 12.5 s after the last renew by hub-c.
     const st = await waitFor(async () => { const v = await node(); return v?.phase === 'Disconnected' ? v : undefined; }, { timeoutMs: 60_000, intervalMs: 200, message: 'edge-c Disconnected by the leader' })
-      .catch((err: unknown) => { throw new Error(`${(err as Error).message}; leader log:\n${leader.output().split('\n').filter((l) => /edge-c|stale|health/.test(l)).slice(-15).join('\n')}`); });
+      .catch(async (err: unknown) => {
+        throw new Error(`${(err as Error).message}; Lease holder ${await holder()}\n${await diagnose()}\nleader log:\n${leader.output().split('\n').filter((l) => /edge-c|stale|health|leader|Lease/.test(l)).slice(-25).join('\n')}`);
+      });
     process.stdout.write(`# edge-c marked Disconnected by ${leader.id} ${Date.now() - killedAt} ms after its replica and agent were killed (deadline 12.5 s after the last renew)\n`);
     assert.equal(st.since, st.lastSeen, 'since = the last renew');
     const others = (await get<{ items: EdgeNode[] }>(leader, `${API}/edgenodes`)).items.filter((n) => n.metadata.name !== 'edge-c');
