@@ -107,7 +107,7 @@ if (skip) {
     });
   });
 
-  void describe('KubernetesStore watch across a disconnection and a compaction (watch cache off: etcd answers 410)', () => {
+  void describe('KubernetesStore across disconnections and compaction (watch cache off: etcd answers 410)', () => {
     let server: KubeTestServer;
     before(async () => {
       server = await startKubeApiServer({ installCrds: true, watchCache: false });
@@ -144,6 +144,28 @@ if (skip) {
       } finally {
         await store.close();
         await writer.close();
+        await proxy.close();
+      }
+    });
+
+    void test('while the API server is unreachable, calls fail with UNAVAILABLE after bounded retries; then work again', async () => {
+      const { proxy, kubeconfig } = await proxied();
+      const store = await KubernetesStore.open({ kube: loadKubeContext({ kubeconfig }), ...TEST_TUNING });
+      try {
+        proxy.cut();
+        await assert.rejects(store.create(nodeUnit('unreachable')), (err: unknown) => {
+          assert.ok(isOutpostError(err, 'UNAVAILABLE'), String(err));
+          assert.match(err.message, /after 3 tries/);
+          return true;
+        });
+        await assert.rejects(store.get('NodeUnit', 'unreachable'), (err: unknown) => isOutpostError(err, 'UNAVAILABLE'));
+        proxy.restore();
+        const created = await store.create(nodeUnit('reachable'));
+        assert.deepEqual(await store.get('NodeUnit', 'reachable'), created);
+        await store.delete('NodeUnit', 'reachable');
+        assert.equal(await store.get('NodeUnit', 'unreachable'), undefined, 'the refused create wrote nothing');
+      } finally {
+        await store.close();
         await proxy.close();
       }
     });
