@@ -126,7 +126,7 @@ if (skip) {
 
     void test('a watch outlives the per-request deadline: one connection per kind, no reconnects', async () => {
       const { proxy, kubeconfig } = await proxied();
-      const store = await KubernetesStore.open({ kube: loadKubeContext({ kubeconfig }), ...TEST_TUNING, http: { requestTimeoutMs: 500 } });
+      const store = await KubernetesStore.open({ kube: loadKubeContext({ kubeconfig }), ...TEST_TUNING, http: { requestTimeoutMs: 1500 } });
       const writer = await openStore(server);
       const seen: string[] = [];
       try {
@@ -134,7 +134,7 @@ if (skip) {
         await writer.create(nodeUnit('before-deadline'));
         await waitFor(() => seen.includes('before-deadline'), { timeoutMs: 10_000, message: 'first event' });
         const connections = proxy.connections();
-        await pause(1500); // three request deadlines
+        await pause(3500); // more than two request deadlines
         await writer.create(nodeUnit('after-deadline'));
         await waitFor(() => seen.includes('after-deadline'), { timeoutMs: 10_000, message: 'event after the deadline' });
         assert.equal(proxy.connections(), connections, 'no watch was cut and reopened');
