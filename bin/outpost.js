@@ -9,8 +9,11 @@ import { distIsCurrent } from './dist-stamp.js';
 
 // `outpost agent` keeps V8's young generation at its initial 1 MiB semi-spaces instead of letting
 // it grow to 16 MiB each: an idle agent's new space holds ~17 MiB otherwise (issue 7, footprint).
-// Set here, before anything is loaded, so that it holds for every way the agent is started.
-if (process.argv[2] === 'agent') setFlagsFromString('--semi-space-growth-factor=1');
+// Set here, before anything is loaded, so that it holds for every way the agent is started, unless
+// node was started with the flag already (bin/outpost-agent, the production launcher, passes it with
+// the flags that must be in place before the start; a user's own value is not overridden).
+const givenAtStart = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--semi[-_]space[-_]growth[-_]factor\b/.test(a));
+if (process.argv[2] === 'agent' && !givenAtStart) setFlagsFromString('--semi-space-growth-factor=1');
 
 if (process.env.OUTPOST_FROM_SOURCE !== '1' && await distIsCurrent(new URL('..', import.meta.url).pathname)) {
   await import('../dist/cli/main.js');
