@@ -80,8 +80,14 @@ export class KubernetesStore implements Store {
     const { status, ...withoutStatus } = input;
     const res = await this.call(`create ${what}`, 'POST', resourcePath(kind), toCustomResource(withoutStatus as AnyObject));
     const created = this.ok(res, what, 201, 200);
+    if (status === undefined) return created;
     // The status subresource ignores status on create: the hub's status is a second write.
-    return status === undefined ? created : this.writeStatus(kind, input.metadata.name, status, []);
+    try {
+      return await this.writeStatus(kind, input.metadata.name, status, []);
+    } catch (err) {
+      const e = err instanceof OutpostError ? err : new OutpostError('UNAVAILABLE', String(err));
+      throw new OutpostError('UNAVAILABLE', `${what} was created (resourceVersion ${String(created.metadata.resourceVersion)}) but its status was not written: ${e.message}; update its status again`, { cause: err });
+    }
   }
 
   async update(object: AnyObject, options: WriteOptions = {}): Promise<AnyObject> {
