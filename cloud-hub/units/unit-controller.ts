@@ -21,6 +21,14 @@ const COUNTS_DELAY_MS = 500;
 export class UnitController {
   private readonly loop: ControllerLoop;
   private unsubscribe: (() => void) | undefined;
+  /**
+   * Whether the next pass must resolve and stamp every node; false when only counts moved since
+   * the last full pass (then members are grouped by their stamped spec.unit, and the lost claims
+   * of the last full pass still hold: they change only with labels, specs or units).
+   */
+  private urgentSeq = 1;
+  private fullPassDoneSeq = 0;
+  private lastLostClaims = new Map<string, string[]>();
 
   constructor(private readonly deps: { store: Store; cache: ObjectCache; log: Logger; now?: () => number }) {
     this.loop = new ControllerLoop('unit controller', () => this.reconcile(), deps.log);
@@ -29,6 +37,7 @@ export class UnitController {
   start(): void {
     this.unsubscribe = this.deps.cache.onChange((e) => {
       const urgency = this.relevant(e);
+      if (urgency === 'now') this.urgentSeq++;
       if (urgency) this.loop.trigger(urgency === 'counts' ? COUNTS_DELAY_MS : undefined);
     });
     this.loop.trigger();
@@ -71,10 +80,24 @@ export class UnitController {
   }
 
   private async reconcile(): Promise<void> {
-    const { cache, store } = this.deps;
+    const { cache } = this.deps;
     const units = cache.list('NodeUnit') as NodeUnit[];
-    const unitByName = new Map(units.map((u) => [u.metadata.name, u]));
     const nodes = cache.list('EdgeNode') as EdgeNode[];
+    if (this.fullPassDoneSeq === this.urgentSeq) {
+      // Only phases, joins of stamped nodes or deletes since the last full pass: recount.
+      const members = new Map<string, EdgeNode[]>();
+      for (const node of nodes) {
+        const list = members.get(node.spec.unit);
+        if (list) list.push(node);
+        else members.set(node.spec.unit, [node]);
+      }
+      await this.writeUnitStatuses(units, members, this.lastLostClaims);
+      return;
+    }
+    const seq = this.urgentSeq;
+    let complete = true; // every node stamped as it should be (else the next pass is a full one too)
+    const { store } = this.deps;
+    const unitByName = new Map(units.map((u) => [u.metadata.name, u]));
     const lostClaims = new Map<string, string[]>();
     const members = new Map<string, EdgeNode[]>();
     // Only units that list nodes or select by labels can claim a node: resolving against those
@@ -93,13 +116,21 @@ export class UnitController {
       if (deepEqual(stamped.metadata, node.metadata) && deepEqual(stamped.spec, node.spec)) continue;
       if (stamped.spec.unit !== node.spec.unit) this.deps.log.info({ node: node.metadata.name, from: node.spec.unit, to: stamped.spec.unit, by: m.by }, 'node changes unit');
       try {
-        await this.tolerateRaces(store.update(stamped, { resourceVersion: node.metadata.resourceVersion ?? '' }));
+        if (!(await this.tolerateRaces(store.update(stamped, { resourceVersion: node.metadata.resourceVersion ?? '' })))) complete = false;
       } catch (err) {
         // One node that cannot be stamped (a unit stored before today's rules) must not stop the others.
         if (!isOutpostError(err, 'INVALID')) throw err;
+        complete = false;
         this.deps.log.error({ err, node: node.metadata.name, unit: m.unit }, 'cannot update the node for its unit; skipping it');
       }
     }
+    this.lastLostClaims = lostClaims;
+    await this.writeUnitStatuses(units, members, lostClaims);
+    if (complete) this.fullPassDoneSeq = seq;
+  }
+
+  private async writeUnitStatuses(units: NodeUnit[], members: Map<string, EdgeNode[]>, lostClaims: Map<string, string[]>): Promise<void> {
+    const { store } = this.deps;
     const now = new Date(this.deps.now?.() ?? Date.now()).toISOString();
     const changed: { name: string; status: unknown }[] = [];
     for (const unit of units) {
@@ -116,13 +147,14 @@ export class UnitController {
   }
 
   /** A node deleted or written concurrently (status reports): the next pass sees the new state. */
-  private async tolerateRaces<T>(p: Promise<T>): Promise<void> {
+  private async tolerateRaces<T>(p: Promise<T>): Promise<boolean> {
     try {
       await p;
+      return true;
     } catch (err) {
       if (isOutpostError(err, 'NOT_FOUND') || isOutpostError(err, 'CONFLICT')) {
         this.loop.requeue();
-        return;
+        return false;
       }
       throw err;
     }

@@ -12,7 +12,11 @@ import { HubSecrets } from '../../cloud-hub/auth/hub-secrets.js';
 import { ControllerLoop } from '../../cloud-hub/controller-loop.js';
 import { projectForNode } from '../../cloud-hub/sessions/scope.js';
 import { silentLogger } from '../../shared/logger.js';
-import type { AnyObject } from '../../shared/api/index.js';
+import type { AnyObject, EdgeNode, NodeUnit } from '../../shared/api/index.js';
+import { ObjectCache } from '../../cloud-hub/cache/object-cache.js';
+import { UnitController } from '../../cloud-hub/units/unit-controller.js';
+import { edgeNode, nodeUnit } from '../helpers/objects.js';
+import { waitFor } from '../helpers/wait.js';
 
 const node = (name: string): AnyObject => ({ apiVersion: 'outpost.dev/v1alpha1', kind: 'EdgeNode', metadata: { name }, spec: { unit: 'u' } });
 
@@ -108,4 +112,35 @@ test('projectForNode: one shared projection per app version and unit, showing on
   assert.equal((p1.spec as { overrides?: unknown }).overrides, undefined);
   const next = { ...app, metadata: { ...app.metadata, generation: 2 } } as AnyObject;
   assert.notEqual(projectForNode(next, { node: 'n1', unit: 'u1' }), p1, 'a new app version gets a new projection');
+});
+
+test('unit controller: recount-only passes follow phases; a unit listing a node still moves and restamps it', async () => {
+  const store = SqliteStore.open({ path: ':memory:' });
+  const cache = new ObjectCache({ store, log: silentLogger() });
+  await cache.start();
+  const units = new UnitController({ store, cache, log: silentLogger() });
+  try {
+    await store.create(nodeUnit('a') as AnyObject);
+    await store.create(nodeUnit('b') as AnyObject);
+    for (const n of ['n1', 'n2']) await store.create({ ...edgeNode(n, { unit: 'a' }), spec: { unit: 'a', joinUnit: 'a' }, status: { phase: 'Pending' } } as AnyObject);
+    units.start();
+    const statusOf = (u: string) => (cache.get('NodeUnit', u) as NodeUnit).status?.nodes;
+    await waitFor(() => statusOf('a')?.total === 2, { message: 'unit a counts its two nodes' });
+    // Phase changes only: recounted (without restamping every node).
+    await store.updateStatus('EdgeNode', 'n1', { phase: 'Ready' });
+    await waitFor(() => statusOf('a')?.ready === 1, { message: 'unit a counts n1 Ready' });
+    await store.updateStatus('EdgeNode', 'n2', { phase: 'Ready' });
+    await waitFor(() => statusOf('a')?.ready === 2, { message: 'unit a counts n2 Ready' });
+    // A unit change is urgent: b lists n2, which moves there and is stamped for it.
+    const b = cache.get('NodeUnit', 'b') as NodeUnit;
+    await store.update({ ...b, spec: { ...b.spec, nodes: ['n2'] } } as AnyObject);
+    await waitFor(() => (cache.get('EdgeNode', 'n2') as EdgeNode).spec.unit === 'b' && statusOf('b')?.ready === 1 && statusOf('a')?.total === 1, { message: 'n2 moved to b and both recounted' });
+    assert.equal((cache.get('EdgeNode', 'n2') as EdgeNode).metadata.labels?.['outpost.dev/unit'], 'b');
+    await store.updateStatus('EdgeNode', 'n2', { phase: 'Disconnected' });
+    await waitFor(() => statusOf('b')?.disconnected === 1 && statusOf('b')?.ready === 0, { message: 'unit b counts n2 Disconnected' });
+  } finally {
+    await units.stop();
+    await cache.stop();
+    await store.close();
+  }
 });
