@@ -200,7 +200,7 @@ export class ProcessSampler {
       // The phase starts at the boundary sample taken as the previous phase ended.
       const from = this.samples[Math.max(0, first - 1)];
       const to = this.samples[last];
-      if (to === from || to === undefined) continue; // no time spent in it (e.g. the phase before the first)
+      if (!from || !to || to.at - from.at < 100) continue; // no time spent in it (the phase before the first, the end)
       phases[phase] = { seconds: round2(((to?.at ?? 0) - (from?.at ?? 0)) / 1000), cpuCores: cores(from, to), rssMaxMiB: rssMax(this.samples.slice(first, last + 1)) };
     }
     return {
