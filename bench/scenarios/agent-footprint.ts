@@ -3,7 +3,9 @@
 // instances killed as by a power cut) until every cached instance runs again.
 // Targets: idle RSS <= 60 MiB; cold start <= 2 s. Options: --instances N (20) --idle S (30)
 // --runs R (5) --results DIR --from-source (run the TypeScript sources through tsx, as before the
-// compiled build; by default the scenario builds dist/ when it is stale, as `npm ci` does for users).
+// compiled build; by default the scenario builds dist/ when it is stale, as `npm ci` does for users)
+// --plain (start the agent as `node bin/outpost.js agent` instead of through bin/outpost-agent, the
+// production launcher with MALLOC_ARENA_MAX=1 --single-threaded-gc --v8-pool-size=1; for comparison).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +23,18 @@ type Status = { instances: Record<string, { phase: string; pid?: number }> };
 /** What bin/outpost.js runs right now: the compiled build (dist/) or the sources through tsx. */
 async function runsFrom(fromSource: boolean): Promise<'dist' | 'sources'> {
   return !fromSource && (await distIsCurrent(repoRoot)) ? 'dist' : 'sources';
+}
+
+/** How the agent process was started: its command line and the environment that matters here. */
+function startedAs(pid: number): { cmdline: string[]; MALLOC_ARENA_MAX: string | null } {
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const arena = env.find((e) => e.startsWith('MALLOC_ARENA_MAX='));
+    return { cmdline, MALLOC_ARENA_MAX: arena ? arena.slice('MALLOC_ARENA_MAX='.length) : null };
+  } catch {
+    return { cmdline: [], MALLOC_ARENA_MAX: null };
+  }
 }
 
 /** kB fields of /proc/PID/status and /proc/PID/smaps_rollup, MiB. */
@@ -45,6 +59,8 @@ export async function agentFootprint(args: string[]): Promise<void> {
   const idleS = numberFlag(args, 'idle', 30);
   const runs = Math.max(1, numberFlag(args, 'runs', 5));
   const fromSource = args.includes('--from-source');
+  const plain = args.includes('--plain');
+  const launcher = plain ? 'node bin/outpost.js agent' : 'bin/outpost-agent';
   if (fromSource) process.env.OUTPOST_FROM_SOURCE = '1';
   else if ((await runsFrom(false)) === 'sources') {
     // Users run what `npm ci` built; a checkout with edited sources gets the same build first.
@@ -53,6 +69,10 @@ export async function agentFootprint(args: string[]): Promise<void> {
   }
   const startedFrom: string[] = [];
   const cluster = new TestCluster();
+  if (!plain) {
+    cluster.agentLauncher = join(repoRoot, 'bin/outpost-agent');
+    cluster.agentEnv = { OUTPOST_NODE: process.execPath }; // the node that runs the bench, as for --plain
+  }
   const pids = new Set<number>();
   try {
     await cluster.startHub();
@@ -69,6 +89,9 @@ export async function agentFootprint(args: string[]): Promise<void> {
     for (const s of Object.values((await status(agent.localApi)).instances)) if (s.pid) pids.add(s.pid);
     await sleep(5000); // settle: reports flushed, timers at their steady period
     const pid = agent.child.pid!;
+    const agentProcess = startedAs(pid);
+    // The launcher execs node: the pid is the agent's node process itself.
+    const agentNodeFlags = agentProcess.cmdline.slice(1, Math.max(1, agentProcess.cmdline.findIndex((a) => a.endsWith('outpost.js'))));
     const rss: number[] = [];
     const cpu0 = cpuSecondsOf(pid) ?? 0;
     const t0 = Date.now();
@@ -80,7 +103,7 @@ export async function agentFootprint(args: string[]): Promise<void> {
     const idleMemory = memoryBreakdown(pid);
     const idleRssMiB = Math.round(percentile(rss, 50) / 1048576 * 10) / 10;
     const idleRssMaxMiB = Math.round(Math.max(...rss) / 1048576 * 10) / 10;
-    console.log(`idle with ${instances} instances, hub connected: RSS median ${idleRssMiB} MiB (max ${idleRssMaxMiB}), CPU ${cpuPercent}% of one core; at the end (MiB): ${JSON.stringify(idleMemory)}; agent ran from ${startedFrom[0]}`);
+    console.log(`idle with ${instances} instances, hub connected: RSS median ${idleRssMiB} MiB (max ${idleRssMaxMiB}), CPU ${cpuPercent}% of one core; at the end (MiB): ${JSON.stringify(idleMemory)}; agent ran from ${startedFrom[0]}, started with ${launcher} (node flags: ${agentNodeFlags.join(' ') || 'none'}, MALLOC_ARENA_MAX=${agentProcess.MALLOC_ARENA_MAX ?? 'unset'})`);
 
     // Cold starts: hub gone; each run kills the agent and its instances (power cut) and starts it again.
     const hubUrl = cluster.requireHub().url;
@@ -107,7 +130,7 @@ export async function agentFootprint(args: string[]): Promise<void> {
     const cold = distribution(timesMs);
     finish({
       scenario: 'agent-footprint',
-      inputs: { instances, idleSeconds: idleS, coldStartRuns: runs, broker: 'embedded aedes on 127.0.0.1:0', registry: 'as built into the agent at the time of the run', logLevel: 'info', agentStartedFrom: startedFrom },
+      inputs: { instances, idleSeconds: idleS, coldStartRuns: runs, broker: 'embedded aedes on 127.0.0.1:0', registry: 'as built into the agent at the time of the run', logLevel: 'info', agentStartedFrom: startedFrom, launcher, agentNodeFlags, agentMallocArenaMax: agentProcess.MALLOC_ARENA_MAX, agentCmdline: agentProcess.cmdline },
       figures: { everyStartRanTheSameCode: new Set(startedFrom).size === 1, idleRssMedianMiB: idleRssMiB, idleRssMaxMiB, idleMemoryAtEndMiB: idleMemory, idleCpuPercentOfOneCore: cpuPercent, offlineRssAfterColdStartMiB: offlineRssMiB, coldStartMs: timesMs, coldStart: cold },
       // Not a check: a source edited during the run (a shared checkout) makes later starts run the
       // sources; the report says so rather than failing the run (and the smoke test in npm test).
@@ -117,11 +140,12 @@ export async function agentFootprint(args: string[]): Promise<void> {
         coldStartP50Ms: { value: cold.p50, target: '<= 2000 ms', met: cold.p50 !== null && cold.p50 <= 2000 },
       },
       notes: [
+        'inputs.launcher: bin/outpost-agent is how users start the agent in production (README); --plain starts `node bin/outpost.js agent` (only --semi-space-growth-factor=1, set by bin/outpost.js). inputs.agentNodeFlags and agentMallocArenaMax are read from /proc/PID/cmdline and /proc/PID/environ of the idle agent.',
         'The agent runs through bin/outpost.js as users run it: the compiled build (dist/, made by npm ci) when current, else the sources through tsx (inputs.agentStartedFrom: the idle start, then each cold start; --from-source forces the sources).',
         'idleMemoryAtEndMiB: VmRSS = RssAnon (V8 heap, malloc) + RssFile (mostly the node binary, shared with every node process: Shared_Clean); Pss counts shared pages divided among the processes mapping them.',
         'Cold start: from spawning the agent with the hub down until its local API shows every cached instance Running.',
       ],
-      headline: `agent-footprint ${instances} instances (agent from ${startedFrom[0]}): idle RSS ${idleRssMiB} MiB (target <= 60), CPU ${cpuPercent}%, offline cold start p50 ${cold.p50} ms, max ${cold.max} ms (target <= 2000)`,
+      headline: `agent-footprint ${instances} instances (agent from ${startedFrom[0]}, ${launcher}): idle RSS ${idleRssMiB} MiB (target <= 60), CPU ${cpuPercent}%, offline cold start p50 ${cold.p50} ms, max ${cold.max} ms (target <= 2000)`,
     }, stringFlag(args, 'results'), []);
   } finally {
     await cluster.cleanup();

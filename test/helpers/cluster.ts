@@ -20,11 +20,14 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-function startProc(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+/** `launcher`: an executable that runs `outpost agent` itself (bin/outpost-agent): `args` without their leading 'agent'. */
+function startProc(args: string[], env: NodeJS.ProcessEnv = {}, launcher?: string): Proc {
   // Bench profiling (bench tunnel --cpu-prof DIR): hub and agent write a V8 CPU profile at exit.
   const profDir = process.env.OUTPOST_BENCH_CPU_PROF_DIR;
   const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = launcher
+    ? spawn(launcher, args.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [...nodeArgs, bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
@@ -39,6 +42,9 @@ function startProc(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
 export class TestCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'outpost-it-'));
   hub: (Proc & { url: string; token: string }) | undefined;
+  /** Start agents through this launcher (e.g. bin/outpost-agent) instead of `node bin/outpost.js agent`; `agentEnv`: its environment on top of this process's. */
+  agentLauncher: string | undefined;
+  agentEnv: NodeJS.ProcessEnv = {};
   private readonly procs = new Set<Proc>();
 
   get hubDir(): string {
@@ -77,7 +83,7 @@ export class TestCluster {
   }
 
   private async spawnAgent(args: string[]): Promise<Proc & { localApi: string }> {
-    const p = startProc(args);
+    const p = startProc(args, this.agentEnv, this.agentLauncher);
     this.procs.add(p);
     const localApi = await waitFor(() => /"localApi":"(http:\/\/[^"]+)"/.exec(p.output())?.[1], { timeoutMs: 30_000, message: `agent start; output:\n${p.output()}` });
     return { ...p, localApi };
