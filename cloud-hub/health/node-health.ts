@@ -38,6 +38,8 @@ export class NodeHealth {
   private startupTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private markingStale = false;
+  /** What this hub wrote last per node, until the cache shows that version (see freshest()). */
+  private readonly written = new Map<string, EdgeNode>();
   private readonly flushIntervalMs: number;
   private readonly lastSeenIntervalMs: number;
   private readonly startupGraceMs: number;
@@ -114,7 +116,24 @@ export class NodeHealth {
   }
 
   private currentPhase(node: string): string | undefined {
-    return this.pending.get(node)?.phase ?? (this.deps.cache.get('EdgeNode', node) as EdgeNode | undefined)?.status?.phase;
+    return this.pending.get(node)?.phase ?? this.freshest(node)?.status?.phase;
+  }
+
+  /**
+   * The node as this hub last knows it: the cache, or what this hub itself wrote when the cache has
+   * not caught up with that write yet. With SQLite the cache follows within the same tick; with
+   * the Kubernetes store the watch lags (hold-back, API latency), and a status built on the stale
+   * cache would overwrite the phase just written (a node stayed Pending while connected).
+   */
+  private freshest(node: string): EdgeNode | undefined {
+    const cached = this.deps.cache.get('EdgeNode', node) as EdgeNode | undefined;
+    const mine = this.written.get(node);
+    if (!mine) return cached;
+    if (!cached || Number(cached.metadata.resourceVersion) >= Number(mine.metadata.resourceVersion)) {
+      this.written.delete(node);
+      return cached;
+    }
+    return mine;
   }
 
   private patch(node: string, patch: Partial<EdgeNodeStatus>): void {
@@ -246,6 +265,12 @@ export class NodeHealth {
     return true;
   }
 
+  private remember(stored: EdgeNode): void {
+    const cached = this.deps.cache.get('EdgeNode', stored.metadata.name);
+    if (cached && Number(cached.metadata.resourceVersion) >= Number(stored.metadata.resourceVersion)) return;
+    this.written.set(stored.metadata.name, stored);
+  }
+
   private unitNodes(unit: string): EdgeNode[] {
     return (this.deps.cache.list('EdgeNode') as EdgeNode[]).filter((n) => n.spec.unit === unit);
   }
@@ -273,7 +298,7 @@ export class NodeHealth {
   private async writePending(): Promise<void> {
     const batch: { node: string; patch: Partial<EdgeNodeStatus>; status: EdgeNodeStatus }[] = [];
     for (const [node, patch] of this.pending) {
-      const current = this.deps.cache.get('EdgeNode', node) as EdgeNode | undefined;
+      const current = this.freshest(node);
       if (!current) continue; // deleted meanwhile
       const status: EdgeNodeStatus = { phase: 'Pending', ...current.status, ...patch };
       if (status.reason === undefined) delete status.reason;
@@ -296,12 +321,16 @@ export class NodeHealth {
       } catch (err) {
         results = batch.map(() => err);
       }
-      batch.forEach((b, i) => { if (results[i] instanceof Error) failed(b.node, b.patch, results[i]); });
+      batch.forEach((b, i) => {
+        const r = results[i];
+        if (r instanceof Error) failed(b.node, b.patch, r);
+        else if (r && typeof r === 'object') this.remember(r as EdgeNode);
+      });
       return;
     }
     for (const { node, patch, status } of batch) {
       try {
-        await store.updateStatus('EdgeNode', node, status);
+        this.remember((await store.updateStatus('EdgeNode', node, status)) as EdgeNode);
       } catch (err) {
         failed(node, patch, err);
       }
