@@ -147,7 +147,8 @@ describe('node health with several hub replicas', () => {
       shop.spec = { ...shop.spec, autonomy: { peerHealth: true } };
       await h.store.create(shop);
       const at = new Date(Date.now() - 1_000).toISOString(); // votes count only if newer than the disconnect
-      for (const n of ['b', 'c', 'd']) await h.store.create({ ...edgeNode(n, { unit: 'shop' }), status: { phase: 'Ready', lastSeen: new Date(T0).toISOString() } });
+      // Renewed just now by their replicas (within the stale deadline of the real clock used here).
+      for (const n of ['b', 'c', 'd']) await h.store.create({ ...edgeNode(n, { unit: 'shop' }), status: { phase: 'Ready', lastSeen: new Date().toISOString() } });
       await h.store.create({ ...edgeNode('x', { unit: 'shop' }), status: { phase: 'Disconnected', since: at, lastSeen: at } });
       h.connected.add('b'); // only b is on the leader; c and d are Ready on other replicas
       votes.record('b', { reachable: ['c', 'd'], unreachable: ['x'] });
