@@ -4,7 +4,10 @@
 // persistence false: no durability, so the figures are compared, not equated).
 // Target (architecture.md): >= 20 000 msg/s durable, and >= half of mosquitto's rate.
 // Options: --devices N (50) --messages M per device (2000) --window W in flight per device (100)
-// --protocol 4|5 (4: MQTT 3.1.1 straight into aedes; 5: through the broker's MQTT 5 adapter).
+// --protocol 4|5 (4: MQTT 3.1.1 straight into aedes; 5: through the broker's MQTT 5 adapter)
+// --launcher-flags (the broker's process gets what bin/outpost-agent gives a production agent:
+// MALLOC_ARENA_MAX=1 --single-threaded-gc --v8-pool-size=1 --semi-space-growth-factor=1; without it,
+// node's defaults) --results DIR (where the report goes; bench/results by default).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -113,7 +116,10 @@ export async function telemetryIngest(args: string[]): Promise<void> {
   const children: ChildProcess[] = [];
   try {
     // Agent: embedded broker, durable outbox.
-    const agent = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench/telemetry-ingest.ts'), '--child', dir, String(devices)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    // Not bin/outpost.js: the broker, the outbox and the agent's ingest path in a child of its own.
+    const launcherFlags = args.includes('--launcher-flags');
+    const nodeFlags = launcherFlags ? ['--single-threaded-gc', '--v8-pool-size=1', '--semi-space-growth-factor=1'] : [];
+    const agent = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(repoRoot, 'bench/telemetry-ingest.ts'), '--child', dir, String(devices)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: launcherFlags ? { ...process.env, MALLOC_ARENA_MAX: '1' } : process.env });
     children.push(agent);
     const agentPort = Number(await firstLine(agent));
     const agentRun = await drive(`mqtt://127.0.0.1:${agentPort}`, names(devices), perDevice, window, true, protocolVersion);
@@ -141,13 +147,15 @@ export async function telemetryIngest(args: string[]): Promise<void> {
 
     const ratio = mosquittoRun ? Number((agentRun.msgPerSec / mosquittoRun.msgPerSec).toFixed(2)) : null;
     const report = {
-      scenario: 'telemetry-ingest', date: new Date().toISOString(), inputs: { devices, perDevice, window, protocolVersion, payload: 'JSON ~30 bytes' },
+      scenario: 'telemetry-ingest', date: new Date().toISOString(), inputs: { devices, perDevice, window, protocolVersion, payload: 'JSON ~30 bytes', brokerNodeFlags: nodeFlags, brokerMallocArenaMax: launcherFlags ? '1' : null },
       machine: { cpus: cpus().length, memoryBytes: totalmem(), node: process.version },
       figures: { agentDurableMsgPerSec: agentRun.msgPerSec, agentSeconds: agentRun.seconds, outboxRows: rows, mosquittoInMemoryMsgPerSec: mosquittoRun?.msgPerSec ?? null, ratio },
       note: `QoS 1, PUBACK after the SQLite commit (WAL, synchronous=FULL, group commit) on the agent; mosquitto 2 with persistence false. Load generator: one node process with ${devices} mqtt.js clients. ${mosquittoNote}`.trim(),
     };
-    mkdirSync(join(repoRoot, 'bench/results'), { recursive: true });
-    writeFileSync(join(repoRoot, `bench/results/telemetry-ingest${protocolVersion === 5 ? '-mqtt5' : ''}.json`), `${JSON.stringify(report, null, 2)}\n`);
+    const ri = args.indexOf('--results');
+    const resultsDir = ri >= 0 && args[ri + 1] ? args[ri + 1]! : join(repoRoot, 'bench/results');
+    mkdirSync(resultsDir, { recursive: true });
+    writeFileSync(join(resultsDir, `telemetry-ingest${protocolVersion === 5 ? '-mqtt5' : ''}.json`), `${JSON.stringify(report, null, 2)}\n`);
     console.log(`agent (durable):      ${agentRun.msgPerSec} msg/s (${agentRun.total} msgs in ${agentRun.seconds} s; ${rows} rows in the outbox)`);
     if (mosquittoRun) console.log(`mosquitto (memory):   ${mosquittoRun.msgPerSec} msg/s (${mosquittoRun.total} msgs in ${mosquittoRun.seconds} s)`);
     console.log(`telemetry-ingest ${agentRun.msgPerSec} msg/s durable (target >= 20000), ${ratio === null ? 'no mosquitto' : `${ratio} x mosquitto (target >= 0.5)`}`);
