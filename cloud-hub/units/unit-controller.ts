@@ -59,7 +59,13 @@ export class UnitController {
    * second cost a few passes over every node, not one each (issue 7, churn profile).
    */
   private relevant(e: CacheEvent): 'now' | 'counts' | false {
-    if (e.object.kind === 'NodeUnit') return 'now';
+    if (e.object.kind === 'NodeUnit') {
+      // Its status is this controller's own write: a pass for it would find nothing to do, and a
+      // full one walks every node (every recount used to trigger one).
+      const o = e.oldObject;
+      if (e.type === 'MODIFIED' && o && deepEqual(o.spec, e.object.spec) && deepEqual(o.metadata.labels, e.object.metadata.labels) && deepEqual(o.metadata.annotations, e.object.metadata.annotations)) return false;
+      return 'now';
+    }
     if (e.object.kind !== 'EdgeNode') return false;
     const o = e.oldObject as EdgeNode | undefined;
     const n = e.object as EdgeNode;
