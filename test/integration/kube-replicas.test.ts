@@ -174,8 +174,10 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
     const node = async () => (await get<EdgeNode>(leader, `${API}/edgenodes/edge-c`)).status;
     await waitFor(async () => (await node())?.phase === 'Ready', { timeoutMs: 30_000, message: 'edge-c Ready' });
     const killedAt = Date.now();
-    await agentC.kill();
+    // The replica first, so that nothing but the leader's deadline can mark the node.
     c.child.kill('SIGKILL');
+    await new Promise<void>((r) => { if (c.child.exitCode !== null || c.child.signalCode !== null) r(); else c.child.once('exit', () => r()); });
+    await agentC.kill();
     // Renew interval 5 s here: the deadline is 12.5 s after the last renew by hub-c.
     const st = await waitFor(async () => { const v = await node(); return v?.phase === 'Disconnected' ? v : undefined; }, { timeoutMs: 60_000, intervalMs: 200, message: 'edge-c Disconnected by the leader' })
       .catch(async (err: unknown) => {
@@ -183,6 +185,7 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
       });
     process.stdout.write(`# edge-c marked Disconnected by ${leader.id} ${Date.now() - killedAt} ms after its replica and agent were killed (deadline 12.5 s after the last renew)\n`);
     assert.equal(st.since, st.lastSeen, 'since = the last renew');
+    assert.match(leader.output(), /"node":"edge-c".*"msg":"node not renewed by any replica; marked Disconnected"/, 'the leader decided it');
     const others = (await get<{ items: EdgeNode[] }>(leader, `${API}/edgenodes`)).items.filter((n) => n.metadata.name !== 'edge-c');
     assert.deepEqual(others.map((n) => n.status?.phase), ['Ready', 'Ready'], 'nodes held by the leader stay Ready');
 
