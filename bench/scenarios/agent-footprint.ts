@@ -131,7 +131,7 @@ export async function agentFootprint(args: string[]): Promise<void> {
     finish({
       scenario: 'agent-footprint',
       inputs: { instances, idleSeconds: idleS, coldStartRuns: runs, broker: 'embedded aedes on 127.0.0.1:0', registry: 'as built into the agent at the time of the run', logLevel: 'info', agentStartedFrom: startedFrom, launcher, agentNodeFlags, agentMallocArenaMax: agentProcess.MALLOC_ARENA_MAX, agentCmdline: agentProcess.cmdline },
-      figures: { everyStartRanTheSameCode: new Set(startedFrom).size === 1, idleRssMedianMiB: idleRssMiB, idleRssMaxMiB, idleMemoryAtEndMiB: idleMemory, idleCpuPercentOfOneCore: cpuPercent, offlineRssAfterColdStartMiB: offlineRssMiB, coldStartMs: timesMs, coldStart: cold },
+      figures: { everyStartRanTheSameCode: new Set(startedFrom).size === 1, idleRssMedianMiB: idleRssMiB, idleRssMaxMiB, idleRssSamplesMiB: rss.map((b) => Math.round(b / 1048576 * 10) / 10), idleMemoryAtEndMiB: idleMemory, idleCpuPercentOfOneCore: cpuPercent, offlineRssAfterColdStartMiB: offlineRssMiB, coldStartMs: timesMs, coldStart: cold },
       // Not a check: a source edited during the run (a shared checkout) makes later starts run the
       // sources; the report says so rather than failing the run (and the smoke test in npm test).
       checks: { allInstancesRanFromCache: timesMs.length === runs },
