@@ -33,7 +33,7 @@ const scenarios: [string, string[], string?][] = [
   ['fanout', ['--nodes', '20', '--unit-size', '10', '--runs', '1']],
   ['reconnect-storm', ['--nodes', '20', '--unit-size', '10', '--observe', '2']],
   ['churn', ['--nodes', '20', '--unit-size', '10', '--duration', '4', '--join-rate', '5', '--update-interval', '1']],
-  ['agent-footprint', ['--instances', '3', '--idle', '2', '--runs', '1']],
+  ['agent-footprint', ['--instances', '3', '--settle', '2', '--idle', '2', '--runs', '1']],
   ['fanout-kube', ['--nodes', '10', '--unit-size', '5', '--runs', '1', '--replicas', '2'], kubeSkipReason()],
 ];
 
