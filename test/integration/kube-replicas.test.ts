@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { EdgeNode } from '../../shared/api/index.js';
@@ -85,6 +85,28 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
   };
   const explain = async (err: unknown): Promise<never> => { throw new Error(`${(err as Error).message}\n${await diagnose()}`); };
 
+  /**
+   * Joins `name` through replica `r` and writes the agent's credential.json, then waits until every
+   * live replica's cache has the EdgeNode: an agent connecting before that is refused by a replica
+   * whose watch is behind and moves on to its next URL (correct, but the test wants a known spread).
+   */
+  const joinVia = async (r: Replica, name: string, unit: string) => {
+    const post = async <T>(path: string, body: unknown, auth = true): Promise<T> => {
+      const res = await fetch(`${r.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(auth ? { Authorization: `Bearer ${r.token}` } : {}) }, body: JSON.stringify(body) });
+      if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+      return await res.json() as T;
+    };
+    const { token } = await post<{ token: string }>(`${API}/jointokens`, { unit });
+    const { credential } = await post<{ credential: string }>('/agent/v1/join', { token, node: name }, false);
+    const data = join(cluster.dir, 'agents', name);
+    mkdirSync(data, { recursive: true, mode: 0o700 });
+    writeFileSync(join(data, 'credential.json'), JSON.stringify({ hub: r.url, node: name, unit, credential }), { mode: 0o600 });
+    for (const x of replicas.values()) {
+      if (x.child.exitCode !== null || x.child.signalCode !== null) continue;
+      await waitFor(() => get(x, `${API}/edgenodes/${name}`).then(() => true, () => false), { timeoutMs: 30_000, message: `${name} in ${x.id}'s cache` });
+    }
+  };
+
   const apply = async (objects: object[]) => {
     const r = await server.kubectl(['apply', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
     assert.equal(r.code, 0, r.stderr);
@@ -118,10 +140,10 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
 
     // Agent edge-a joins through hub-a (token created on hub-a) and lists hub-b as its fallback;
     // edge-b the other way round. Each starts on its first URL.
-    cluster.hub = { ...a, kill: async () => {}, stop: async () => {} } as unknown as typeof cluster.hub;
-    const agentA = await cluster.startAgent('edge-a', 'site-a', [], `${a.url},${b.url}`);
-    cluster.hub = { ...b, kill: async () => {}, stop: async () => {} } as unknown as typeof cluster.hub;
-    const agentB = await cluster.startAgent('edge-b', 'site-b', [], `${b.url},${a.url}`);
+    await joinVia(a, 'edge-a', 'site-a');
+    await joinVia(b, 'edge-b', 'site-b');
+    const agentA = await cluster.restartAgent('edge-a', `${a.url},${b.url}`);
+    const agentB = await cluster.restartAgent('edge-b', `${b.url},${a.url}`);
     await waitFor(async () => (await sessions(a)) === 1 && (await sessions(b)) === 1, { timeoutMs: 30_000, message: 'one agent session on each replica' });
 
     await apply([edgeApp('web', { units: ['site-a', 'site-b'], template: { command: 'sleep', args: ['600'] } })]);
@@ -168,8 +190,8 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
     const leader = survivor;
     assert.ok(leader, 'the first test left a leader');
     const c = await startReplica('hub-c');
-    cluster.hub = { ...c, kill: async () => {}, stop: async () => {} } as unknown as typeof cluster.hub;
-    const agentC = await cluster.startAgent('edge-c', 'site-a', [], c.url);
+    await joinVia(c, 'edge-c', 'site-a');
+    const agentC = await cluster.restartAgent('edge-c', c.url);
     await waitFor(async () => (await sessions(c)) === 1, { timeoutMs: 30_000, message: 'edge-c on hub-c' });
     const node = async () => (await get<EdgeNode>(leader, `${API}/edgenodes/edge-c`)).status;
     await waitFor(async () => (await node())?.phase === 'Ready', { timeoutMs: 30_000, message: 'edge-c Ready' });
@@ -194,5 +216,19 @@ describe('Kubernetes mode: two hub replicas, leader SIGKILLed', { skip }, () => 
     const del = await server.kubectl(['delete', 'edgenode', 'edge-c']);
     assert.equal(del.code, 0, del.stderr);
     await waitFor(async () => (await creds()) === 2, { timeoutMs: 30_000, message: 'the leader revoked edge-c\'s credential Secret' });
+  });
+
+  test('SIGTERM of the leader releases the Lease: a follower takes it at its next attempt, not after the lease duration', async () => {
+    const leader = survivor;
+    assert.ok(leader, 'the first test left a leader');
+    const d = await startReplica('hub-d');
+    await waitFor(async () => (await holder()) === leader.id, { timeoutMs: 10_000, message: `${leader.id} still leads` });
+    const exited = new Promise<number | null>((r) => leader.child.once('exit', (code) => r(code)));
+    const stoppedAt = Date.now();
+    leader.child.kill('SIGTERM');
+    const movedMs = await waitFor(async () => (await holder()) === d.id && Date.now() - stoppedAt, { timeoutMs: 30_000, intervalMs: 100, message: 'hub-d takes the released Lease' });
+    process.stdout.write(`# ${leader.id} SIGTERMed: hub-d holds the Lease after ${movedMs} ms (lease 12 s: released, not expired)\n`);
+    assert.equal(await exited, 0, 'clean exit');
+    assert.match(leader.output(), /released the leader Lease/);
   });
 });
