@@ -158,8 +158,11 @@ async function buildHub(options: HubOptions, log: Logger, lock: { release(): voi
   };
   const audit = new AuditLog(join(options.dataDir, 'hub.db'));
   const tunnel = new TunnelApi({ cache, sessions, audit, adminToken, log: log.child({ component: 'tunnel' }), metrics: createTunnelMetrics(registry) });
+  // API reads come from the cache only where it is current with every acknowledged write
+  // (SQLite: its events follow the commit). The Kubernetes watch lags writes, and a client that
+  // applies and then gets must read its own write: there reads go to the API server.
   const server = createApiServer({
-    store, cache, secrets, sessions, events, registry, metrics, log, adminToken, devices: { store, telemetry }, tunnel,
+    store, ...(replica ? {} : { cache }), secrets, sessions, events, registry, metrics, log, adminToken, devices: { store, telemetry }, tunnel,
     registryView: { view: registryView, cache, secrets, metrics: registryMetrics },
     onNodeDeleted: (name) => {
       void Promise.resolve().then(() => secrets.revokeNode(name)).catch((err: unknown) => log.error({ err, node: name }, 'revoking the node credential failed'));
