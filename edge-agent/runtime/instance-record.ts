@@ -39,6 +39,12 @@ export interface PersistedState {
   /** Consecutive short runs: the exponent of the crash-loop back-off. */
   crashes?: number;
   status?: InstanceStatus;
+  /**
+   * false from the moment a started process's pid is saved until its Started event is in the
+   * outbox: an agent killed in between leaves it false, and the next agent reports the start
+   * (the hub keeps one Started event per process identity, so a report made twice counts once).
+   */
+  startReported?: boolean;
 }
 
 export function parsePersisted(json: string): PersistedState {

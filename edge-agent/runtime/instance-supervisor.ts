@@ -56,6 +56,8 @@ export class InstanceSupervisor {
   /** Consecutive short-lived runs: the exponent of the back-off. */
   private crashes = 0;
   private restarts = 0;
+  /** See PersistedState.startReported. */
+  private startReported = true;
   private backoffTimer: Timer | null = null;
   private restartDue = false;
   private stopAbort: AbortController | null = null;
@@ -96,6 +98,8 @@ export class InstanceSupervisor {
     sup.restarts = row.restarts;
     sup.crashes = persisted.crashes ?? 0;
     if (row.pid !== null) {
+      // The agent before was killed between saving this pid and reporting its start.
+      const startUnreported = persisted.startReported === false;
       const liveness = checkProcess(row.pid, row.start_time, deps.procFs);
       if (liveness === 'alive') {
         const p = InstanceProcess.adopt({ pid: row.pid, startTime: row.start_time, startedAt: row.started_at }, deps);
@@ -103,9 +107,12 @@ export class InstanceSupervisor {
         sup.state = 'running';
         sup.startProbes(p);
         sup.setStatus(sup.runningNow(p));
+        if (startUnreported) sup.reportStart(row.pid, p.startedAt, sup.spec.template.command);
         sup.event('Normal', 'Adopted', `adopted running pid ${row.pid} (started ${p.startedAt})`);
         return sup;
       }
+      // Saved with the Exited event's row below: saving now would drop the pid before the end is reported.
+      if (startUnreported && row.started_at) sup.reportStart(row.pid, row.started_at, sup.spec.template.command, false);
       if (liveness === 'gone') killGroupLeftovers(row.pid);
       sup.lastExit = { code: null, signal: null, message: 'exited while the agent was down (exit code unknown)' };
       sup.state = 'exited';
@@ -220,8 +227,16 @@ export class InstanceSupervisor {
     this.track(p);
     this.state = 'running';
     this.startProbes(p);
+    this.startReported = false;
     this.setStatus(this.runningNow(p)); // writes the row with pid and start time
-    this.event('Normal', 'Started', `started pid ${p.pid}: ${template.command}`, { pid: p.pid, startedAt: p.startedAt, edge: 'start' });
+    this.reportStart(p.pid, p.startedAt, template.command);
+  }
+
+  /** The Started event, then the row saying it is in the outbox (see PersistedState.startReported). */
+  private reportStart(pid: number, startedAt: string, command: string, save = true): void {
+    this.event('Normal', 'Started', `started pid ${pid}: ${command}`, { pid, startedAt, edge: 'start' });
+    this.startReported = true;
+    if (save) this.save();
   }
 
   private startFailed(message: string): void {
@@ -405,7 +420,7 @@ export class InstanceSupervisor {
 
   private save(): void {
     if (this.state === 'removed') return;
-    const persisted = { lastExit: this.lastExit, crashes: this.crashes, ...(this.current ? { status: this.current } : {}) };
+    const persisted = { lastExit: this.lastExit, crashes: this.crashes, ...(this.current ? { status: this.current } : {}), ...(this.startReported ? {} : { startReported: false }) };
     this.deps.store.save(toRow({ name: this.name, ...this.spec, restarts: this.restarts, proc: this.proc, persisted }));
   }
 

@@ -270,6 +270,37 @@ describe('process runtime', () => {
     assert.equal(row(b, 'adoptee')?.restarts, 1);
   });
 
+  test('an agent killed between saving a pid and reporting its start: the next agent reports the start once', async () => {
+    const a = await harness('unreported');
+    a.runtime.reconcile([desired('lives', sh('exec sleep 30')), desired('dies', sh('exec sleep 30'))]);
+    const lives = await waitFor(() => running(a.runtime, 'lives'));
+    const dies = await waitFor(() => running(a.runtime, 'dies'));
+    const stateOf = (name: string) => JSON.parse((a.db.prepare('SELECT state_json FROM runtime_instances WHERE name = ?').get(name) as { state_json: string }).state_json) as Record<string, unknown>;
+    assert.equal(stateOf('lives').startReported, undefined, 'a start reported in the same tick is recorded as reported');
+    await a.runtime.stop();
+    // What a SIGKILL right after the pid was saved leaves: the row says the start is unreported.
+    for (const name of ['lives', 'dies']) {
+      a.db.prepare('UPDATE runtime_instances SET state_json = ? WHERE name = ?').run(JSON.stringify({ ...stateOf(name), startReported: false }), name);
+    }
+    process.kill(dies.pid ?? 0, 'SIGKILL');
+    await waitFor(() => !alive(dies.pid ?? 0));
+
+    const b = await harness('unreported', {}, a);
+    const startOf = (name: string) => events(b, 'Started', name).map((e) => e.process);
+    assert.deepEqual(startOf('lives'), [{ pid: lives.pid, startedAt: lives.startedAt, edge: 'start' }]);
+    assert.deepEqual(events(b, 'Adopted', 'lives').length, 1);
+    assert.deepEqual(startOf('dies'), [{ pid: dies.pid, startedAt: dies.startedAt, edge: 'start' }]);
+    const end = events(b, 'Exited', 'dies');
+    assert.deepEqual(end.map((e) => e.process), [{ pid: dies.pid, startedAt: dies.startedAt, edge: 'end' }]);
+    assert.ok(b.events.indexOf(events(b, 'Started', 'dies')[0]!) < b.events.indexOf(end[0]!), 'the start is reported before the end');
+    await b.runtime.stop();
+
+    // Reported now: a third agent reports no start again.
+    const c = await harness('unreported', {}, a);
+    assert.equal(events(c, 'Started').length, 0);
+    assert.equal(events(c, 'Adopted', 'lives').length, 1);
+  });
+
   test('a process that died (or whose pid was reused) while the agent was down is not adopted', async () => {
     const a = await harness('down');
     a.runtime.reconcile([
