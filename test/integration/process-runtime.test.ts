@@ -292,7 +292,8 @@ describe('process runtime', () => {
     assert.deepEqual(startOf('dies'), [{ pid: dies.pid, startedAt: dies.startedAt, edge: 'start' }]);
     const end = events(b, 'Exited', 'dies');
     assert.deepEqual(end.map((e) => e.process), [{ pid: dies.pid, startedAt: dies.startedAt, edge: 'end' }]);
-    assert.ok(b.events.indexOf(events(b, 'Started', 'dies')[0]!) < b.events.indexOf(end[0]!), 'the start is reported before the end');
+    const at = (reason: string) => b.events.findIndex((e) => e.reason === reason && e.instance === 'dies');
+    assert.ok(at('Started') < at('Exited'), 'the start is reported before the end');
     await b.runtime.stop();
 
     // Reported now: a third agent reports no start again.
