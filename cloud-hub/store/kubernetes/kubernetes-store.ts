@@ -9,7 +9,8 @@ import { awaitDeletion } from './deletion-watch.js';
 import { kubeError } from './kube-errors.js';
 import { KubeHttp, type KubeHttpOptions, type KubeResponse } from './kube-http.js';
 import { listAll } from './list-all.js';
-import { API_GROUP_VERSION, crdName, fieldValue, fromCustomResource, labelSelectorString, resourcePath, toCustomResource } from './object-mapping.js';
+import { API_GROUP_VERSION, crdName, fromCustomResource, labelSelectorString, resourcePath, toCustomResource } from './object-mapping.js';
+import { fieldValue } from '../list-filter.js';
 import { withRetry, type RetryOptions } from './retry.js';
 import { startStoreWatch, type StoreWatchTuning } from './store-watch.js';
 

@@ -92,13 +92,3 @@ export function labelSelectorString(reqs: LabelRequirement[]): string {
   }).join(',');
 }
 
-/** The value at a dotted path as a string; a missing field reads as '' (as in Kubernetes and SqliteStore). */
-export function fieldValue(obj: AnyObject, path: string): string | undefined {
-  let v: unknown = obj;
-  for (const key of path.split('.')) {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v === undefined ? '' : undefined;
-    v = (v as Record<string, unknown>)[key];
-  }
-  if (v === undefined || v === null) return '';
-  return typeof v === 'object' ? undefined : String(v as string | number | boolean);
-}
