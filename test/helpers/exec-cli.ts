@@ -16,16 +16,21 @@ export function exec(cluster: TestCluster, args: string[], input?: string): Prom
   return runCli(['exec', ...args], cliEnv(cluster), input);
 }
 
-/** The CLI's exec as a child whose stdout can be watched while it runs; `done` resolves at its exit (killed after 60 s). */
-export function startExec(cluster: TestCluster, args: string[]) {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin/outpost.js'), 'exec', ...args], { env: { ...process.env, ...cliEnv(cluster) }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** A CLI command as a child whose stdout can be watched while it runs; `done` resolves at its exit (killed after 60 s). */
+export function startCli(cluster: TestCluster, args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [join(repoRoot, 'bin/outpost.js'), ...args], { env: { ...process.env, ...cliEnv(cluster), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => { clearTimeout(timer); resolve({ code, stderr }); }));
-  return { stdout: () => stdout, done };
+  return { child, stdout: () => stdout, done };
+}
+
+/** The CLI's exec as a child (see startCli). */
+export function startExec(cluster: TestCluster, args: string[]) {
+  return startCli(cluster, ['exec', ...args]);
 }
 
 /**

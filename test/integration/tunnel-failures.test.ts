@@ -4,12 +4,11 @@
 // is frozen (SIGSTOP) ends with "lost the hub" instead of waiting forever.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import type { EdgeNode, Instance } from '../../shared/api/index.js';
 import { processGroupMembers } from '../../edge-agent/runtime/proc-stat.js';
-import { TestCluster, killGroup, pidAlive, repoRoot, type Proc } from '../helpers/cluster.js';
-import { startExec } from '../helpers/exec-cli.js';
+import { TestCluster, killGroup, pidAlive, type Proc } from '../helpers/cluster.js';
+import { startCli, startExec } from '../helpers/exec-cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 const API = '/apis/outpost.dev/v1alpha1';
@@ -38,21 +37,6 @@ function pids(text: string): number[] {
   } catch {
     return [];
   }
-}
-
-/** The CLI as a child with the given extra env; `done` resolves at its exit (SIGKILLed after 60 s). */
-function startCli(cluster: TestCluster, args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin/outpost.js'), ...args], {
-    env: { ...process.env, OUTPOST_HUB_DATA: cluster.hubDir, OUTPOST_SERVER: '', OUTPOST_TOKEN: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => { clearTimeout(timer); resolve({ code, stderr }); }));
-  return { child, stdout: () => stdout, done };
 }
 
 describe('tunnel: a killed agent, a frozen hub', () => {
