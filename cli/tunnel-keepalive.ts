@@ -1,4 +1,4 @@
-import type WebSocket from 'ws';
+import type { FramedSocket } from '../shared/tunnel/framed-socket.js';
 import { OutpostError } from '../shared/errors.js';
 import { parseDuration } from '../shared/duration.js';
 
@@ -23,14 +23,15 @@ export function tunnelDeadlineMs(env: NodeJS.ProcessEnv = process.env): number {
  * vanished without closing (SIGSTOP, a blackholed link) ends the command instead of hanging it.
  * While the socket is paused (our own output is full) we read nothing, so the deadline waits too.
  */
-export function keepTunnelAlive(ws: WebSocket, deadlineMs: number): void {
+export function keepTunnelAlive(ws: FramedSocket, deadlineMs: number): void {
   let heard = Date.now();
   const hear = () => { heard = Date.now(); };
   ws.on('pong', hear);
-  ws.on('message', hear);
+  ws.on('data', hear);
+  ws.on('control', hear);
   ws.on('ping', hear);
   const timer = setInterval(() => {
-    if (ws.readyState !== ws.OPEN) return;
+    if (!ws.open) return;
     if (ws.isPaused) return hear();
     if (Date.now() - heard >= deadlineMs) {
       clearInterval(timer);

@@ -1,15 +1,22 @@
-import WebSocket from 'ws';
+import { request as httpsRequest } from 'node:https';
 import { fromErrorBody, OutpostError, type ErrorBody } from '../shared/errors.js';
-import { bulkClientOptions } from '../shared/tunnel/bulk-client-options.js';
+import { FramedSocket, RELAY_PROTOCOL } from '../shared/tunnel/framed-socket.js';
+import { ReadSlabs } from '../shared/tunnel/read-slabs.js';
 import type { StreamKind } from '../shared/protocol/streams.js';
 import { API_PREFIX, type HubClient } from './client.js';
 import type { Connection } from './config.js';
 import { keepTunnelAlive, tunnelDeadlineMs } from './tunnel-keepalive.js';
+import { upgradeOverTcp } from './tunnel-upgrade.js';
 
 /** The hub's tunnel endpoint (cloud-hub/tunnel/tunnel-api.ts). */
 const TUNNEL_PATH = '/api/v1/tunnel';
-/** Bound on the WebSocket handshake, which includes the hub opening the stream on the agent. */
+/** Bound on the upgrade, which includes the hub opening the stream on the agent. */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** Reads from the hub land in slabs of this size, at most one slab per read. */
+const SLAB_BYTES = 1024 * 1024;
+const MIN_READ_BYTES = 64 * 1024;
+/** Slabs kept for reuse when the caller releases what it keeps (port-forward). */
+const KEEP_FREE_SLABS = 8;
 
 /** Where a stream goes: an app (the hub picks a running instance, optionally in a unit or on a node) or one instance. */
 export type TunnelTarget = { app: string; unit?: string; node?: string } | { instance: string };
@@ -31,20 +38,45 @@ export async function resolveTunnelTarget(client: HubClient, name: string, o: { 
 }
 
 /**
- * Opens one tunnel stream as a WebSocket: binary messages are the stream's data, text messages
- * JSON control ({type:'opened'|'end'|'error'|...}). A refusal (unknown app, disconnected node,
- * permission denied, stream limit) rejects with the hub's OutpostError. Once open, the socket
- * pings the hub and fails with "lost the hub" when it hears nothing within the read deadline.
+ * Opens one tunnel stream: an HTTP upgrade to `outpost-stream` (shared/tunnel/framed-socket.ts),
+ * whose DATA frames are the stream's data and CONTROL frames JSON ({type:'opened'|'end'|'error'|
+ * ...}). A refusal (unknown app, disconnected node, permission denied, stream limit) rejects with
+ * the hub's OutpostError. `reuseReads`: the caller retains (FramedSocket.retain) every 'data'
+ * piece it keeps past the event, so read buffers can be reused. Once open, the connection pings the hub and fails with "lost the hub"
+ * when it hears nothing within the read deadline.
  */
-export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTarget, params: URLSearchParams): Promise<WebSocket> {
-  const url = new URL(TUNNEL_PATH, conn.server.replace(/^http/, 'ws'));
+export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTarget, params: URLSearchParams, o: { reuseReads?: boolean } = {}): Promise<FramedSocket> {
+  const url = new URL(TUNNEL_PATH, conn.server);
   url.searchParams.set('kind', kind);
   for (const [k, v] of Object.entries(target)) if (v !== undefined) url.searchParams.set(k, String(v));
   for (const [k, v] of params) url.searchParams.append(k, v);
   const deadlineMs = tunnelDeadlineMs();
+  if (/[\r\n]/.test(conn.token)) return Promise.reject(new OutpostError('BAD_REQUEST', `the admin token (${conn.source}) contains a line break`));
+  const headers = { Authorization: `Bearer ${conn.token}` };
+  const upgraded = url.protocol === 'http:'
+    ? upgradeOverTcp(url, headers, new ReadSlabs({ slabBytes: SLAB_BYTES, minRead: MIN_READ_BYTES, keepFree: o.reuseReads ? KEEP_FREE_SLABS : 0 }), HANDSHAKE_TIMEOUT_MS)
+    : upgradeOverHttps(url, headers);
+  return upgraded.then(
+    (tunnel) => {
+      keepTunnelAlive(tunnel, deadlineMs);
+      // The tunnel starts paused (frames may have come with the answer): it delivers them on a
+      // later tick, after the caller's `await` resumed and attached its listeners.
+      setImmediate(() => tunnel.resume());
+      return tunnel;
+    },
+    (err: Error) => {
+      throw err instanceof OutpostError ? err : new OutpostError('UNAVAILABLE', `cannot reach the hub at ${conn.server} (${conn.source}): ${err.message}`);
+    },
+  );
+}
+
+/** The upgrade through node:https (a TLS proxy in front of the hub): reads are 'data' events. */
+function upgradeOverHttps(url: URL, headers: Record<string, string>): Promise<FramedSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${conn.token}` }, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: 4 * 1024 * 1024, ...bulkClientOptions(url) });
-    ws.once('unexpected-response', (_req, res) => {
+    const req = httpsRequest(url, { headers: { ...headers, Connection: 'Upgrade', Upgrade: RELAY_PROTOCOL }, timeout: HANDSHAKE_TIMEOUT_MS });
+    req.once('timeout', () => req.destroy(new Error(`no answer within ${HANDSHAKE_TIMEOUT_MS / 1000}s`)));
+    req.once('error', reject);
+    req.once('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -56,18 +88,19 @@ export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTar
           body = undefined;
         }
         reject(fromErrorBody({ code: body?.code ?? 'OUTPOST_INTERNAL', message: body?.message ?? `hub answered HTTP ${status}` } as ErrorBody, status));
-        ws.terminate();
       });
       res.on('error', () => reject(new OutpostError('UNAVAILABLE', `hub answered HTTP ${res.statusCode ?? 0}`)));
     });
-    ws.once('error', (err) => reject(new OutpostError('UNAVAILABLE', `cannot reach the hub at ${conn.server} (${conn.source}): ${err.message}`)));
-    // Frames that came with the handshake are emitted on the next tick, before the caller's
-    // `await` resumes and attaches its listeners: hold them until the caller had its turn.
-    ws.once('open', () => {
-      keepTunnelAlive(ws, deadlineMs);
-      ws.pause();
-      resolve(ws);
-      setImmediate(() => ws.resume());
+    req.once('upgrade', (res, socket, head) => {
+      if ((res.headers.upgrade ?? '').toLowerCase() !== RELAY_PROTOCOL) {
+        socket.destroy();
+        reject(new OutpostError('UNAVAILABLE', `the hub does not speak ${RELAY_PROTOCOL} (answered Upgrade: ${res.headers.upgrade ?? 'none'}): is it an older version?`));
+        return;
+      }
+      socket.setNoDelay(true);
+      socket.setTimeout(0);
+      resolve(new FramedSocket(socket, { head, paused: true }));
     });
+    req.end();
   });
 }

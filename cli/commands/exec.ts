@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type WebSocket from 'ws';
+import type { FramedSocket } from '../../shared/tunnel/framed-socket.js';
 import { fromErrorBody, OutpostError, type ErrorBody } from '../../shared/errors.js';
 import { ExecChannel, ExecOutputDecoder } from '../../shared/protocol/exec.js';
 import { HubClient } from '../client.js';
@@ -15,9 +15,6 @@ export interface ExecFlags {
 
 /** Exit code when our own output was closed under us (128 + SIGPIPE), as a shell reports it. */
 const SIGPIPE_EXIT = 141;
-
-/** Local stdin bytes in flight to the hub above which reading stdin pauses. */
-const STDIN_HIGH_WATER = 1024 * 1024;
 
 /** The terminal the CLI runs in (process.stdin/stdout by default; tests may pass others). */
 export interface ExecTerminal {
@@ -58,15 +55,15 @@ export async function execCommand(conn: Connection, name: string, command: strin
     params.set('cols', String(term.stdout.columns || 80));
     params.set('rows', String(term.stdout.rows || 24));
   }
-  const ws = await openTunnel(conn, 'exec', target, params);
-  return relayExec(ws, term, { tty, withStdin });
+  const tunnel = await openTunnel(conn, 'exec', target, params);
+  return relayExec(tunnel, term, { tty, withStdin });
 }
 
 /**
  * Output frames to stdout and stderr, stdin to the stream, window size changes as resize
  * controls; resolves when the hub closes the socket. Raw mode is set for -t and always restored.
  */
-function relayExec(ws: WebSocket, term: ExecTerminal, o: { tty: boolean; withStdin: boolean }): Promise<number> {
+function relayExec(tunnel: FramedSocket, term: ExecTerminal, o: { tty: boolean; withStdin: boolean }): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     let exitCode: number | undefined;
     let failure: OutpostError | undefined;
@@ -74,30 +71,24 @@ function relayExec(ws: WebSocket, term: ExecTerminal, o: { tty: boolean; withStd
     const decoder = new ExecOutputDecoder((channel, payload) => {
       const out = channel === ExecChannel.STDERR ? term.stderr : term.stdout;
       if (!out.write(payload)) {
-        ws.pause();
-        out.once('drain', () => ws.resume());
+        tunnel.pause();
+        out.once('drain', () => tunnel.resume());
       }
     });
 
-    ws.on('message', (data, isBinary) => {
-      if (isBinary) {
-        try {
-          decoder.push(data as Buffer);
-        } catch (err) {
-          failure = err as OutpostError;
-          ws.terminate();
-        }
-        return;
-      }
-      let msg: { type?: unknown; code?: unknown; message?: unknown };
+    tunnel.on('data', (data: Buffer) => {
       try {
-        msg = JSON.parse(data.toString()) as typeof msg;
-      } catch {
-        return;
+        decoder.push(data);
+      } catch (err) {
+        failure = err as OutpostError;
+        tunnel.terminate();
       }
+    });
+    tunnel.on('control', (msg: { type?: unknown; code?: unknown; message?: unknown } | undefined) => {
+      if (!msg) return;
       if (msg.type === 'exit' && typeof msg.code === 'number') exitCode = msg.code;
       else if (msg.type === 'error') failure = fromErrorBody({ code: String(msg.code), message: typeof msg.message === 'string' ? msg.message : 'the stream failed' } as ErrorBody, 502);
-      else if (msg.type === 'end' && exitCode !== undefined) ws.close(1000);
+      else if (msg.type === 'end' && exitCode !== undefined) tunnel.close(1000);
     });
 
     if (o.tty && o.withStdin) {
@@ -105,24 +96,23 @@ function relayExec(ws: WebSocket, term: ExecTerminal, o: { tty: boolean; withStd
       cleanup.push(() => term.stdin.setRawMode(false));
     }
     if (o.tty) {
-      const onResize = () => sendText(ws, { type: 'resize', cols: term.stdout.columns, rows: term.stdout.rows });
+      const onResize = () => tunnel.sendControl({ type: 'resize', cols: term.stdout.columns, rows: term.stdout.rows });
       term.stdout.on('resize', onResize);
       cleanup.push(() => term.stdout.off('resize', onResize));
     }
     if (o.withStdin) {
       const onData = (chunk: Buffer) => {
-        if (ws.readyState !== ws.OPEN) return;
-        ws.send(chunk, { binary: true }, () => {
-          if (ws.bufferedAmount < STDIN_HIGH_WATER / 4 && term.stdin.isPaused()) term.stdin.resume();
-        });
-        if (ws.bufferedAmount > STDIN_HIGH_WATER) term.stdin.pause();
+        if (!tunnel.sendData(chunk)) term.stdin.pause();
       };
-      const onEnd = () => sendText(ws, { type: 'end' });
+      const onDrain = () => term.stdin.resume();
+      tunnel.on('drain', onDrain);
+      const onEnd = () => tunnel.sendControl({ type: 'end' });
       term.stdin.on('data', onData);
       term.stdin.once('end', onEnd);
       term.stdin.resume();
       cleanup.push(() => {
         term.stdin.off('data', onData);
+        tunnel.off('drain', onDrain);
         term.stdin.off('end', onEnd);
         term.stdin.pause();
       });
@@ -132,7 +122,7 @@ function relayExec(ws: WebSocket, term: ExecTerminal, o: { tty: boolean; withStd
     let brokenPipe = false;
     const onOutputError = () => {
       brokenPipe = true;
-      ws.terminate();
+      tunnel.terminate();
     };
     term.stdout.on('error', onOutputError);
     term.stderr.on('error', onOutputError);
@@ -141,7 +131,7 @@ function relayExec(ws: WebSocket, term: ExecTerminal, o: { tty: boolean; withStd
       term.stderr.off('error', onOutputError);
     });
 
-    ws.once('close', () => {
+    tunnel.once('close', () => {
       for (const fn of cleanup) fn();
       if (brokenPipe) return resolve(SIGPIPE_EXIT);
       if (decoder.buffered > 0 && !failure) failure = new OutpostError('PROTOCOL', 'the output ended in the middle of a frame');
@@ -150,12 +140,8 @@ function relayExec(ws: WebSocket, term: ExecTerminal, o: { tty: boolean; withStd
       // Everything written so far reaches the terminal before the process exits.
       term.stdout.write('', () => term.stderr.write('', () => resolve(exitCode as number)));
     });
-    ws.on('error', (err) => {
+    tunnel.on('error', (err: Error) => {
       failure ??= new OutpostError('UNAVAILABLE', `connection to the hub failed: ${err.message}`);
     });
   });
-}
-
-function sendText(ws: WebSocket, msg: object): void {
-  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
 }

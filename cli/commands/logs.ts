@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type WebSocket from 'ws';
+import type { FramedSocket } from '../../shared/tunnel/framed-socket.js';
 import type { Instance } from '../../shared/api/index.js';
 import { parseDuration } from '../../shared/duration.js';
 import { fromErrorBody, OutpostError, type ErrorBody } from '../../shared/errors.js';
@@ -52,18 +52,18 @@ export async function logsCommand(conn: Connection, app: string, o: LogsFlags, o
   const prefix = instances.length > 1;
   const results = await Promise.all(instances.map(async (instance) => {
     const label = prefix ? `[${instance}] ` : '';
-    let ws: Awaited<ReturnType<typeof openTunnel>>;
+    let tunnel: Awaited<ReturnType<typeof openTunnel>>;
     try {
-      ws = await openTunnel(conn, 'logs', { instance }, params);
+      tunnel = await openTunnel(conn, 'logs', { instance }, params);
     } catch (err) {
       if (!prefix) throw err;
       out.stderr.write(`error: ${label}${(err as Error).message}\n`);
       return false;
     }
     // Listeners go on in the same turn as the open (frames may follow it at once).
-    const printed = printStream(ws, label, out);
+    const printed = printStream(tunnel, label, out);
     // Logs read nothing from the CLI: our half of the stream is done (it closes when the agent's ends).
-    ws.send(JSON.stringify({ type: 'end' }));
+    tunnel.sendControl({ type: 'end' });
     return printed;
   }));
   return results.every(Boolean) ? 0 : 1;
@@ -86,29 +86,21 @@ async function instancesOf(client: HubClient, app: string, o: LogsFlags): Promis
 }
 
 /** Copies one stream to stdout, whole lines with the prefix; resolves false when it failed. */
-function printStream(ws: WebSocket, prefix: string, out: LogsOutput): Promise<boolean> {
+function printStream(tunnel: FramedSocket, prefix: string, out: LogsOutput): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     let partial: Buffer = Buffer.alloc(0);
     let failure: string | undefined;
     const write = (buf: Buffer) => {
       if (buf.length === 0) return;
       if (!out.stdout.write(buf)) {
-        ws.pause();
-        out.stdout.once('drain', () => ws.resume());
+        tunnel.pause();
+        out.stdout.once('drain', () => tunnel.resume());
       }
     };
-    ws.on('message', (data, isBinary) => {
-      if (!isBinary) {
-        let msg: { type?: unknown; code?: unknown; message?: unknown } = {};
-        try {
-          msg = JSON.parse(data.toString()) as typeof msg;
-        } catch {
-          return;
-        }
-        if (msg.type === 'error') failure = fromErrorBody({ code: String(msg.code), message: String(msg.message ?? 'the stream failed') } as ErrorBody, 502).message;
-        return;
-      }
-      const buf = data as Buffer;
+    tunnel.on('control', (msg: { type?: unknown; code?: unknown; message?: unknown } | undefined) => {
+      if (msg?.type === 'error') failure = fromErrorBody({ code: String(msg.code), message: String(msg.message ?? 'the stream failed') } as ErrorBody, 502).message;
+    });
+    tunnel.on('data', (buf: Buffer) => {
       if (!prefix) return write(buf);
       const all = partial.length ? Buffer.concat([partial, buf]) : buf;
       const last = all.lastIndexOf(0x0a);
@@ -121,12 +113,12 @@ function printStream(ws: WebSocket, prefix: string, out: LogsOutput): Promise<bo
       partial = Buffer.from(all.subarray(last + 1));
       write(Buffer.from(lines.map((l) => `${prefix}${l}\n`).join('')));
     });
-    ws.once('close', (code) => {
+    tunnel.once('close', (code: number) => {
       if (partial.length) write(Buffer.concat([Buffer.from(prefix), partial, Buffer.from('\n')]));
       if (!failure && code !== 1000) failure = 'the connection to the hub closed before the logs ended (hub or agent went away)';
       if (failure) out.stderr.write(`error: ${prefix}${failure}\n`);
       resolve(!failure);
     });
-    ws.on('error', (err) => { failure ??= `connection to the hub failed: ${err.message}`; });
+    tunnel.on('error', (err: Error) => { failure ??= `connection to the hub failed: ${err.message}`; });
   });
 }

@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Command } from 'commander';
-import type WebSocket from 'ws';
+import type { FramedSocket } from '../../shared/tunnel/framed-socket.js';
 import { fromErrorBody, OutpostError, type ErrorBody } from '../../shared/errors.js';
 import { HubClient } from '../client.js';
 import type { Connection } from '../config.js';
@@ -51,7 +51,7 @@ export async function portForward(conn: Connection, name: string, ports: string,
   const { local, remote } = parsePorts(ports);
   const target = await resolveTunnelTarget(new HubClient(conn), name, o);
   const sockets = new Set<Socket>();
-  const tunnels = new Set<WebSocket>();
+  const tunnels = new Set<FramedSocket>();
   const server = createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -68,62 +68,49 @@ export async function portForward(conn: Connection, name: string, ports: string,
     localPort: typeof address === 'object' && address ? address.port : local,
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
-      // Stopping: no close handshake to wait for (a hub that does not answer would hold the CLI for ws's 30 s close timeout).
-      for (const ws of tunnels) ws.terminate();
+      // Stopping: no close handshake to wait for (a hub that does not answer would hold the CLI for the close timeout).
+      for (const t of tunnels) t.terminate();
       server.close(() => resolve());
     }),
   };
 }
 
-async function relayConnection(conn: Connection, target: TunnelTarget, port: number, socket: Socket, warn: (line: string) => void, tunnels: Set<WebSocket>): Promise<void> {
+async function relayConnection(conn: Connection, target: TunnelTarget, port: number, socket: Socket, warn: (line: string) => void, tunnels: Set<FramedSocket>): Promise<void> {
   socket.pause();
-  let ws: Awaited<ReturnType<typeof openTunnel>>;
+  let tunnel: Awaited<ReturnType<typeof openTunnel>>;
   try {
-    ws = await openTunnel(conn, 'port-forward', target, new URLSearchParams({ port: String(port) }));
+    tunnel = await openTunnel(conn, 'port-forward', target, new URLSearchParams({ port: String(port) }), { reuseReads: true });
   } catch (err) {
     warn(`error: ${(err as Error).message}`);
     socket.destroy();
     return;
   }
   if (socket.destroyed) {
-    ws.terminate();
+    tunnel.terminate();
     return;
   }
-  tunnels.add(ws);
-  ws.once('close', () => tunnels.delete(ws));
-  let unsent = 0;
+  tunnels.add(tunnel);
+  tunnel.once('close', () => tunnels.delete(tunnel));
   socket.on('data', (chunk: Buffer) => {
-    if (ws.readyState !== ws.OPEN) return;
-    unsent += chunk.length;
-    ws.send(chunk, { binary: true }, () => {
-      unsent -= chunk.length;
-      if (unsent < 256 * 1024 && socket.isPaused()) socket.resume();
-    });
-    if (unsent > 1024 * 1024) socket.pause();
+    if (!tunnel.sendData(chunk)) socket.pause();
   });
-  socket.on('end', () => { if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'end' })); });
-  socket.on('error', () => ws.terminate());
-  // A ws paused for a full local socket would never read the hub's close frame: resume it first.
-  socket.on('close', () => { ws.resume(); if (ws.readyState === ws.OPEN) ws.close(1000); });
-  ws.on('message', (data, isBinary) => {
-    if (isBinary) {
-      if (!socket.write(data as Buffer)) {
-        ws.pause();
-        socket.once('drain', () => ws.resume());
-      }
-      return;
+  tunnel.on('drain', () => socket.resume());
+  socket.on('end', () => tunnel.sendControl({ type: 'end' }));
+  socket.on('error', () => tunnel.terminate());
+  socket.on('close', () => tunnel.close(1000));
+  tunnel.on('data', (data: Buffer) => {
+    // The read buffer under `data` is reused once this write released it.
+    if (!socket.write(data, tunnel.retain(data))) {
+      tunnel.pause();
+      socket.once('drain', () => tunnel.resume());
     }
-    let msg: { type?: unknown; code?: unknown; message?: unknown } = {};
-    try {
-      msg = JSON.parse(data.toString()) as typeof msg;
-    } catch {
-      return;
-    }
-    if (msg.type === 'end') socket.end();
-    else if (msg.type === 'error') warn(`error: ${fromErrorBody({ code: String(msg.code), message: String(msg.message ?? 'the stream failed') } as ErrorBody, 502).message}`);
+  });
+  tunnel.on('control', (msg: { type?: unknown; code?: unknown; message?: unknown } | undefined) => {
+    if (msg?.type === 'end') socket.end();
+    else if (msg?.type === 'error') warn(`error: ${fromErrorBody({ code: String(msg.code), message: String(msg.message ?? 'the stream failed') } as ErrorBody, 502).message}`);
   });
   // A clean close comes after the 'end' control: let buffered writes reach the local client.
-  ws.once('close', (code) => (code === 1000 ? socket.end() : socket.destroy()));
-  ws.on('error', (err) => warn(`error: connection to the hub failed: ${err.message}`));
+  tunnel.once('close', (code: number) => (code === 1000 ? socket.end() : socket.destroy()));
+  tunnel.on('error', (err: Error) => warn(`error: connection to the hub failed: ${err.message}`));
   socket.resume();
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { isOutpostError, OutpostError, toErrorBody } from '../../shared/errors.js';
@@ -12,7 +13,9 @@ import type { AuditLog } from './audit-log.js';
 import { proxyThroughStream } from './http-proxy.js';
 import { resolveTarget, type ResolvedTarget } from './target-resolver.js';
 import type { TunnelMetrics } from './tunnel-metrics.js';
-import { relayStream } from './ws-relay.js';
+import { FramedSocket, RELAY_PROTOCOL } from '../../shared/tunnel/framed-socket.js';
+import { relayStream, type RelayPeer } from './relay.js';
+import { wsRelayPeer } from './ws-relay-peer.js';
 
 /** WebSocket upgrade: one tunnel stream per socket. */
 export const TUNNEL_PATH = '/api/v1/tunnel';
@@ -79,6 +82,7 @@ export class TunnelApi {
 
   stop(): void {
     for (const ws of this.wss.clients) ws.terminate();
+    for (const f of this.framed) f.terminate();
     this.wss.close();
   }
 
@@ -104,11 +108,24 @@ export class TunnelApi {
       stream.destroy();
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.send(JSON.stringify({ type: 'opened', kind: stream.open.kind, instance: stream.open.target.instance, node: this.nodeOf(stream) }));
-      relayStream(ws, stream, this.deps.log, this.deps.metrics);
-    });
+    const relay = (peer: RelayPeer) => {
+      peer.sendControl({ type: 'opened', kind: stream.open.kind, instance: stream.open.target.instance, node: this.nodeOf(stream) });
+      relayStream(peer, stream, this.deps.log, this.deps.metrics);
+    };
+    if (wantsFraming(req)) {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${RELAY_PROTOCOL}\r\n\r\n`);
+      if ('setNoDelay' in socket) (socket as Socket).setNoDelay(true);
+      const framed = new FramedSocket(socket, { head });
+      this.framed.add(framed);
+      framed.once('close', () => this.framed.delete(framed));
+      relay(framed);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => relay(wsRelayPeer(ws)));
   }
+
+  /** Open `outpost-stream` connections (the CLI's), ended by stop(). */
+  private readonly framed = new Set<FramedSocket>();
 
   private readonly nodes = new WeakMap<TunnelStream, string>();
 
@@ -182,6 +199,11 @@ function streamParams(url: URL): StreamParams {
   }
   if (params.command !== undefined && !Array.isArray(params.command)) params.command = [String(params.command)];
   return params;
+}
+
+/** The CLI asks for the plain framing (shared/tunnel/framed-socket.ts); anything else gets WebSocket. */
+function wantsFraming(req: IncomingMessage): boolean {
+  return (req.headers.upgrade ?? '').toLowerCase() === RELAY_PROTOCOL;
 }
 
 function writeHttpError(socket: Duplex, err: unknown): void {
