@@ -60,17 +60,18 @@ async function startRelayChain(hops: number, target: number, children: ReturnTyp
 
 /** CPU time (user + system) of processes so far, ms, from /proc (Linux); 0 where unreadable. */
 function cpuMs(pids: (number | undefined)[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // not Linux, or gone
-    }
+  return pids.reduce<number>((sum, pid) => { const t = userSysMs(pid); return sum + t.user + t.sys; }, 0);
+}
+
+/** User and system CPU time of one process so far, ms. */
+function userSysMs(pid: number | undefined): { user: number; sys: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 };
+  } catch {
+    return { user: 0, sys: 0 }; // not Linux, or gone
   }
-  return ticks * 10;
 }
 
 function open(port: number): Promise<Socket> {
@@ -192,6 +193,7 @@ spec:
     const floorCpu: number[] = [];
     const tunnelCpu: number[] = [];
     const hopCpu: { cli: number; hub: number; agent: number }[] = [];
+    const hopSplit: Record<'cli' | 'hub' | 'agent', { user: number; sys: number }>[] = [];
     const mib = bytes / (1024 * 1024);
     for (let r = 0; r < runs; r++) {
       loads.push(Math.round(loadavg()[0]! * 100) / 100);
@@ -199,12 +201,19 @@ spec:
       const cpu = cpuMs(relayPids);
       floor.push(await download(floorPort, bytes));
       floorCpu.push(Math.round(((cpuMs(relayPids) - cpu) / mib) * 100) / 100);
-      const each = tunnelPids.map((pid) => cpuMs([pid]));
+      const each = tunnelPids.map((pid) => userSysMs(pid));
       tunneled.push(await download(local, bytes));
-      const used = tunnelPids.map((pid, i) => Math.round(((cpuMs([pid]) - each[i]!) / mib) * 100) / 100);
+      const perMiB = (v: number) => Math.round((v / mib) * 100) / 100;
+      const split = tunnelPids.map((pid, i) => {
+        const now = userSysMs(pid);
+        return { user: perMiB(now.user - each[i]!.user), sys: perMiB(now.sys - each[i]!.sys) };
+      });
+      const used = split.map((u) => Math.round((u.user + u.sys) * 100) / 100);
       hopCpu.push({ cli: used[0]!, hub: used[1]!, agent: used[2]! });
+      hopSplit.push({ cli: split[0]!, hub: split[1]!, agent: split[2]! });
       tunnelCpu.push(Math.round(used.reduce((a, b) => a + b, 0) * 100) / 100);
-      log(`run ${r + 1} (load ${loads[r]}): direct ${(direct[r]! / 1e6).toFixed(0)} MB/s, 3 plain relays ${(floor[r]! / 1e6).toFixed(0)} MB/s (${floorCpu[r]} CPU ms/MiB), tunnel ${(tunneled[r]! / 1e6).toFixed(0)} MB/s (${tunnelCpu[r]} CPU ms/MiB: CLI ${hopCpu[r]!.cli}, hub ${hopCpu[r]!.hub}, agent ${hopCpu[r]!.agent})`);
+      const us = (u: { user: number; sys: number }) => `${u.user}+${u.sys}`;
+      log(`run ${r + 1} (load ${loads[r]}): direct ${(direct[r]! / 1e6).toFixed(0)} MB/s, 3 plain relays ${(floor[r]! / 1e6).toFixed(0)} MB/s (${floorCpu[r]} CPU ms/MiB), tunnel ${(tunneled[r]! / 1e6).toFixed(0)} MB/s (${tunnelCpu[r]} CPU ms/MiB, user+system: CLI ${us(split[0]!)}, hub ${us(split[1]!)}, agent ${us(split[2]!)})`);
     }
     log(`${k} round trips of 16 bytes, direct and through the tunnel`);
     const rttDirect = await roundTrips(port, k);
@@ -228,7 +237,7 @@ spec:
         relayFloorMBps: floor.map((v) => round(v / 1e6)),
         tunnelMBps: tunneled.map((v) => round(v / 1e6)),
         loadAverage1mPerRun: loads,
-        hopCpuMsPerMiB: { relayFloor: floorCpu, tunnel: tunnelCpu, tunnelByProcess: hopCpu },
+        hopCpuMsPerMiB: { relayFloor: floorCpu, tunnel: tunnelCpu, tunnelByProcess: hopCpu, tunnelByProcessUserSystem: hopSplit },
         throughputRatio: Math.round(ratio * 1000) / 1000,
         relayFloorRatio: Math.round((floorMBs / directMBs) * 1000) / 1000,
         tunnelVsFloor: Math.round(vsFloor * 1000) / 1000,

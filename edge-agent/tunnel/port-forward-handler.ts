@@ -1,6 +1,7 @@
 import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { OutpostError } from '../../shared/errors.js';
 import { MAX_STREAM_CHUNK_BYTES, STREAM_HEADER_BYTES } from '../../shared/protocol/streams.js';
+import { ReadSlabs } from '../../shared/tunnel/read-slabs.js';
 import type { TunnelStream } from '../../shared/tunnel/tunnel-stream.js';
 import type { StreamHandler } from './agent-tunnel.js';
 import type { TunnelTargets } from './tunnel-targets.js';
@@ -8,42 +9,36 @@ import type { TunnelTargets } from './tunnel-targets.js';
 const CONNECT_TIMEOUT_MS = 10_000;
 /** One read into a frame: a full DATA frame's payload. */
 const READ_BYTES = MAX_STREAM_CHUNK_BYTES;
-/** Reads go into slabs of two full frames; a read gets at least this much room. */
-const SLAB_BYTES = 2 * (STREAM_HEADER_BYTES + READ_BYTES);
+/** Reads go into slabs of four full frames; a read gets at least this much room. */
+const SLAB_BYTES = 4 * (STREAM_HEADER_BYTES + READ_BYTES);
 const MIN_READ_BYTES = 16 * 1024;
+/** Written-out slabs kept for reuse: about the stream's credit window and socket queue. */
+const KEEP_FREE_SLABS = 4;
 
 /**
  * Reads the target's bytes straight into DATA frames: each socket read lands in a slab right
  * after STREAM_HEADER_BYTES of room, and that slice goes to the stream as a whole frame
  * (TunnelStream.writeFrame): no copy into a new frame, no Buffer per read, no Readable
- * machinery. Slices are never reused (the session socket holds them until written); a slab is
- * freed once its frames are.
+ * machinery. A slab is reused once every frame in it was written out (shared/tunnel/read-slabs.ts).
  */
 class FrameReader {
-  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-  private at = 0;
+  private readonly slabs = new ReadSlabs({ slabBytes: SLAB_BYTES, minRead: MIN_READ_BYTES, maxRead: READ_BYTES, headroom: STREAM_HEADER_BYTES, keepFree: KEEP_FREE_SLABS });
   private stream: TunnelStream | undefined;
   /** Frames read before the stream was attached (the target spoke first, during the dial). */
   private readonly early: Buffer[] = [];
 
   readonly onread: OnReadOpts = {
-    buffer: () => {
-      if (this.slab.length - this.at - STREAM_HEADER_BYTES < MIN_READ_BYTES) {
-        this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-        this.at = 0;
-      }
-      const start = this.at + STREAM_HEADER_BYTES;
-      return this.slab.subarray(start, Math.min(this.slab.length, start + READ_BYTES));
-    },
+    buffer: () => this.slabs.next(),
     callback: (nread: number) => {
-      const frame = this.slab.subarray(this.at, this.at + STREAM_HEADER_BYTES + nread);
-      this.at += STREAM_HEADER_BYTES + nread;
+      const frame = this.slabs.take(nread);
       if (!this.stream) {
+        // Kept until attached; never released, so its slab is not reused (a rare case).
         this.early.push(frame);
+        this.slabs.retain(frame);
         return true;
       }
       // false: the stream's queue is full; net stops reading until socket.resume().
-      return this.stream.writeFrame(frame);
+      return this.stream.writeFrame(frame, this.slabs.retain(frame));
     },
   };
 

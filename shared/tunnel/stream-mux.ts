@@ -238,12 +238,20 @@ export class StreamMux implements StreamPort {
         const item = stream.takeOut();
         if (!item) continue;
         let frame: Buffer;
-        if (item.kind === 'data') frame = item.frame ? writeDataHeader(item.frame, stream.id) : encodeDataFrame(stream.id, item.parts, item.bytes);
-        else if (item.kind === 'control') frame = encodeJsonFrame(StreamFrameType.CONTROL, stream.id, item.msg);
+        // Runs once the frame is written out: the data under a frame sent as it is.
+        let written: (() => void) | undefined;
+        if (item.kind === 'data' && item.frame) {
+          frame = writeDataHeader(item.frame, stream.id);
+          written = item.release;
+        } else if (item.kind === 'data') {
+          frame = encodeDataFrame(stream.id, item.parts, item.bytes);
+          item.release?.(); // copied into the frame
+        } else if (item.kind === 'control') frame = encodeJsonFrame(StreamFrameType.CONTROL, stream.id, item.msg);
         else frame = encodeStreamFrame(StreamFrameType.END, stream.id);
         this.inflight += frame.length;
         this.sink.send(frame, () => {
           this.inflight -= frame.length;
+          written?.();
           if (this.ready.size > 0) this.pump();
         });
         // Round robin: a stream with more to send goes to the back.

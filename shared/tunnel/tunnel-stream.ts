@@ -6,12 +6,13 @@ import { MAX_STREAM_CHUNK_BYTES, STREAM_HEADER_BYTES, STREAM_WINDOW_BYTES, type 
  * One queued outgoing item of a stream, in the order the stream's user produced them. A data item
  * from writeFrame() keeps its `frame` (header room + `buf`) while it is sent whole.
  */
-export type OutItem = { kind: 'data'; buf: Buffer; frame?: Buffer } | { kind: 'control'; msg: object } | { kind: 'end' };
+export type OutItem = { kind: 'data'; buf: Buffer; frame?: Buffer; release?: () => void } | { kind: 'control'; msg: object } | { kind: 'end' };
 /**
  * What the mux sends next: data as the parts of one frame (`bytes` in all), or a control or end.
  * `frame`, when set, is that data already in a frame with room for the header: no copy needed.
+ * `release`, when set, runs once the parts are no longer needed (copied, or `frame` written out).
  */
-export type OutFrame = { kind: 'data'; parts: Buffer[]; bytes: number; frame?: Buffer } | Exclude<OutItem, { kind: 'data' }>;
+export type OutFrame = { kind: 'data'; parts: Buffer[]; bytes: number; frame?: Buffer; release?: () => void } | Exclude<OutItem, { kind: 'data' }>;
 
 /** What a TunnelStream needs from its mux. */
 export interface StreamPort {
@@ -98,9 +99,9 @@ export class TunnelStream extends Duplex {
    * socket without a copy when credit allows sending it whole. For a producer that reads into
    * such buffers (port-forward: socket reads with net's `onread`); do not mix with write() on
    * the same stream. Returns false above the high water mark: wait for 'frameDrain'. The buffer
-   * must not be reused: the socket holds it until it is written out.
+   * must not be reused until `release` runs (once it is written out or copied).
    */
-  writeFrame(frame: Buffer): boolean {
+  writeFrame(frame: Buffer, release?: () => void): boolean {
     if (this.resetDone || this.destroyed || this.writableEnded) return true;
     const buf = frame.subarray(STREAM_HEADER_BYTES);
     if (buf.length === 0) return true;
@@ -112,7 +113,7 @@ export class TunnelStream extends Duplex {
       return false;
     }
     this.enqueuedBytes += buf.length;
-    this.enqueue({ kind: 'data', buf, frame });
+    this.enqueue({ kind: 'data', buf, frame, ...(release ? { release } : {}) });
     if (this.outQueuedBytes <= OUT_HIGH_WATER) return true;
     this.frameWaiting = true;
     return false;
@@ -149,9 +150,10 @@ export class TunnelStream extends Duplex {
       this.sendCredit -= head.buf.length;
       this.outQueuedBytes -= head.buf.length;
       this.releaseWrite();
-      return { kind: 'data', parts: [head.buf], bytes: head.buf.length, frame: head.frame };
+      return { kind: 'data', parts: [head.buf], bytes: head.buf.length, frame: head.frame, ...(head.release ? { release: head.release } : {}) };
     }
     let bytes = 0;
+    const releases: (() => void)[] = [];
     while (room > 0) {
       const item = this.outQueue[0];
       if (item?.kind !== 'data') break;
@@ -167,6 +169,7 @@ export class TunnelStream extends Duplex {
       }
       this.outQueue.shift();
       parts.push(item.buf);
+      if (item.release) releases.push(item.release);
       bytes += item.buf.length;
       room -= item.buf.length;
     }
@@ -174,7 +177,7 @@ export class TunnelStream extends Duplex {
     this.sendCredit -= bytes;
     this.outQueuedBytes -= bytes;
     this.releaseWrite();
-    return { kind: 'data', parts, bytes };
+    return { kind: 'data', parts, bytes, ...(releases.length > 0 ? { release: () => { for (const r of releases) r(); } } : {}) };
   }
 
   /** Whether takeOut() would return something now. */

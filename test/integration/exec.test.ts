@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { EdgeNode, Instance } from '../../shared/api/index.js';
@@ -215,6 +216,24 @@ describe('outpost exec into process instances', () => {
     } finally {
       t.term.kill('SIGKILL');
     }
+  });
+
+  test('outpost-stream: a malformed frame from the operator ends that connection only; the hub keeps serving', async () => {
+    const hub = cluster.requireHub();
+    const { port } = new URL(hub.url);
+    const socket = connect({ host: '127.0.0.1', port: Number(port) });
+    let answer = '';
+    socket.on('data', (d: Buffer) => { answer += d.toString('latin1'); });
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => undefined);
+    socket.write(`GET /api/v1/tunnel?kind=exec&app=shell&command=sleep&command=30 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${hub.token}\r\nConnection: Upgrade\r\nUpgrade: outpost-stream\r\n\r\n`);
+    await waitFor(() => answer.includes('"type":"opened"'), { timeoutMs: 20_000, message: 'the stream opened' });
+    assert.match(answer, /^HTTP\/1\.1 101 .*\r\nUpgrade: outpost-stream\r\n/s);
+    socket.write(Buffer.from([9, 0, 0, 0, 1, 0x78]));
+    await closed;
+    const after = await exec(cluster, ['shell', '--', 'sh', '-c', 'echo still here']);
+    assert.equal(after.code, 0, after.stderr);
+    assert.equal(after.stdout, 'still here\n');
   });
 
   test('the node disconnected, and an agent killed during an exec: clear errors, the CLI does not hang', async () => {
