@@ -7,8 +7,8 @@ const ZERO_MASK = (mask: Buffer): void => {
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
 
 /**
- * WebSocket client options for connections that carry tunnel data (the agent's hub link, the
- * CLI's tunnel sockets). No compression: stream data is often already compressed, and deflate
+ * WebSocket client options for connections that carry tunnel data (the agent's hub link; the
+ * CLI's tunnel connections speak shared/tunnel/framed-socket.ts instead). No compression: stream data is often already compressed, and deflate
  * costs CPU and a copy per byte. Over TLS or loopback, a zero masking key: ws then skips masking,
  * a copy and an XOR of every byte sent. Masking exists so that a proxy that does not understand
  * WebSocket cannot be fed crafted bytes in clear text (RFC 6455 section 10.3); no such proxy can

@@ -3,15 +3,20 @@
 // instance: see exec-container.test.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createServer as createTlsServer } from 'node:tls';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { EdgeNode, Instance } from '../../shared/api/index.js';
 import { ExecOutputDecoder } from '../../shared/protocol/exec.js';
-import { TestCluster, killGroup, repoRoot, type Proc } from '../helpers/cluster.js';
+import { TestCluster, killGroup, repoRoot, runCli, type Proc } from '../helpers/cluster.js';
 import { cliInTerminal, exec, startExec } from '../helpers/exec-cli.js';
 import { waitFor } from '../helpers/wait.js';
+
+const hasOpenssl = spawnSync('sh', ['-c', 'command -v openssl'], { encoding: 'utf8' }).status === 0;
 
 const API = '/apis/outpost.dev/v1alpha1';
 const marker = `outpost-exec-test-${process.pid}`;
@@ -234,6 +239,32 @@ describe('outpost exec into process instances', () => {
     const after = await exec(cluster, ['shell', '--', 'sh', '-c', 'echo still here']);
     assert.equal(after.code, 0, after.stderr);
     assert.equal(after.stdout, 'still here\n');
+  });
+
+  test('through a TLS-terminating proxy (https://): exec and its exit code over the outpost-stream upgrade', { skip: hasOpenssl ? false : 'openssl not installed' }, async () => {
+    const hub = cluster.requireHub();
+    const certDir = mkdtempSync(join(tmpdir(), 'outpost-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'proxy.key', '-out', 'proxy.crt', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { cwd: certDir, stdio: 'pipe', timeout: 20_000 });
+    // The proxy: TLS in, plain TCP to the hub (what nginx or a cloud load balancer does).
+    const proxy = createTlsServer({ key: readFileSync(join(certDir, 'proxy.key')), cert: readFileSync(join(certDir, 'proxy.crt')) }, (tls) => {
+      const plain = connect({ host: '127.0.0.1', port: Number(new URL(hub.url).port) });
+      tls.on('error', () => plain.destroy());
+      plain.on('error', () => tls.destroy());
+      tls.pipe(plain).pipe(tls);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const env = { OUTPOST_SERVER: `https://localhost:${(proxy.address() as { port: number }).port}`, OUTPOST_TOKEN: hub.token, OUTPOST_HUB_DATA: '', NODE_EXTRA_CA_CERTS: join(certDir, 'proxy.crt') };
+      const r = await runCli(['exec', 'shell', '-i', '--', 'sh', '-c', 'cat; echo over-tls; exit 6'], env, 'piped in\n');
+      assert.equal(r.code, 6, r.stderr);
+      assert.equal(r.stdout, 'piped in\nover-tls\n');
+      const refused = await runCli(['exec', 'nosuch', '--', 'true'], env);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /^error: app nosuch not found/);
+    } finally {
+      proxy.close();
+      rmSync(certDir, { recursive: true, force: true });
+    }
   });
 
   test('the node disconnected, and an agent killed during an exec: clear errors, the CLI does not hang', async () => {
