@@ -79,7 +79,9 @@ export function upgradeOverTcp(url: URL, headers: Record<string, string>, slabs:
         } catch {
           parsed = undefined;
         }
-        fail(fromErrorBody({ code: parsed?.code ?? 'OUTPOST_INTERNAL', message: parsed?.message ?? `hub answered HTTP ${status}` } as ErrorBody, status));
+        // Not our error body: a hub older than this CLI (only WebSocket: 400), or a proxy.
+        const plain = `hub answered HTTP ${status}${status === 400 ? ` to the ${RELAY_PROTOCOL} upgrade: is the hub older than this CLI?` : ''}`;
+        fail(fromErrorBody({ code: parsed?.code ?? 'OUTPOST_INTERNAL', message: parsed?.message ?? plain } as ErrorBody, status));
       };
       if (length >= 0 && rest.length >= length) refuse(rest.subarray(0, length));
       else if (answer.length > MAX_ANSWER_BYTES) refuse(Buffer.alloc(0));
