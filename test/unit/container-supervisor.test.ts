@@ -7,11 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AppTemplate } from '../../shared/api/workload.js';
 import { silentLogger } from '../../shared/logger.js';
+import { ContainerCounterStore } from '../../edge-agent/runtime/container/container-counters.js';
 import { ContainerRuntime, type ContainerRuntimeOptions } from '../../edge-agent/runtime/container/container-runtime.js';
 import { EngineError, type DockerEngine } from '../../edge-agent/runtime/container/docker-engine.js';
 import type { ContainerCreateBody, ContainerInspect, ContainerSummary } from '../../edge-agent/runtime/container/engine-types.js';
 import type { RuntimeEvent } from '../../edge-agent/runtime/types.js';
 import type { DesiredContainer } from '../../edge-agent/runtime/workload-runtime.js';
+import Database from 'better-sqlite3';
 import { waitFor } from '../helpers/wait.js';
 
 const ZERO = '0001-01-01T00:00:00Z';
@@ -94,11 +96,11 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function harness(options: Partial<ContainerRuntimeOptions> = {}) {
-  const engine = new FakeEngine();
+function harness(options: Partial<ContainerRuntimeOptions> = {}, with_: { engine?: FakeEngine; db?: Database.Database } = {}) {
+  const engine = with_.engine ?? new FakeEngine();
   const dir = mkdtempSync(join(tmpdir(), 'outpost-ctr-unit-'));
   dirs.push(dir);
-  const runtime = new ContainerRuntime({ engine: engine as unknown as DockerEngine, log: silentLogger() }, { node: 'n1', logDir: join(dir, 'logs'), pollIntervalMs: 50, ...options });
+  const runtime = new ContainerRuntime({ engine: engine as unknown as DockerEngine, log: silentLogger(), ...(with_.db ? { db: with_.db } : {}) }, { node: 'n1', logDir: join(dir, 'logs'), pollIntervalMs: 50, ...options });
   runtimes.push(runtime);
   const events: RuntimeEvent[] = [];
   runtime.onEvent((e) => events.push(e));
@@ -210,6 +212,46 @@ describe('container supervisor (fake engine)', () => {
     await started;
     await waitFor(() => runtime.hasAdopted(), { message: 'adopted' });
     assert.equal(status('web-0')?.phase, 'Running');
+  });
+
+  test('a start the agent made but did not report (killed in between) is reported by the next agent, once', async () => {
+    const db = new Database(':memory:');
+    const a = harness({}, { db });
+    await a.runtime.start();
+    a.runtime.reconcile([want('w-0', BASE, 'h1')]);
+    const run = await waitFor(() => a.status('w-0')?.phase === 'Running' && a.status('w-0'), { timeoutMs: 3000, message: `running; ${a.trail('w-0')}` });
+    const row = () => db.prepare('SELECT unreported_start AS u FROM runtime_containers WHERE name = ?').get('w-0') as { u: string | null };
+    assert.equal(row().u, null, 'a start reported in the same step leaves no mark');
+    await a.runtime.stop();
+    // What a SIGKILL between the engine's start and the Started event leaves.
+    db.prepare('UPDATE runtime_containers SET unreported_start = ? WHERE name = ?').run(run.containerId, 'w-0');
+
+    const b = harness({}, { engine: a.engine, db });
+    await b.runtime.start();
+    await waitFor(() => b.runtime.hasAdopted(), { message: 'adopted' });
+    const reasons = b.events.filter((e) => e.instance === 'w-0').map((e) => e.reason);
+    assert.deepEqual(reasons.slice(0, 2), ['Started', 'Adopted'], b.trail('w-0'));
+    const started = b.events.find((e) => e.reason === 'Started');
+    const inspect = await a.engine.inspectContainer(run.containerId ?? '');
+    assert.deepEqual(started?.process, { pid: inspect?.State.Pid, startedAt: inspect?.State.StartedAt, edge: 'start' }, 'the same identity as the original start: the hub drops a duplicate');
+    assert.equal(row().u, null);
+    await b.runtime.stop();
+
+    const c = harness({}, { engine: a.engine, db });
+    await c.runtime.start();
+    await waitFor(() => c.runtime.hasAdopted(), { message: 'adopted again' });
+    assert.deepEqual(c.events.filter((e) => e.instance === 'w-0').map((e) => e.reason), ['Adopted']);
+    db.close();
+  });
+
+  test('a runtime.db from before the unreported-start column gets it, counters kept', () => {
+    const db = new Database(':memory:');
+    db.exec("CREATE TABLE runtime_containers (name TEXT PRIMARY KEY, restarts INTEGER NOT NULL DEFAULT 0, crashes INTEGER NOT NULL DEFAULT 0) STRICT; INSERT INTO runtime_containers VALUES ('w-0', 3, 2)");
+    const store = new ContainerCounterStore(db);
+    assert.deepEqual(store.get('w-0'), { restarts: 3, crashes: 2 });
+    store.save('w-0', { restarts: 4, crashes: 2, unreportedStart: 'abc' });
+    assert.deepEqual(store.get('w-0'), { restarts: 4, crashes: 2, unreportedStart: 'abc' });
+    db.close();
   });
 
   test('the poll leaves alone a container with this node\'s label but no valid instance label', async () => {

@@ -39,6 +39,8 @@ export class ContainerSupervisor {
   private lastExit: ExitInfo | null = null;
   private crashes = 0;
   private restarts = 0;
+  /** See ContainerCounters.unreportedStart. */
+  private unreportedStart: string | undefined;
   private restartDue = false;
   private backoffTimer: Timer | null = null;
   /** The template hash the back-off was armed for: a new template does not wait it out. */
@@ -73,6 +75,7 @@ export class ContainerSupervisor {
     const counters = deps.counters?.get(name);
     this.restarts = counters?.restarts ?? 0;
     this.crashes = counters?.crashes ?? 0;
+    this.unreportedStart = counters?.unreportedStart;
     this.removed = new Promise((resolve) => (this.resolveRemoved = resolve));
     this.loop = new StepLoop({
       step: () => this.step(),
@@ -95,6 +98,15 @@ export class ContainerSupervisor {
     const c = runFromInspect(inspect, deps.clock.now());
     const sup = new ContainerSupervisor(deps, name, c.templateHash);
     sup.container = c;
+    // The agent before was killed between starting this container and reporting it: report it
+    // now, before what happened since (the hub drops a start it already has, by pid and time).
+    if (sup.unreportedStart === c.id && c.startedAt !== null) {
+      sup.event('Normal', 'Started', `started container ${shortId(c.id)}, pid ${c.pid ?? '?'} (reported by the next agent)`, runKey(c, 'start'));
+    }
+    if (sup.unreportedStart !== undefined) {
+      sup.unreportedStart = undefined;
+      sup.saveCounters();
+    }
     if (c.running) {
       sup.setStatus(sup.runningNow(c));
       sup.event('Normal', 'Adopted', `adopted running container ${shortId(c.id)} (pid ${c.pid ?? '?'}, started ${c.startedAt ?? '?'})`);
@@ -267,10 +279,13 @@ export class ContainerSupervisor {
     // lines come before the StartedAt the engine records, so that is no boundary).
     const previous = c.startedAt === null ? undefined : await this.deps.engine.inspectContainer(c.id);
     const logsSince = validTime(previous?.State.FinishedAt) ?? '0';
+    this.unreportedStart = c.id;
+    this.saveCounters();
     try {
       await this.deps.engine.startContainer(c.id);
     } catch (err) {
       if (!(err instanceof EngineError) || err.unreachable) throw err;
+      this.unreportedStart = undefined;
       this.lastExit = { code: null, signal: null, message: `cannot start container: ${err.message}`, failedStart: true };
       this.event('Warning', 'FailedStart', this.lastExit.message);
       this.setStatus(exitedContainerStatus(this.base, this.lastExit, c.id));
@@ -287,6 +302,8 @@ export class ContainerSupervisor {
     this.setStatus(this.runningNow(c));
     const image = this.spec()?.image;
     this.event('Normal', 'Started', `${restart ? 'restarted' : 'started'} container ${shortId(c.id)}${image ? ` (${image})` : ''}, pid ${c.pid ?? '?'}`, runKey(c, 'start'));
+    this.unreportedStart = undefined;
+    this.saveCounters();
     if (!c.running) this.needsInspect = true; // it ended already: the next step sees how
     this.kick();
   }
@@ -522,7 +539,7 @@ export class ContainerSupervisor {
   }
 
   private saveCounters(): void {
-    if (!this.removedFlag && !this.detached) this.deps.counters?.save(this.name, { restarts: this.restarts, crashes: this.crashes });
+    if (!this.removedFlag && !this.detached) this.deps.counters?.save(this.name, { restarts: this.restarts, crashes: this.crashes, ...(this.unreportedStart ? { unreportedStart: this.unreportedStart } : {}) });
   }
 
   private pullReport(): PullReport {
