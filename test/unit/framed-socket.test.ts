@@ -166,3 +166,35 @@ test('headroom: each read lands after room for a header, and take() includes it'
   assert.equal(piece.subarray(5).toString(), 'xxxxxxx');
   assert.equal(room.byteOffset - piece.byteOffset, 5);
 });
+
+test('random bytes never throw: each stream either parses or ends with a PROTOCOL error', () => {
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let errors = 0;
+  for (let round = 0; round < 500; round++) {
+    const { duplex } = sink();
+    const f = new FramedSocket(duplex);
+    f.on('error', (e: Error) => {
+      assert.ok(isOutpostError(e, 'PROTOCOL'), `round ${round}: ${e.message}`);
+      errors++;
+    });
+    f.on('data', () => undefined);
+    f.on('control', () => undefined);
+    // Mostly valid headers with random types and lengths, then random payload bytes.
+    const bytes = Buffer.alloc(rand(300));
+    for (let i = 0; i < bytes.length; i++) bytes[i] = rand(256);
+    if (bytes.length >= 5 && rand(2) === 0) {
+      bytes[0] = 1 + rand(6);
+      bytes.writeUInt32BE(rand(200), 1);
+    }
+    for (let at = 0; at < bytes.length;) {
+      const n = 1 + rand(40);
+      assert.doesNotThrow(() => f.feed(bytes.subarray(at, at + n)), `round ${round}`);
+      at += n;
+    }
+  }
+  assert.ok(errors > 0, 'some rounds were malformed');
+});
