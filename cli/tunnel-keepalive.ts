@@ -1,4 +1,4 @@
-import type { FramedSocket } from '../shared/tunnel/framed-socket.js';
+import type { TunnelConnection } from './tunnel-connection.js';
 import { OutpostError } from '../shared/errors.js';
 import { parseDuration } from '../shared/duration.js';
 
@@ -23,7 +23,7 @@ export function tunnelDeadlineMs(env: NodeJS.ProcessEnv = process.env): number {
  * vanished without closing (SIGSTOP, a blackholed link) ends the command instead of hanging it.
  * While the socket is paused (our own output is full) we read nothing, so the deadline waits too.
  */
-export function keepTunnelAlive(ws: FramedSocket, deadlineMs: number): void {
+export function keepTunnelAlive(ws: TunnelConnection, deadlineMs: number): void {
   let heard = Date.now();
   const hear = () => { heard = Date.now(); };
   ws.on('pong', hear);

@@ -5,8 +5,10 @@ import { ReadSlabs } from '../shared/tunnel/read-slabs.js';
 import type { StreamKind } from '../shared/protocol/streams.js';
 import { API_PREFIX, type HubClient } from './client.js';
 import type { Connection } from './config.js';
+import type { TunnelConnection } from './tunnel-connection.js';
 import { keepTunnelAlive, tunnelDeadlineMs } from './tunnel-keepalive.js';
 import { upgradeOverTcp } from './tunnel-upgrade.js';
+import { WebSocketTunnel } from './websocket-tunnel.js';
 
 /** The hub's tunnel endpoint (cloud-hub/tunnel/tunnel-api.ts). */
 const TUNNEL_PATH = '/api/v1/tunnel';
@@ -45,7 +47,7 @@ export async function resolveTunnelTarget(client: HubClient, name: string, o: { 
  * piece it keeps past the event, so read buffers can be reused. Once open, the connection pings the hub and fails with "lost the hub"
  * when it hears nothing within the read deadline.
  */
-export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTarget, params: URLSearchParams, o: { reuseReads?: boolean } = {}): Promise<FramedSocket> {
+export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTarget, params: URLSearchParams, o: { reuseReads?: boolean } = {}): Promise<TunnelConnection> {
   const url = new URL(TUNNEL_PATH, conn.server);
   url.searchParams.set('kind', kind);
   for (const [k, v] of Object.entries(target)) if (v !== undefined) url.searchParams.set(k, String(v));
@@ -53,9 +55,16 @@ export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTar
   const deadlineMs = tunnelDeadlineMs();
   if (/[\r\n]/.test(conn.token)) return Promise.reject(new OutpostError('BAD_REQUEST', `the admin token (${conn.source}) contains a line break`));
   const headers = { Authorization: `Bearer ${conn.token}` };
-  const upgraded = url.protocol === 'http:'
-    ? upgradeOverTcp(url, headers, new ReadSlabs({ slabBytes: SLAB_BYTES, minRead: MIN_READ_BYTES, keepFree: o.reuseReads ? KEEP_FREE_SLABS : 0 }), HANDSHAKE_TIMEOUT_MS)
-    : upgradeOverHttps(url, headers);
+  let upgraded: Promise<TunnelConnection>;
+  try {
+    upgraded = tunnelProtocol() === 'websocket'
+      ? WebSocketTunnel.open(url, headers, HANDSHAKE_TIMEOUT_MS)
+      : url.protocol === 'http:'
+        ? upgradeOverTcp(url, headers, new ReadSlabs({ slabBytes: SLAB_BYTES, minRead: MIN_READ_BYTES, keepFree: o.reuseReads ? KEEP_FREE_SLABS : 0 }), HANDSHAKE_TIMEOUT_MS)
+        : upgradeOverHttps(url, headers);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   return upgraded.then(
     (tunnel) => {
       keepTunnelAlive(tunnel, deadlineMs);
@@ -68,6 +77,17 @@ export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTar
       throw err instanceof OutpostError ? err : new OutpostError('UNAVAILABLE', `cannot reach the hub at ${conn.server} (${conn.source}): ${err.message}`);
     },
   );
+}
+
+/**
+ * OUTPOST_TUNNEL_PROTOCOL: `outpost-stream` (default: plain frames, cheapest) or `websocket` (for
+ * a proxy or load balancer between CLI and hub that passes only WebSocket upgrades).
+ */
+export function tunnelProtocol(env: NodeJS.ProcessEnv = process.env): 'outpost-stream' | 'websocket' {
+  const v = env.OUTPOST_TUNNEL_PROTOCOL;
+  if (v === undefined || v === '' || v === RELAY_PROTOCOL) return RELAY_PROTOCOL;
+  if (v === 'websocket') return 'websocket';
+  throw new OutpostError('BAD_REQUEST', `OUTPOST_TUNNEL_PROTOCOL must be ${RELAY_PROTOCOL} or websocket, got "${v.slice(0, 40)}"`);
 }
 
 /** The upgrade through node:https (a TLS proxy in front of the hub): reads are 'data' events. */

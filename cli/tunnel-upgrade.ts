@@ -60,7 +60,7 @@ export function upgradeOverTcp(url: URL, headers: Record<string, string>, slabs:
       const rest = answer.subarray(end + 4);
       if (status === 101) {
         if ((answerHeaders.get('upgrade') ?? '').toLowerCase() !== RELAY_PROTOCOL) {
-          fail(new OutpostError('UNAVAILABLE', `the hub does not speak ${RELAY_PROTOCOL} (answered Upgrade: ${answerHeaders.get('upgrade') ?? 'none'}): is it an older version?`));
+          fail(new OutpostError('UNAVAILABLE', `the hub does not speak ${RELAY_PROTOCOL} (answered Upgrade: ${answerHeaders.get('upgrade') ?? 'none'}): is it an older version? OUTPOST_TUNNEL_PROTOCOL=websocket speaks WebSocket instead`));
           return;
         }
         settled = true;
@@ -80,7 +80,7 @@ export function upgradeOverTcp(url: URL, headers: Record<string, string>, slabs:
           parsed = undefined;
         }
         // Not our error body: a hub older than this CLI (only WebSocket: 400), or a proxy.
-        const plain = `hub answered HTTP ${status}${status === 400 ? ` to the ${RELAY_PROTOCOL} upgrade: is the hub older than this CLI?` : ''}`;
+        const plain = `hub answered HTTP ${status}${status === 400 ? ` to the ${RELAY_PROTOCOL} upgrade: is the hub older than this CLI, or is there a proxy that passes only WebSocket upgrades? (then set OUTPOST_TUNNEL_PROTOCOL=websocket)` : ''}`;
         fail(fromErrorBody({ code: parsed?.code ?? 'OUTPOST_INTERNAL', message: parsed?.message ?? plain } as ErrorBody, status));
       };
       if (length >= 0 && rest.length >= length) refuse(rest.subarray(0, length));

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { FramedSocket } from '../../shared/tunnel/framed-socket.js';
+import type { TunnelConnection } from '../tunnel-connection.js';
 import { fromErrorBody, OutpostError, type ErrorBody } from '../../shared/errors.js';
 import { ExecChannel, ExecOutputDecoder } from '../../shared/protocol/exec.js';
 import { HubClient } from '../client.js';
@@ -63,7 +63,7 @@ export async function execCommand(conn: Connection, name: string, command: strin
  * Output frames to stdout and stderr, stdin to the stream, window size changes as resize
  * controls; resolves when the hub closes the socket. Raw mode is set for -t and always restored.
  */
-function relayExec(tunnel: FramedSocket, term: ExecTerminal, o: { tty: boolean; withStdin: boolean }): Promise<number> {
+function relayExec(tunnel: TunnelConnection, term: ExecTerminal, o: { tty: boolean; withStdin: boolean }): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     let exitCode: number | undefined;
     let failure: OutpostError | undefined;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { FramedSocket } from '../../shared/tunnel/framed-socket.js';
+import type { TunnelConnection } from '../tunnel-connection.js';
 import type { Instance } from '../../shared/api/index.js';
 import { parseDuration } from '../../shared/duration.js';
 import { fromErrorBody, OutpostError, type ErrorBody } from '../../shared/errors.js';
@@ -86,7 +86,7 @@ async function instancesOf(client: HubClient, app: string, o: LogsFlags): Promis
 }
 
 /** Copies one stream to stdout, whole lines with the prefix; resolves false when it failed. */
-function printStream(tunnel: FramedSocket, prefix: string, out: LogsOutput): Promise<boolean> {
+function printStream(tunnel: TunnelConnection, prefix: string, out: LogsOutput): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     let partial: Buffer = Buffer.alloc(0);
     let failure: string | undefined;

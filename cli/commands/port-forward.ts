@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Command } from 'commander';
-import type { FramedSocket } from '../../shared/tunnel/framed-socket.js';
+import type { TunnelConnection } from '../tunnel-connection.js';
 import { fromErrorBody, OutpostError, type ErrorBody } from '../../shared/errors.js';
 import { HubClient } from '../client.js';
 import type { Connection } from '../config.js';
@@ -51,7 +51,7 @@ export async function portForward(conn: Connection, name: string, ports: string,
   const { local, remote } = parsePorts(ports);
   const target = await resolveTunnelTarget(new HubClient(conn), name, o);
   const sockets = new Set<Socket>();
-  const tunnels = new Set<FramedSocket>();
+  const tunnels = new Set<TunnelConnection>();
   const server = createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -75,7 +75,7 @@ export async function portForward(conn: Connection, name: string, ports: string,
   };
 }
 
-async function relayConnection(conn: Connection, target: TunnelTarget, port: number, socket: Socket, warn: (line: string) => void, tunnels: Set<FramedSocket>): Promise<void> {
+async function relayConnection(conn: Connection, target: TunnelTarget, port: number, socket: Socket, warn: (line: string) => void, tunnels: Set<TunnelConnection>): Promise<void> {
   socket.pause();
   let tunnel: Awaited<ReturnType<typeof openTunnel>>;
   try {

@@ -7,7 +7,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { EdgeNode, Instance } from '../../shared/api/index.js';
@@ -264,6 +264,47 @@ describe('outpost exec into process instances', () => {
     } finally {
       proxy.close();
       rmSync(certDir, { recursive: true, force: true });
+    }
+  });
+
+  test('a proxy that passes only WebSocket upgrades: the refusal names OUTPOST_TUNNEL_PROTOCOL, and with =websocket exec works', async () => {
+    const hub = cluster.requireHub();
+    const hubPort = Number(new URL(hub.url).port);
+    // Like a strict load balancer: any Upgrade but websocket gets a plain 400; the rest is piped.
+    const proxy = createNetServer((client) => {
+      let head = Buffer.alloc(0);
+      client.on('error', () => undefined);
+      const onData = (d: Buffer) => {
+        head = Buffer.concat([head, d]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        client.off('data', onData);
+        const upgrade = /\r\nupgrade:\s*([^\r\n]*)/i.exec(head.subarray(0, end).toString('latin1'))?.[1]?.trim().toLowerCase();
+        if (upgrade !== undefined && upgrade !== 'websocket') {
+          client.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad Request');
+          return;
+        }
+        const up = connect({ host: '127.0.0.1', port: hubPort });
+        up.on('error', () => client.destroy());
+        up.write(head);
+        client.pipe(up).pipe(client);
+      };
+      client.on('data', onData);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const env = { OUTPOST_SERVER: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`, OUTPOST_TOKEN: hub.token, OUTPOST_HUB_DATA: '' };
+      const refused = await runCli(['exec', 'shell', '--', 'true'], env);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /HTTP 400 to the outpost-stream upgrade: .*set OUTPOST_TUNNEL_PROTOCOL=websocket/);
+      const r = await runCli(['exec', 'shell', '-i', '--', 'sh', '-c', 'cat; exit 4'], { ...env, OUTPOST_TUNNEL_PROTOCOL: 'websocket' }, 'over websocket\n');
+      assert.equal(r.code, 4, r.stderr);
+      assert.equal(r.stdout, 'over websocket\n');
+      const bad = await runCli(['exec', 'shell', '--', 'true'], { ...env, OUTPOST_TUNNEL_PROTOCOL: 'pigeon' });
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /OUTPOST_TUNNEL_PROTOCOL must be outpost-stream or websocket, got "pigeon"/);
+    } finally {
+      proxy.close();
     }
   });
 

@@ -60,7 +60,7 @@ test('refusals: the hub\'s error body, an older hub\'s plain 400, a wrong upgrad
       assert.equal((err as Error).message, 'app nosuch not found');
     }],
     [(_h, s) => s.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 11\r\n\r\nBad Request'), (err) => {
-      assert.match((err as Error).message, /hub answered HTTP 400 to the outpost-stream upgrade: is the hub older than this CLI\?/);
+      assert.match((err as Error).message, /hub answered HTTP 400 to the outpost-stream upgrade: is the hub older than this CLI, or is there a proxy that passes only WebSocket upgrades\? \(then set OUTPOST_TUNNEL_PROTOCOL=websocket\)/);
     }],
     [(_h, s) => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n'), (err) => {
       assert.match((err as Error).message, /does not speak outpost-stream \(answered Upgrade: websocket\)/);
