@@ -20,6 +20,11 @@ const UNKNOWN_EXIT = 255;
 export async function startContainerExec(engine: DockerEngine, containerId: string, params: ExecParams, sink: ExecOutputSink): Promise<ExecSession> {
   const execId = await engine.createExec(containerId, { Cmd: params.command, Tty: params.tty, AttachStdin: params.stdin });
   const { socket, head } = await engine.startExecAttached(execId, params.tty);
+  // The command's host pid (the engine starts it as the leader of its own session): recorded like
+  // a host command's group, so that an agent started after a SIGKILLed one ends it (the engine
+  // never ends an exec whose client went away).
+  const info = await engine.inspectExec(execId).catch(() => undefined);
+  const pid = info?.Pid !== undefined && info.Pid > 1 && info.Running !== false ? info.Pid : undefined;
   const demux = params.tty ? undefined : new StreamDemux((stream, payload) => sink(stream === 'stderr' ? ExecChannel.STDERR : ExecChannel.STDOUT, payload));
   const onOutput = (chunk: Buffer) => (demux ? demux.push(chunk) : sink(ExecChannel.STDOUT, chunk));
   if (head.length > 0) onOutput(head);
@@ -40,6 +45,7 @@ export async function startContainerExec(engine: DockerEngine, containerId: stri
   // The first size is set before any stdin is relayed, so a command reading the size at once sees it.
   if (params.tty) await engine.resizeExec(execId, params.cols, params.rows).catch(() => undefined);
   return {
+    ...(pid !== undefined ? { pid } : {}),
     writeStdin(data, done) {
       if (!params.stdin || ended || socket.writableEnded) return done();
       if (socket.write(data)) done();

@@ -25,7 +25,7 @@ export interface ExecSession {
   resumeOutput(): void;
   /** Ends the command now (the client went away); `exited` still resolves. */
   kill(): void;
-  /** Pid of the host process that leads the command's own process group; unset in a container or when it did not start. */
+  /** Pid of the host process that leads the command's own process group (a container exec's too, as the engine reports it); unset when unknown or it did not start. */
   readonly pid?: number;
   /** Resolves once the command ended and all of its output was given to the sink. Never rejects. */
   readonly exited: Promise<ExecOutcome>;

@@ -3,9 +3,10 @@
 // where Podman cannot run.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import type { Instance } from '../../shared/api/index.js';
-import { TestCluster } from '../helpers/cluster.js';
-import { cliInTerminal, exec } from '../helpers/exec-cli.js';
+import { TestCluster, pidAlive, type Proc } from '../helpers/cluster.js';
+import { cliInTerminal, exec, startExec } from '../helpers/exec-cli.js';
 import { startPodman, TEST_IMAGE, type Podman } from '../helpers/podman.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -14,6 +15,7 @@ const API = '/apis/outpost.dev/v1alpha1';
 describe('outpost exec into a container instance (real Podman)', () => {
   let podman: Podman | undefined;
   let skip: string | undefined;
+  let agent: Proc | undefined;
   const cluster = new TestCluster();
 
   before(async () => {
@@ -43,7 +45,7 @@ spec:
 `;
     const applied = cluster.cli(['apply', '-f', '-'], yaml);
     assert.equal(applied.code, 0, applied.stderr);
-    await cluster.startAgent('edge-c1', 'site-c', ['--container-socket', p.socket]);
+    agent = await cluster.startAgent('edge-c1', 'site-c', ['--container-socket', p.socket]);
     await waitFor(async () => (await cluster.api<Instance>('GET', `${API}/instances/box-site-c-0`)).status?.phase === 'Running', { timeoutMs: 60_000, message: 'box running' });
   });
 
@@ -78,4 +80,35 @@ spec:
       term.term.kill('SIGKILL');
     }
   });
+
+  test('an exec left running by a SIGKILLed agent is ended when the agent starts again; the container keeps running', async (t) => {
+    if (skip || !podman || !agent) return t.skip(skip);
+    const marker = `outpost-ctr-exec-${process.pid}`;
+    const before = await cluster.api<Instance>('GET', `${API}/instances/box-site-c-0`);
+    // `; true` keeps sh (with the marker in its command line) beside its child sleep.
+    const running = startExec(cluster, ['box', '--', 'sh', '-c', 'echo started; sleep 300; true', marker]);
+    await waitFor(() => running.stdout().includes('started'), { timeoutMs: 30_000, message: 'the exec runs in the container' });
+    // ^sh: not the CLI, whose command line names the marker too. The container's processes are host processes.
+    const [execPid] = pids(`^sh -c .*${marker}$`);
+    assert.ok(execPid, 'the exec\'d sh is visible on the host');
+    await agent.kill();
+    assert.equal((await running.done).code, 1);
+    assert.ok(pidAlive(execPid), 'the engine does not end an exec whose client went away');
+    agent = await cluster.restartAgent('edge-c1', cluster.requireHub().url, ['--container-socket', podman.socket]);
+    await waitFor(() => !pidAlive(execPid), { timeoutMs: 20_000, message: 'the restarted agent ended the exec' });
+    assert.match(agent.output(), /ended an exec'd command left running by the previous agent/);
+    const after = await waitFor(async () => {
+      const i = await cluster.api<Instance>('GET', `${API}/instances/box-site-c-0`);
+      return i.status?.phase === 'Running' ? i : undefined;
+    }, { timeoutMs: 30_000, message: 'box running after the restart' });
+    assert.equal(after.status?.containerId, before.status?.containerId, 'the same container: adopted, not restarted');
+  });
 });
+
+function pids(pattern: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
