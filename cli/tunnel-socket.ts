@@ -1,11 +1,12 @@
 import { request as httpsRequest } from 'node:https';
-import { fromErrorBody, OutpostError, type ErrorBody } from '../shared/errors.js';
+import { OutpostError } from '../shared/errors.js';
 import { FramedSocket, RELAY_PROTOCOL } from '../shared/tunnel/framed-socket.js';
 import { ReadSlabs } from '../shared/tunnel/read-slabs.js';
 import type { StreamKind } from '../shared/protocol/streams.js';
 import { API_PREFIX, type HubClient } from './client.js';
 import type { Connection } from './config.js';
 import type { TunnelConnection } from './tunnel-connection.js';
+import { readRefusal } from './tunnel-refusal.js';
 import { keepTunnelAlive, tunnelDeadlineMs } from './tunnel-keepalive.js';
 import { upgradeOverTcp } from './tunnel-upgrade.js';
 import { WebSocketTunnel } from './websocket-tunnel.js';
@@ -96,21 +97,7 @@ function upgradeOverHttps(url: URL, headers: Record<string, string>): Promise<Fr
     const req = httpsRequest(url, { headers: { ...headers, Connection: 'Upgrade', Upgrade: RELAY_PROTOCOL }, timeout: HANDSHAKE_TIMEOUT_MS });
     req.once('timeout', () => req.destroy(new Error(`no answer within ${HANDSHAKE_TIMEOUT_MS / 1000}s`)));
     req.once('error', reject);
-    req.once('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const status = res.statusCode ?? 0;
-        let body: Partial<ErrorBody> | undefined;
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<ErrorBody>;
-        } catch {
-          body = undefined;
-        }
-        reject(fromErrorBody({ code: body?.code ?? 'OUTPOST_INTERNAL', message: body?.message ?? `hub answered HTTP ${status}` } as ErrorBody, status));
-      });
-      res.on('error', () => reject(new OutpostError('UNAVAILABLE', `hub answered HTTP ${res.statusCode ?? 0}`)));
-    });
+    req.once('response', (res) => void readRefusal(res).then(reject));
     req.once('upgrade', (res, socket, head) => {
       if ((res.headers.upgrade ?? '').toLowerCase() !== RELAY_PROTOCOL) {
         socket.destroy();

@@ -1,7 +1,8 @@
 import { connect } from 'node:net';
-import { fromErrorBody, OutpostError, type ErrorBody } from '../shared/errors.js';
+import { OutpostError } from '../shared/errors.js';
 import { FramedSocket, RELAY_PROTOCOL } from '../shared/tunnel/framed-socket.js';
 import type { ReadSlabs } from '../shared/tunnel/read-slabs.js';
+import { refusalError } from './tunnel-refusal.js';
 
 /** Largest HTTP answer head (or refusal body) read before the upgrade. */
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -72,17 +73,9 @@ export function upgradeOverTcp(url: URL, headers: Record<string, string>, slabs:
         return;
       }
       const length = Number(answerHeaders.get('content-length') ?? -1);
-      const refuse = (body: Buffer) => {
-        let parsed: Partial<ErrorBody> | undefined;
-        try {
-          parsed = JSON.parse(body.toString('utf8')) as Partial<ErrorBody>;
-        } catch {
-          parsed = undefined;
-        }
-        // Not our error body: a hub older than this CLI (only WebSocket: 400), or a proxy.
-        const plain = `hub answered HTTP ${status}${status === 400 ? ` to the ${RELAY_PROTOCOL} upgrade: is the hub older than this CLI, or is there a proxy that passes only WebSocket upgrades? (then set OUTPOST_TUNNEL_PROTOCOL=websocket)` : ''}`;
-        fail(fromErrorBody({ code: parsed?.code ?? 'OUTPOST_INTERNAL', message: parsed?.message ?? plain } as ErrorBody, status));
-      };
+      // Not our error body: a hub older than this CLI (only WebSocket: 400), or a proxy.
+      const plain = `hub answered HTTP ${status}${status === 400 ? ` to the ${RELAY_PROTOCOL} upgrade: is the hub older than this CLI, or is there a proxy that passes only WebSocket upgrades? (then set OUTPOST_TUNNEL_PROTOCOL=websocket)` : ''}`;
+      const refuse = (body: Buffer) => fail(refusalError(status, body, plain));
       if (length >= 0 && rest.length >= length) refuse(rest.subarray(0, length));
       else if (answer.length > MAX_ANSWER_BYTES) refuse(Buffer.alloc(0));
       else {

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
-import { fromErrorBody, OutpostError, type ErrorBody } from '../shared/errors.js';
 import { bulkClientOptions } from '../shared/tunnel/bulk-client-options.js';
+import { emitWsMessages } from '../shared/tunnel/ws-message-events.js';
+import { readRefusal } from './tunnel-refusal.js';
 
 /** Stdin or local socket bytes buffered towards the hub before sendData() asks the caller to wait. */
 const HIGH_WATER = 1024 * 1024;
@@ -16,19 +17,7 @@ export class WebSocketTunnel extends EventEmitter {
 
   private constructor(private readonly ws: WebSocket) {
     super();
-    ws.on('message', (data: Buffer, isBinary) => {
-      if (isBinary) {
-        this.emit('data', data);
-        return;
-      }
-      let msg: unknown;
-      try {
-        msg = JSON.parse(data.toString());
-      } catch {
-        msg = undefined;
-      }
-      this.emit('control', msg);
-    });
+    emitWsMessages(ws, this);
     ws.on('ping', () => this.emit('ping'));
     ws.on('pong', () => this.emit('pong'));
     ws.on('close', (code: number) => this.emit('close', code));
@@ -42,20 +31,10 @@ export class WebSocketTunnel extends EventEmitter {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(wsUrl, { headers, handshakeTimeout: timeoutMs, maxPayload: 4 * 1024 * 1024, ...bulkClientOptions(wsUrl) });
       ws.once('unexpected-response', (_req, res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          let body: Partial<ErrorBody> | undefined;
-          try {
-            body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<ErrorBody>;
-          } catch {
-            body = undefined;
-          }
-          reject(fromErrorBody({ code: body?.code ?? 'OUTPOST_INTERNAL', message: body?.message ?? `hub answered HTTP ${status}` } as ErrorBody, status));
+        void readRefusal(res).then((err) => {
+          reject(err);
           ws.terminate();
         });
-        res.on('error', () => reject(new OutpostError('UNAVAILABLE', `hub answered HTTP ${res.statusCode ?? 0}`)));
       });
       ws.once('error', reject);
       ws.once('open', () => {

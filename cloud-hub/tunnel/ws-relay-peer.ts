@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
+import { emitWsMessages } from '../../shared/tunnel/ws-message-events.js';
 import type { RelayPeer } from './relay.js';
 
 /** CLI-bound bytes buffered per WebSocket before sendData() asks the stream to wait. */
@@ -36,19 +37,7 @@ export function wsRelayPeer(ws: WebSocket): RelayPeer {
   peer.terminate = () => ws.terminate();
   peer.pause = () => ws.pause();
   peer.resume = () => ws.resume();
-  ws.on('message', (data: Buffer, isBinary) => {
-    if (isBinary) {
-      peer.emit('data', data);
-      return;
-    }
-    let msg: unknown;
-    try {
-      msg = JSON.parse(data.toString());
-    } catch {
-      msg = undefined;
-    }
-    peer.emit('control', msg);
-  });
+  emitWsMessages(ws, peer);
   ws.on('close', () => peer.emit('close'));
   ws.on('error', (err) => peer.emit('error', err));
   return peer;
