@@ -8,7 +8,6 @@ import type { EventEmitter } from 'node:events';
 export interface TunnelConnection extends EventEmitter {
   readonly open: boolean;
   readonly isPaused: boolean;
-  readonly bufferedAmount: number;
   /** false: wait for 'drain'. */
   sendData(chunk: Buffer): boolean;
   sendControl(msg: object): void;

@@ -52,10 +52,6 @@ export class WebSocketTunnel extends EventEmitter {
     return this.ws.isPaused;
   }
 
-  get bufferedAmount(): number {
-    return this.ws.bufferedAmount;
-  }
-
   sendData(chunk: Buffer): boolean {
     if (!this.open) return true;
     this.ws.send(chunk, { binary: true }, () => {

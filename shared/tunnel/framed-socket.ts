@@ -114,11 +114,6 @@ export class FramedSocket extends EventEmitter {
     return this.paused;
   }
 
-  /** Bytes handed to the connection but not yet written out. */
-  get bufferedAmount(): number {
-    return this.socket.writableLength;
-  }
-
   /** Sends data; false when more than HIGH_WATER is unsent: wait for 'drain'. */
   sendData(chunk: Buffer): boolean {
     if (!this.open) return true;
