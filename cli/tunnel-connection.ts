@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events';
 
 /**
  * What the CLI's commands use of a tunnel stream: a FramedSocket (`Upgrade: outpost-stream`, the
- * default) or a WebSocketTunnel (OUTPOST_TUNNEL_PROTOCOL=websocket). Events: 'data' (Buffer),
+ * default) or a WebSocketPeer (OUTPOST_TUNNEL_PROTOCOL=websocket). Events: 'data' (Buffer),
  * 'control' (parsed JSON or undefined), 'drain', 'ping', 'pong', 'close' (code: 1000 clean), 'error'.
  */
 export interface TunnelConnection extends EventEmitter {

@@ -9,7 +9,7 @@ import type { TunnelConnection } from './tunnel-connection.js';
 import { readRefusal } from './tunnel-refusal.js';
 import { keepTunnelAlive, tunnelDeadlineMs } from './tunnel-keepalive.js';
 import { upgradeOverTcp } from './tunnel-upgrade.js';
-import { WebSocketTunnel } from './websocket-tunnel.js';
+import { openWebSocketTunnel } from './websocket-tunnel.js';
 
 /** The hub's tunnel endpoint (cloud-hub/tunnel/tunnel-api.ts). */
 const TUNNEL_PATH = '/api/v1/tunnel';
@@ -59,7 +59,7 @@ export function openTunnel(conn: Connection, kind: StreamKind, target: TunnelTar
   let upgraded: Promise<TunnelConnection>;
   try {
     upgraded = tunnelProtocol() === 'websocket'
-      ? WebSocketTunnel.open(url, headers, HANDSHAKE_TIMEOUT_MS)
+      ? openWebSocketTunnel(url, headers, HANDSHAKE_TIMEOUT_MS)
       : url.protocol === 'http:'
         ? upgradeOverTcp(url, headers, new ReadSlabs({ slabBytes: SLAB_BYTES, minRead: MIN_READ_BYTES, keepFree: o.reuseReads ? KEEP_FREE_SLABS : 0 }), HANDSHAKE_TIMEOUT_MS)
         : upgradeOverHttps(url, headers);

@@ -6,7 +6,7 @@ import type { TunnelMetrics } from './tunnel-metrics.js';
 
 /**
  * The operator's connection a stream is relayed to: a FramedSocket (the CLI's `outpost-stream`
- * upgrade) or a WebSocket behind wsRelayPeer (other clients). Events: 'data' (Buffer), 'control'
+ * upgrade) or a WebSocketPeer (other clients). Events: 'data' (Buffer), 'control'
  * (parsed JSON, undefined when not JSON), 'drain' (after sendData returned false), 'close', 'error'.
  */
 export interface RelayPeer extends EventEmitter {

@@ -15,7 +15,7 @@ import { resolveTarget, type ResolvedTarget } from './target-resolver.js';
 import type { TunnelMetrics } from './tunnel-metrics.js';
 import { FramedSocket, RELAY_PROTOCOL } from '../../shared/tunnel/framed-socket.js';
 import { relayStream, type RelayPeer } from './relay.js';
-import { wsRelayPeer } from './ws-relay-peer.js';
+import { WebSocketPeer } from '../../shared/tunnel/websocket-peer.js';
 
 /** WebSocket upgrade: one tunnel stream per socket. */
 export const TUNNEL_PATH = '/api/v1/tunnel';
@@ -121,7 +121,7 @@ export class TunnelApi {
       relay(framed);
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => relay(wsRelayPeer(ws)));
+    this.wss.handleUpgrade(req, socket, head, (ws) => relay(new WebSocketPeer(ws)));
   }
 
   /** Open `outpost-stream` connections (the CLI's), ended by stop(). */
