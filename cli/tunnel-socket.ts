@@ -6,7 +6,7 @@ import type { StreamKind } from '../shared/protocol/streams.js';
 import { API_PREFIX, type HubClient } from './client.js';
 import type { Connection } from './config.js';
 import type { TunnelConnection } from './tunnel-connection.js';
-import { readRefusal } from './tunnel-refusal.js';
+import { framedRefusalError, notFramedError, readRefusal } from './tunnel-refusal.js';
 import { keepTunnelAlive, tunnelDeadlineMs } from './tunnel-keepalive.js';
 import { upgradeOverTcp } from './tunnel-upgrade.js';
 import { openWebSocketTunnel } from './websocket-tunnel.js';
@@ -97,11 +97,11 @@ function upgradeOverHttps(url: URL, headers: Record<string, string>): Promise<Fr
     const req = httpsRequest(url, { headers: { ...headers, Connection: 'Upgrade', Upgrade: RELAY_PROTOCOL }, timeout: HANDSHAKE_TIMEOUT_MS });
     req.once('timeout', () => req.destroy(new Error(`no answer within ${HANDSHAKE_TIMEOUT_MS / 1000}s`)));
     req.once('error', reject);
-    req.once('response', (res) => void readRefusal(res).then(reject));
+    req.once('response', (res) => void readRefusal(res, framedRefusalError).then(reject));
     req.once('upgrade', (res, socket, head) => {
       if ((res.headers.upgrade ?? '').toLowerCase() !== RELAY_PROTOCOL) {
         socket.destroy();
-        reject(new OutpostError('UNAVAILABLE', `the hub does not speak ${RELAY_PROTOCOL} (answered Upgrade: ${res.headers.upgrade ?? 'none'}): is it an older version?`));
+        reject(notFramedError(res.headers.upgrade));
         return;
       }
       socket.setNoDelay(true);

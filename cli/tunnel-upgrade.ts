@@ -1,8 +1,7 @@
 import { connect } from 'node:net';
-import { OutpostError } from '../shared/errors.js';
 import { FramedSocket, RELAY_PROTOCOL } from '../shared/tunnel/framed-socket.js';
 import type { ReadSlabs } from '../shared/tunnel/read-slabs.js';
-import { refusalError } from './tunnel-refusal.js';
+import { framedRefusalError, notFramedError } from './tunnel-refusal.js';
 
 /** Largest HTTP answer head (or refusal body) read before the upgrade. */
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -61,7 +60,7 @@ export function upgradeOverTcp(url: URL, headers: Record<string, string>, slabs:
       const rest = answer.subarray(end + 4);
       if (status === 101) {
         if ((answerHeaders.get('upgrade') ?? '').toLowerCase() !== RELAY_PROTOCOL) {
-          fail(new OutpostError('UNAVAILABLE', `the hub does not speak ${RELAY_PROTOCOL} (answered Upgrade: ${answerHeaders.get('upgrade') ?? 'none'}): is it an older version? OUTPOST_TUNNEL_PROTOCOL=websocket speaks WebSocket instead`));
+          fail(notFramedError(answerHeaders.get('upgrade')));
           return;
         }
         settled = true;
@@ -73,9 +72,7 @@ export function upgradeOverTcp(url: URL, headers: Record<string, string>, slabs:
         return;
       }
       const length = Number(answerHeaders.get('content-length') ?? -1);
-      // Not our error body: a hub older than this CLI (only WebSocket: 400), or a proxy.
-      const plain = `hub answered HTTP ${status}${status === 400 ? ` to the ${RELAY_PROTOCOL} upgrade: is the hub older than this CLI, or is there a proxy that passes only WebSocket upgrades? (then set OUTPOST_TUNNEL_PROTOCOL=websocket)` : ''}`;
-      const refuse = (body: Buffer) => fail(refusalError(status, body, plain));
+      const refuse = (body: Buffer) => fail(framedRefusalError(status, body));
       if (length >= 0 && rest.length >= length) refuse(rest.subarray(0, length));
       else if (answer.length > MAX_ANSWER_BYTES) refuse(Buffer.alloc(0));
       else {
