@@ -12,8 +12,9 @@ import { distIsCurrent } from './dist-stamp.js';
 // Set here, before anything is loaded, so that it holds for every way the agent is started, unless
 // node was started with the flag already (bin/outpost-agent, the production launcher, passes it with
 // the flags that must be in place before the start; a user's own value is not overridden).
-const givenAtStart = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--semi[-_]space[-_]growth[-_]factor\b/.test(a));
-if (process.argv[2] === 'agent' && !givenAtStart) setFlagsFromString('--semi-space-growth-factor=1');
+const startFlags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+const givenAtStart = (flag) => startFlags.some((a) => flag.test(a));
+if (process.argv[2] === 'agent' && !givenAtStart(/^--semi[-_]space[-_]growth[-_]factor\b/)) setFlagsFromString('--semi-space-growth-factor=1');
 
 // Every command sweeps dead ArrayBuffers right after each GC instead of on a background thread.
 // Measured (bench tunnel, issue 8): a hub relaying a port-forward (a Buffer per socket read,
@@ -21,8 +22,7 @@ if (process.argv[2] === 'agent' && !givenAtStart) setFlagsFromString('--semi-spa
 // 60-80 per GiB, "external memory pressure") and spent 1.5-2.3 ms of CPU per MiB; with this flag
 // 0.3-1.2. The likely reason: with concurrent sweeping, the freeing of Buffers a scavenge found
 // dead lags the allocation of new ones, so V8's external-memory limit keeps being crossed.
-const sweepFlagGiven = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--(no-)?concurrent[-_]array[-_]buffer[-_]sweeping\b/.test(a));
-if (!sweepFlagGiven) setFlagsFromString('--no-concurrent-array-buffer-sweeping');
+if (!givenAtStart(/^--(no-)?concurrent[-_]array[-_]buffer[-_]sweeping\b/)) setFlagsFromString('--no-concurrent-array-buffer-sweeping');
 
 if (process.env.OUTPOST_FROM_SOURCE !== '1' && await distIsCurrent(new URL('..', import.meta.url).pathname)) {
   await import('../dist/cli/main.js');
